@@ -1,0 +1,246 @@
+//! The command line the host shows: help built from what the loaded plugins declare,
+//! `--version`, `rvbbit plugins`, and the error for a command nobody provides.
+
+use crate::discovery::Registry;
+use rvbbit_plugin_api::{abi::ABI_VERSION, exit};
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+
+const HOST_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A node of the command tree: a group of words or a command.
+#[derive(Default)]
+struct Node {
+    about: Option<String>,
+    children: BTreeMap<String, Node>,
+}
+
+fn tree(registry: &Registry) -> Node {
+    let mut root = Node::default();
+    root.children.insert(
+        "plugins".into(),
+        Node {
+            about: Some(
+                "List loaded plugins, their commands, and plugin files that failed to load".into(),
+            ),
+            ..Node::default()
+        },
+    );
+    for (command, plugin) in &registry.commands {
+        let mut node = &mut root;
+        for (depth, word) in command.path.iter().enumerate() {
+            node = node.children.entry(word.clone()).or_default();
+            if depth + 1 < command.path.len() && node.about.is_none() {
+                node.about = Some(
+                    if registry.plugins.iter().any(|p| &p.name == word) && depth == 0 {
+                        format!("Commands of the {word} plugin")
+                    } else {
+                        format!("Plugin commands under '{word}' ({plugin})")
+                    },
+                );
+            }
+        }
+        node.about = Some(command.about.clone());
+    }
+    root
+}
+
+fn to_clap(name: &str, node: &Node) -> clap::Command {
+    let mut command = clap::Command::new(name.to_string()).disable_help_subcommand(true);
+    if let Some(about) = &node.about {
+        command = command.about(about.clone());
+    }
+    for (word, child) in &node.children {
+        command = command.subcommand(to_clap(word, child));
+    }
+    command
+}
+
+fn root_command(registry: &Registry) -> clap::Command {
+    to_clap("rvbbit", &tree(registry))
+        .version(HOST_VERSION)
+        .about("rvbbit, with plugins. Commands below come from plugins; any other command is handed to rvbbit's own CLI (the next `rvbbit` on PATH).")
+        .after_help("Plugins are searched in RVBBIT_PLUGIN_PATH, next to this executable, in <exe dir>/../lib/rvbbit/plugins and in ~/.local/share/rvbbit/plugins. `rvbbit plugins` shows what was loaded.")
+}
+
+fn is_help(arg: &OsString) -> bool {
+    arg == "--help" || arg == "-h"
+}
+
+/// Handles what the host itself answers. `None`: not a built-in.
+pub fn builtin(registry: &Registry, args: &[OsString], has_fallback: bool) -> Option<i32> {
+    let mut root = root_command(registry);
+    match args.first().and_then(|a| a.to_str()) {
+        None => {
+            let _ = root.print_help();
+            return Some(exit::SUCCESS);
+        }
+        Some("--help" | "-h") => {
+            let _ = root.print_help();
+            return Some(exit::SUCCESS);
+        }
+        Some("--version" | "-V") => {
+            println!("rvbbit host {HOST_VERSION} (plugin ABI {ABI_VERSION})");
+            for plugin in &registry.plugins {
+                println!(
+                    "plugin {} {} (ABI {})",
+                    plugin.name, plugin.version, plugin.abi_version
+                );
+            }
+            return Some(exit::SUCCESS);
+        }
+        Some("plugins") if args.len() == 1 => {
+            print_plugins(registry);
+            return Some(exit::SUCCESS);
+        }
+        Some("plugins") if args.len() == 2 && is_help(&args[1]) => {
+            let _ = root.find_subcommand_mut("plugins").map(|c| c.print_help());
+            return Some(exit::SUCCESS);
+        }
+        _ => {}
+    }
+    // A group of plugin commands (`rvbbit training`, `rvbbit training --help`).
+    let wants_help = args.last().is_some_and(is_help);
+    let words = if wants_help {
+        &args[..args.len() - 1]
+    } else {
+        args
+    };
+    let words: Option<Vec<&str>> = words.iter().map(|a| a.to_str()).collect();
+    let words = words?;
+    let owned = registry
+        .plugins
+        .iter()
+        .any(|p| Some(p.name.as_str()) == words.first().copied());
+    if has_fallback && !owned {
+        return None;
+    }
+    let mut group = &mut root;
+    for word in &words {
+        group = group.find_subcommand_mut(word)?;
+    }
+    if group.get_subcommands().next().is_none() {
+        return None;
+    }
+    let bin_name = format!("rvbbit {}", words.join(" "));
+    let mut group = group.clone().bin_name(bin_name);
+    if wants_help {
+        let _ = group.print_help();
+        Some(exit::SUCCESS)
+    } else {
+        eprint!("{}", group.render_help());
+        Some(exit::USAGE)
+    }
+}
+
+fn print_plugins(registry: &Registry) {
+    if registry.plugins.is_empty() {
+        println!("No plugins loaded.");
+    }
+    for plugin in &registry.plugins {
+        println!(
+            "{} {} (ABI {})  {}",
+            plugin.name,
+            plugin.version,
+            plugin.abi_version,
+            plugin.file.display()
+        );
+        let width = plugin
+            .commands
+            .iter()
+            .map(|c| c.path_string().len())
+            .max()
+            .unwrap_or(0);
+        for command in &plugin.commands {
+            println!("    {:width$}  {}", command.path_string(), command.about);
+        }
+    }
+    if !registry.rejected.is_empty() {
+        println!();
+        println!("Not loaded:");
+        for rejected in &registry.rejected {
+            println!("  {}: {}", rejected.file.display(), rejected.reason);
+        }
+    }
+}
+
+/// The error for a command no plugin provides when there is no rvbbit to hand it to.
+pub fn no_such_command(registry: &Registry, args: &[OsString]) -> i32 {
+    let typed: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let shown = typed
+        .iter()
+        .take_while(|a| !a.starts_with('-'))
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ");
+    eprintln!("error: no plugin provides 'rvbbit {shown}', and there is no other rvbbit on PATH to hand it to.");
+    if let Some(suggestion) = closest(registry, &typed) {
+        eprintln!("\n  tip: did you mean 'rvbbit {suggestion}'?");
+    }
+    eprintln!("\nAvailable commands:");
+    eprintln!("  rvbbit plugins");
+    for (command, plugin) in &registry.commands {
+        eprintln!(
+            "  rvbbit {:30} ({plugin}) {}",
+            command.path_string(),
+            command.about
+        );
+    }
+    if !registry.rejected.is_empty() {
+        eprintln!(
+            "\n{} plugin file(s) could not be loaded; `rvbbit plugins` says why.",
+            registry.rejected.len()
+        );
+    }
+    exit::NO_SUCH_COMMAND
+}
+
+fn closest(registry: &Registry, typed: &[String]) -> Option<String> {
+    registry
+        .commands
+        .iter()
+        .map(|(c, _)| {
+            let path = c.path_string();
+            let attempt = typed
+                .iter()
+                .take(c.path.len())
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" ");
+            (levenshtein(&attempt, &path), path)
+        })
+        .filter(|(distance, path)| *distance <= (path.len() / 4).max(2))
+        .min()
+        .map(|(_, path)| path)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::levenshtein;
+
+    #[test]
+    fn edit_distance() {
+        assert_eq!(levenshtein("training migrat", "training migrate"), 1);
+        assert_eq!(levenshtein("trainig verify", "training verify"), 1);
+        assert_eq!(levenshtein("", "abc"), 3);
+        assert_eq!(levenshtein("kitten", "sitting"), 3);
+    }
+}

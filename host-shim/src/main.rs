@@ -1,0 +1,41 @@
+//! `rvbbit`: the host. It loads plugins (see [`discovery`]), runs the plugin command
+//! the arguments name, shows help built from what the plugins declare ([`cli`]), and
+//! hands any other command to rvbbit's own CLI further down PATH ([`forward`]).
+
+mod cli;
+mod discovery;
+mod forward;
+
+use rvbbit_plugin_api::exit;
+use std::ffi::OsString;
+
+fn main() {
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("error: rvbbit hit an internal error ({info}); this is a bug, please report it");
+    }));
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    std::process::exit(run(args));
+}
+
+fn run(args: Vec<OsString>) -> i32 {
+    let registry = discovery::Registry::load(&discovery::search_dirs());
+
+    if let Some((command, rest)) = registry.find(&args) {
+        let (code, message) = command.run(rest);
+        if let Some(message) = message {
+            eprintln!("error: {message}");
+        }
+        return code;
+    }
+    let next = forward::next_rvbbit();
+    if let Some(code) = cli::builtin(&registry, &args, next.is_some()) {
+        return code;
+    }
+    match next {
+        Some(next) => forward::exec(&next, &args),
+        None => cli::no_such_command(&registry, &args),
+    }
+}
+
+/// Exit code for commands nobody provides (re-exported for the modules).
+pub const NO_SUCH_COMMAND: i32 = exit::NO_SUCH_COMMAND;

@@ -1,0 +1,23 @@
+//! Exit codes shared by the host and every plugin command: one per kind of failure.
+//! The README's "Exit codes" table documents the same list.
+
+/// Everything held.
+pub const SUCCESS: i32 = 0;
+/// A check did not hold (`verify` found a problem, `test-annotation` read back something else).
+pub const CHECK_FAILED: i32 = 1;
+/// The command line or a value in it is invalid; nothing was sent to the server.
+pub const USAGE: i32 = 2;
+/// The server could not be reached (refused, unknown host, timed out, TLS failure).
+pub const CONNECTION: i32 = 3;
+/// The server refused the credentials.
+pub const AUTHENTICATION: i32 = 4;
+/// The server's version is older than the schema needs; nothing was changed.
+pub const SERVER_TOO_OLD: i32 = 5;
+/// The database, or a table the command needs (such as `unified_logs`), does not exist.
+pub const MISSING_PREREQUISITE: i32 = 6;
+/// The server rejected a statement (the message says which one and why).
+pub const SERVER_ERROR: i32 = 7;
+/// The host could not find a command, or a plugin could not be loaded.
+pub const NO_SUCH_COMMAND: i32 = 8;
+/// A bug: a plugin panicked or broke the ABI contract.
+pub const INTERNAL: i32 = 70;

@@ -1,0 +1,220 @@
+//! The host's side: load a plugin library, check its ABI version before reading
+//! anything else, validate its descriptor and run its commands.
+
+use crate::abi::{
+    CommandDescriptor, EntryFn, FreeBufFn, PluginDescriptor, RunFn, RvbbitBytes, RvbbitOwnedBuf,
+    ABI_VERSION, ENTRY_SYMBOL,
+};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Upper bounds that catch a garbage descriptor before the host walks it.
+const MAX_COMMANDS: usize = 1024;
+const MAX_TEXT_LEN: usize = 4096;
+
+/// Why a file could not be used as a plugin. Displayed as the reason next to the file.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LoadError {
+    #[error("not a loadable library: {0}")]
+    NotALibrary(String),
+    #[error("not an rvbbit plugin: it does not export the symbol `{ENTRY_SYMBOL}`")]
+    NoEntrySymbol,
+    #[error("`{ENTRY_SYMBOL}` returned no descriptor (null)")]
+    NullDescriptor,
+    #[error("built for plugin ABI version {found}, but this rvbbit speaks version {ABI_VERSION}; rebuild the plugin against this rvbbit")]
+    AbiMismatch { found: u32 },
+    #[error("malformed descriptor: {0}")]
+    Malformed(String),
+}
+
+/// A command a loaded plugin provides.
+#[derive(Clone)]
+pub struct PluginCommand {
+    /// The words that select it, e.g. `["training", "migrate"]`.
+    pub path: Vec<String>,
+    pub about: String,
+    run: RunFn,
+    free_buf: FreeBufFn,
+    // Keeps the code behind `run` loaded.
+    _library: Arc<libloading::Library>,
+}
+
+/// A library that passed every check.
+pub struct LoadedPlugin {
+    pub file: PathBuf,
+    pub name: String,
+    pub version: String,
+    pub abi_version: u32,
+    pub commands: Vec<PluginCommand>,
+}
+
+impl PluginCommand {
+    /// The path as one string, `"training migrate"`.
+    pub fn path_string(&self) -> String {
+        self.path.join(" ")
+    }
+
+    /// Runs the command with the arguments that follow its path. Returns the exit code
+    /// and the message the plugin wants shown, if any.
+    pub fn run(&self, args: &[OsString]) -> (i32, Option<String>) {
+        let bytes: Vec<Vec<u8>> = args.iter().map(|a| os_bytes(a)).collect();
+        let argv: Vec<RvbbitBytes> = bytes.iter().map(|b| RvbbitBytes::from_slice(b)).collect();
+        let mut error = RvbbitOwnedBuf::empty();
+        // SAFETY: `argv` holds `argv.len()` valid borrowed strings for the call and
+        // `error` is a valid out-parameter, as the ABI requires.
+        let code = unsafe { (self.run)(argv.as_ptr(), argv.len(), &mut error) };
+        let message = if error.ptr.is_null() {
+            None
+        } else {
+            // SAFETY: the plugin allocated `len` bytes at `ptr`.
+            let text = String::from_utf8_lossy(unsafe {
+                RvbbitBytes {
+                    ptr: error.ptr,
+                    len: error.len,
+                }
+                .as_slice()
+            })
+            .into_owned();
+            // SAFETY: returned exactly once to the plugin that allocated it.
+            unsafe { (self.free_buf)(error) };
+            Some(text)
+        };
+        (code, message)
+    }
+}
+
+#[cfg(unix)]
+fn os_bytes(arg: &OsString) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    arg.as_bytes().to_vec()
+}
+
+#[cfg(not(unix))]
+fn os_bytes(arg: &OsString) -> Vec<u8> {
+    arg.to_string_lossy().into_owned().into_bytes()
+}
+
+/// Loads `file` and checks it is a plugin this host can use.
+pub fn load(file: &Path) -> Result<LoadedPlugin, LoadError> {
+    // SAFETY: loading a library runs its initialisers; that is inherent to plugins and
+    // the reason plugins are only searched for in the directories the user controls.
+    let library = unsafe { libloading::Library::new(file) }
+        .map_err(|e| LoadError::NotALibrary(e.to_string()))?;
+    let library = Arc::new(library);
+    // SAFETY: the symbol's type is fixed by the ABI.
+    let entry: EntryFn = unsafe {
+        *library
+            .get::<EntryFn>(ENTRY_SYMBOL.as_bytes())
+            .map_err(|_| LoadError::NoEntrySymbol)?
+    };
+    // SAFETY: calling the plugin's entry point as the ABI defines it.
+    let descriptor: *const PluginDescriptor = unsafe { entry() };
+    if descriptor.is_null() {
+        return Err(LoadError::NullDescriptor);
+    }
+    // Read the version through a pointer to the first field only: a plugin of another
+    // ABI may have a descriptor of another size.
+    // SAFETY: every ABI version starts the descriptor with a `u32`.
+    let found = unsafe { std::ptr::read(descriptor as *const u32) };
+    if found != ABI_VERSION {
+        return Err(LoadError::AbiMismatch { found });
+    }
+    // SAFETY: same ABI version, so the layout is ours; the plugin owns it while loaded.
+    let descriptor = unsafe { &*descriptor };
+    let name = text(descriptor.name, "plugin name")?;
+    if !is_word(&name) {
+        return Err(LoadError::Malformed(format!(
+            "plugin name {name:?} must be a letter then letters, digits, '-' or '_'"
+        )));
+    }
+    let version = text(descriptor.version, "plugin version")?;
+    if descriptor.command_count > MAX_COMMANDS {
+        return Err(LoadError::Malformed(format!(
+            "it declares {} commands (at most {MAX_COMMANDS})",
+            descriptor.command_count
+        )));
+    }
+    if descriptor.commands.is_null() && descriptor.command_count > 0 {
+        return Err(LoadError::Malformed("its command table is null".into()));
+    }
+    let table: &[CommandDescriptor] = if descriptor.command_count == 0 {
+        &[]
+    } else {
+        // SAFETY: checked non-null; the count is bounded; owned by the loaded plugin.
+        unsafe { std::slice::from_raw_parts(descriptor.commands, descriptor.command_count) }
+    };
+    let mut commands = Vec::with_capacity(table.len());
+    for (index, command) in table.iter().enumerate() {
+        let path = text(command.path, &format!("path of command #{index}"))?;
+        let words: Vec<String> = path.split_whitespace().map(str::to_string).collect();
+        if words.is_empty() || words.len() > 8 || !words.iter().all(|w| is_word(w)) {
+            return Err(LoadError::Malformed(format!(
+                "command #{index} has the path {path:?}; a path is 1 to 8 words, each a letter then letters, digits, '-' or '_'"
+            )));
+        }
+        commands.push(PluginCommand {
+            path: words,
+            about: text(command.about, &format!("description of command '{path}'"))?,
+            run: command.run,
+            free_buf: descriptor.free_buf,
+            _library: Arc::clone(&library),
+        });
+    }
+    Ok(LoadedPlugin {
+        file: file.to_path_buf(),
+        name,
+        version,
+        abi_version: found,
+        commands,
+    })
+}
+
+fn text(bytes: RvbbitBytes, what: &str) -> Result<String, LoadError> {
+    if bytes.len > MAX_TEXT_LEN {
+        return Err(LoadError::Malformed(format!(
+            "{what} is {} bytes long",
+            bytes.len
+        )));
+    }
+    if bytes.ptr.is_null() && bytes.len > 0 {
+        return Err(LoadError::Malformed(format!("{what} is a null pointer")));
+    }
+    // SAFETY: non-null (or empty) and bounded; owned by the loaded plugin.
+    let slice = unsafe { bytes.as_slice() };
+    String::from_utf8(slice.to_vec())
+        .map_err(|_| LoadError::Malformed(format!("{what} is not UTF-8")))
+}
+
+/// A plugin name or command word: starts with a letter, then letters, digits, '-', '_'.
+fn is_word(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_are_plain() {
+        assert!(is_word("test-annotation"));
+        assert!(is_word("sql"));
+        assert!(!is_word(""));
+        assert!(!is_word("a b"));
+        assert!(!is_word("--help"));
+        assert!(!is_word("rm;"));
+    }
+
+    #[test]
+    fn a_text_file_is_not_a_library() {
+        let dir = std::env::temp_dir().join(format!("rvbbit-api-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("libfake.so");
+        std::fs::write(&file, "not an ELF file").unwrap();
+        let err = load(&file).err().expect("a text file must not load");
+        assert!(matches!(err, LoadError::NotALibrary(_)), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

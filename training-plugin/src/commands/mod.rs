@@ -1,0 +1,77 @@
+//! One module per command, each with its `Args` (clap) and its `exec`.
+//!
+//! | command                                   | module              |
+//! |-------------------------------------------|---------------------|
+//! | `rvbbit training migrate`                 | [`migrate`]         |
+//! | `rvbbit sql migrate training` (same)      | [`migrate`]         |
+//! | `rvbbit training verify`                  | [`verify`]          |
+//! | `rvbbit training test-annotation`         | [`test_annotation`] |
+
+pub mod migrate;
+pub mod test_annotation;
+pub mod verify;
+
+use crate::connection::{resolve, ConnectionArgs, Target};
+use crate::failure::into_failure;
+use clap::Parser;
+use rvbbit_plugin_api::exit;
+use rvbbit_plugin_api::plugin::{CommandResult, Failure};
+use std::ffi::OsString;
+use std::future::Future;
+
+/// `--format` of commands that print data.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Format {
+    /// Aligned text for people
+    #[default]
+    Table,
+    /// JSON for scripts
+    Json,
+}
+
+/// Parses `args` for the command invoked as `bin_name` (e.g. "rvbbit training migrate").
+/// `--help` prints and ends the command successfully; a usage error prints clap's
+/// message and ends it with [`exit::USAGE`].
+pub fn parse<T: Parser>(bin_name: &'static str, args: Vec<OsString>) -> Result<T, Failure> {
+    let argv = std::iter::once(OsString::from(bin_name)).chain(args);
+    let command = T::command().name(bin_name).bin_name(bin_name);
+    match command.try_get_matches_from(argv) {
+        Ok(mut matches) => T::from_arg_matches_mut(&mut matches).map_err(|e| print_clap(e)),
+        Err(e) => Err(print_clap(e)),
+    }
+}
+
+fn print_clap(e: clap::Error) -> Failure {
+    let _ = e.print();
+    match e.kind() {
+        clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+            Failure::silent(exit::SUCCESS)
+        }
+        _ => Failure::silent(exit::USAGE),
+    }
+}
+
+/// Resolves the connection flags and runs `body` on a fresh single-threaded runtime;
+/// any error becomes the user's one message, with the password removed.
+pub fn run<F, Fut>(connection: &ConnectionArgs, body: F) -> CommandResult
+where
+    F: FnOnce(Target) -> Fut,
+    Fut: Future<Output = anyhow::Result<i32>>,
+{
+    let target = resolve(connection).map_err(|e| into_failure(e, |s| s.to_string()))?;
+    let redactor = target.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            Failure::new(
+                exit::INTERNAL,
+                format!("cannot start the async runtime: {e}"),
+            )
+        })?;
+    match runtime.block_on(body(target)) {
+        Ok(exit::SUCCESS) => Ok(()),
+        Ok(code) => Err(Failure::silent(code)),
+        Err(e) => Err(into_failure(e, |s| redactor.redact(s))),
+    }
+}

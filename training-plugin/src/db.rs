@@ -1,0 +1,251 @@
+//! One ClickHouse connection for a command: the connection test and version check,
+//! and every request wrapped with a timeout and turned into a classified error.
+
+use crate::connection::Target;
+use crate::failure::classified;
+use clickhouse::query::Query;
+use clickhouse::{Client, Compression, RowOwned, RowRead};
+use rvbbit_plugin_api::exit;
+use std::future::Future;
+
+/// The oldest ClickHouse release the schema is meant for. It needs `Bool` (21.12),
+/// `ADD INDEX IF NOT EXISTS`, `JSONExtract*`/`isValidJSON`/`JSONType`, lambdas,
+/// `argMax` over tuples and view-level `SETTINGS`, and the HTTP client sends query
+/// parameters as multipart form fields and reads `RowBinaryWithNamesAndTypes`.
+/// 23.8 is the oldest LTS release that has all of them.
+pub const MIN_VERSION: Version = Version {
+    major: 23,
+    minor: 8,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version {
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// Parses `version()` output such as `26.9.1.1` or `18.16.1`.
+pub fn parse_version(text: &str) -> Option<Version> {
+    let mut parts = text.trim().split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some(Version { major, minor })
+}
+
+/// The `Code: N` a ClickHouse error message starts with (any server version).
+pub fn error_code(message: &str) -> Option<u32> {
+    let rest = &message[message.find("Code: ")? + "Code: ".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// Error codes meaning "these credentials are refused": UNKNOWN_USER, WRONG_PASSWORD,
+/// REQUIRED_PASSWORD, IP_ADDRESS_NOT_ALLOWED, AUTHENTICATION_FAILED.
+const AUTH_CODES: [u32; 5] = [192, 193, 194, 195, 516];
+const UNKNOWN_DATABASE: u32 = 81;
+
+pub struct Db {
+    pub target: Target,
+    /// Without a default database: for the checks done before the database is known to exist.
+    server: Client,
+    /// With `database` set to the target database.
+    client: Client,
+    pub version: String,
+}
+
+impl Db {
+    /// Tests the connection and the credentials, then checks the server's version,
+    /// with one `SELECT version()` that any ClickHouse release answers (plain
+    /// TabSeparated, no compression, no parameters).
+    pub async fn connect(target: Target) -> anyhow::Result<Db> {
+        let mut server = Client::default()
+            .with_url(target.url.as_str())
+            .with_user(&target.user)
+            .with_compression(Compression::None);
+        if !target.password.is_empty() {
+            server = server.with_password(&target.password);
+        }
+        let probe = server.query_raw("SELECT version()");
+        let bytes = with_timeout(&target, async {
+            probe.fetch_bytes("TabSeparated")?.collect().await
+        })
+        .await?;
+        let text = String::from_utf8_lossy(&bytes).trim().to_string();
+        let version = parse_version(&text).ok_or_else(|| {
+            classified(
+                exit::CONNECTION,
+                format!(
+                    "the server at {} answered, but not like ClickHouse (version() returned {:?}); check --url",
+                    target.address(),
+                    text.chars().take(80).collect::<String>()
+                ),
+            )
+        })?;
+        if version < MIN_VERSION {
+            return Err(classified(
+                exit::SERVER_TOO_OLD,
+                format!(
+                    "ClickHouse at {} is version {text}; the training system needs {MIN_VERSION} or newer. Nothing was changed.",
+                    target.address()
+                ),
+            ));
+        }
+        let server = server.with_compression(Compression::Lz4);
+        let client = server.clone().with_database(&target.database);
+        Ok(Db {
+            target,
+            server,
+            client,
+            version: text,
+        })
+    }
+
+    /// A query in the target database. Values go in with `.param()`, never into the SQL.
+    pub fn query(&self, sql: &str) -> Query {
+        self.client.query_raw(sql)
+    }
+
+    /// A query with no default database (for `system.*` and `CREATE DATABASE`).
+    pub fn server_query(&self, sql: &str) -> Query {
+        self.server.query_raw(sql)
+    }
+
+    pub async fn execute(&self, query: Query) -> anyhow::Result<()> {
+        with_timeout(&self.target, query.execute()).await
+    }
+
+    pub async fn fetch_all<T: RowOwned + RowRead>(&self, query: Query) -> anyhow::Result<Vec<T>> {
+        with_timeout(&self.target, query.fetch_all::<T>()).await
+    }
+
+    pub async fn fetch_one<T: RowOwned + RowRead>(&self, query: Query) -> anyhow::Result<T> {
+        with_timeout(&self.target, query.fetch_one::<T>()).await
+    }
+
+    pub async fn database_exists(&self) -> anyhow::Result<bool> {
+        let q = self
+            .server_query("SELECT count() FROM system.databases WHERE name = {db:String}")
+            .param("db", &self.target.database);
+        Ok(self.fetch_one::<u64>(q).await? > 0)
+    }
+
+    /// Engine of each table or view in the target database, by name.
+    pub async fn objects(&self) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+        let q = self
+            .server_query("SELECT name, engine FROM system.tables WHERE database = {db:String}")
+            .param("db", &self.target.database);
+        Ok(self
+            .fetch_all::<(String, String)>(q)
+            .await?
+            .into_iter()
+            .collect())
+    }
+}
+
+/// Runs one request with the target's timeout and classifies its failure.
+async fn with_timeout<T>(
+    target: &Target,
+    request: impl Future<Output = clickhouse::error::Result<T>>,
+) -> anyhow::Result<T> {
+    match tokio::time::timeout(target.timeout, request).await {
+        Ok(result) => result.map_err(|e| classify(e, target)),
+        Err(_) => Err(classified(
+            exit::CONNECTION,
+            format!(
+                "ClickHouse at {} did not answer within {} s (raise --timeout if the server is just slow)",
+                target.address(),
+                target.timeout.as_secs()
+            ),
+        )),
+    }
+}
+
+fn classify(err: clickhouse::error::Error, target: &Target) -> anyhow::Error {
+    use clickhouse::error::Error as E;
+    let address = target.address();
+    match err {
+        E::Network(source) => {
+            let mut reason = source.to_string();
+            let mut next = source.source();
+            while let Some(cause) = next {
+                reason = format!("{reason}: {cause}");
+                next = cause.source();
+            }
+            classified(
+                exit::CONNECTION,
+                format!("cannot reach ClickHouse at {address} ({reason}); is the server running, and is this its HTTP port?"),
+            )
+        }
+        E::TimedOut => classified(
+            exit::CONNECTION,
+            format!("ClickHouse at {address} timed out"),
+        ),
+        E::BadResponse(text) => {
+            let text = text.trim().to_string();
+            match error_code(&text) {
+                Some(code) if AUTH_CODES.contains(&code) => classified(
+                    exit::AUTHENTICATION,
+                    format!(
+                        "ClickHouse at {address} refused user '{}' (wrong password or unknown user); check --user/--password or RVBBIT_CLICKHOUSE_USER/RVBBIT_CLICKHOUSE_PASSWORD. Server said: {text}",
+                        target.user
+                    ),
+                ),
+                Some(UNKNOWN_DATABASE) => classified(exit::MISSING_PREREQUISITE, format!("ClickHouse said: {text}")),
+                _ => classified(exit::SERVER_ERROR, format!("ClickHouse said: {text}")),
+            }
+        }
+        other => classified(
+            exit::SERVER_ERROR,
+            format!("talking to ClickHouse at {address}: {other}"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse_and_compare() {
+        assert_eq!(
+            parse_version("26.9.1.1\n"),
+            Some(Version {
+                major: 26,
+                minor: 9
+            })
+        );
+        assert_eq!(
+            parse_version("18.16.1"),
+            Some(Version {
+                major: 18,
+                minor: 16
+            })
+        );
+        assert_eq!(parse_version("<html>"), None);
+        assert!(parse_version("18.16.1").unwrap() < MIN_VERSION);
+        assert!(parse_version("23.8.1").unwrap() >= MIN_VERSION);
+        assert!(
+            parse_version("23.10.1").unwrap() > MIN_VERSION,
+            "minor compares as a number"
+        );
+    }
+
+    #[test]
+    fn error_codes_are_read_from_old_and_new_messages() {
+        assert_eq!(
+            error_code("Code: 516. DB::Exception: default: Authentication failed"),
+            Some(516)
+        );
+        assert_eq!(
+            error_code("Code: 193, e.displayText() = DB::Exception: Wrong password"),
+            Some(193)
+        );
+        assert_eq!(error_code("bad response: 500 Internal Server Error"), None);
+    }
+}

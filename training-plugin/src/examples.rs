@@ -1,0 +1,63 @@
+//! The examples kept by the materialized view: backfilling them from history and
+//! checking they are complete. Both use the view's own query (`system.tables.as_select`),
+//! so history and live rows go through exactly one definition.
+
+use crate::db::Db;
+use crate::schema::{example_columns, EXAMPLES_MV, EXAMPLES_TABLE};
+use anyhow::Context;
+
+/// The materialized view's SELECT as the server stores it, if the view exists.
+pub async fn view_query(db: &Db) -> anyhow::Result<Option<String>> {
+    let q = db
+        .server_query("SELECT as_select FROM system.tables WHERE database = {db:String} AND name = {name:String}")
+        .param("db", &db.target.database)
+        .param("name", EXAMPLES_MV);
+    let rows = db
+        .fetch_all::<String>(q)
+        .await
+        .with_context(|| format!("reading the definition of {EXAMPLES_MV}"))?;
+    Ok(rows.into_iter().next().filter(|s| !s.trim().is_empty()))
+}
+
+/// Rows the view's query yields from `unified_logs` whose trace has no example yet.
+fn missing_rows(view_query: &str) -> String {
+    format!("({view_query}) WHERE trace_id NOT IN (SELECT trace_id FROM {EXAMPLES_TABLE})")
+}
+
+/// Inserts an example for every qualifying log row that has none. Idempotent: rows
+/// already present are skipped, so a second run adds nothing. Returns rows added.
+pub async fn backfill(db: &Db, view_query: &str) -> anyhow::Result<u64> {
+    let before = count(db).await?;
+    let columns = example_columns().collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "INSERT INTO {EXAMPLES_TABLE} ({columns}) SELECT {columns} FROM {}",
+        missing_rows(view_query)
+    );
+    db.execute(db.query(&sql))
+        .await
+        .with_context(|| format!("backfilling {EXAMPLES_TABLE} from unified_logs"))?;
+    Ok(count(db).await?.saturating_sub(before))
+}
+
+/// How many qualifying log rows have no example.
+pub async fn missing(db: &Db, view_query: &str) -> anyhow::Result<u64> {
+    let sql = format!("SELECT count() FROM {}", missing_rows(view_query));
+    db.fetch_one::<u64>(db.query(&sql))
+        .await
+        .context("counting log rows without an example")
+}
+
+pub async fn count(db: &Db) -> anyhow::Result<u64> {
+    db.fetch_one::<u64>(db.query(&format!("SELECT count() FROM {EXAMPLES_TABLE}")))
+        .await
+        .with_context(|| format!("counting {EXAMPLES_TABLE}"))
+}
+
+/// Examples stored more than once (same trace id).
+pub async fn duplicates(db: &Db) -> anyhow::Result<u64> {
+    db.fetch_one::<u64>(db.query(&format!(
+        "SELECT count() - uniqExact(trace_id) FROM {EXAMPLES_TABLE}"
+    )))
+    .await
+    .context("looking for duplicate examples")
+}

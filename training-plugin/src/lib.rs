@@ -1,0 +1,16 @@
+//! The `training` plugin for rvbbit: sets up, checks and tests rvbbit's universal
+//! training system in ClickHouse.
+//!
+//! One module per command under [`commands`]; each has its own `Args` and `exec`.
+//! The SQL lives in `migrations/` at the workspace root and is embedded at build time.
+
+mod commands;
+mod connection;
+mod db;
+mod examples;
+mod failure;
+mod migrations;
+mod schema;
+mod sql_split;
+
+rvbbit_plugin_api::export_plugin!(name: "training", version: env!("CARGO_PKG_VERSION"));

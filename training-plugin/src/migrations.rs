@@ -1,0 +1,114 @@
+//! The migrations embedded from `migrations/` at build time, and what each statement
+//! creates (so `migrate` can say what it created and what was already there).
+
+/// One `migrations/NNNN_name.sql` file.
+pub struct Migration {
+    pub version: u32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+
+/// What an idempotent DDL statement creates, when it is one we recognise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Creates {
+    /// `CREATE [MATERIALIZED] VIEW|TABLE IF NOT EXISTS name`; `kind` is "table",
+    /// "view" or "materialized view".
+    Object { kind: &'static str, name: String },
+    /// `ALTER TABLE table ADD INDEX IF NOT EXISTS name`.
+    Index { table: String, name: String },
+}
+
+impl std::fmt::Display for Creates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Creates::Object { kind, name } => write!(f, "{kind} {name}"),
+            Creates::Index { table, name } => write!(f, "index {name} on {table}"),
+        }
+    }
+}
+
+/// Recognises the statement forms the migrations use. Anything else is `None`.
+pub fn creates(statement: &str) -> Option<Creates> {
+    let words: Vec<String> = statement
+        .split_whitespace()
+        .take(10)
+        .map(|w| w.trim_matches('`').to_string())
+        .collect();
+    let upper: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
+    let u: Vec<&str> = upper.iter().map(String::as_str).collect();
+    let name = |i: usize| words.get(i).map(|w| w.trim_end_matches('(').to_string());
+    match u.as_slice() {
+        ["CREATE", "TABLE", "IF", "NOT", "EXISTS", ..] => Some(Creates::Object {
+            kind: "table",
+            name: name(5)?,
+        }),
+        ["CREATE", "VIEW", "IF", "NOT", "EXISTS", ..] => Some(Creates::Object {
+            kind: "view",
+            name: name(5)?,
+        }),
+        ["CREATE", "MATERIALIZED", "VIEW", "IF", "NOT", "EXISTS", ..] => Some(Creates::Object {
+            kind: "materialized view",
+            name: name(6)?,
+        }),
+        ["ALTER", "TABLE", _, "ADD", "INDEX", "IF", "NOT", "EXISTS", ..] => Some(Creates::Index {
+            table: name(2)?,
+            name: name(8)?,
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql_split::split;
+
+    #[test]
+    fn recognises_the_statement_forms() {
+        assert_eq!(
+            creates("CREATE TABLE IF NOT EXISTS training_annotations\n(x UInt8)"),
+            Some(Creates::Object {
+                kind: "table",
+                name: "training_annotations".into()
+            })
+        );
+        assert_eq!(
+            creates("create materialized view if not exists `mv` TO t AS SELECT 1"),
+            Some(Creates::Object {
+                kind: "materialized view",
+                name: "mv".into()
+            })
+        );
+        assert_eq!(
+            creates("ALTER TABLE a ADD INDEX IF NOT EXISTS idx x TYPE set(2) GRANULARITY 1"),
+            Some(Creates::Index {
+                table: "a".into(),
+                name: "idx".into()
+            })
+        );
+        assert_eq!(
+            creates("CREATE TABLE t (x UInt8)"),
+            None,
+            "not idempotent, not ours"
+        );
+        assert_eq!(creates("SELECT 1"), None);
+    }
+
+    #[test]
+    fn every_embedded_statement_is_idempotent_ddl() {
+        assert!(!MIGRATIONS.is_empty());
+        for m in MIGRATIONS {
+            for s in split(m.sql).unwrap() {
+                assert!(
+                    creates(&s.text).is_some(),
+                    "migration {} line {}: not an IF NOT EXISTS statement: {}",
+                    m.version,
+                    s.line,
+                    s.text
+                );
+            }
+        }
+    }
+}

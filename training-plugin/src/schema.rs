@@ -1,0 +1,102 @@
+//! What this version of the training system expects to find in the database: each
+//! object's kind (engine) and the columns rvbbit and Studio read. `verify` checks the
+//! live database against this; the end-to-end tests check that `migrate` produces it.
+
+pub struct Expected {
+    pub name: &'static str,
+    /// `system.tables.engine`.
+    pub engine: &'static str,
+    /// What users call it.
+    pub kind: &'static str,
+    /// Column name and type, as `system.columns` reports them.
+    pub columns: &'static [(&'static str, &'static str)],
+}
+
+const EXAMPLE_COLUMNS: &[(&str, &str)] = &[
+    ("trace_id", "String"),
+    ("timestamp", "DateTime64(6)"),
+    ("session_id", "String"),
+    ("cascade_id", "String"),
+    ("cell_name", "String"),
+    ("species_hash", "String"),
+    ("model", "String"),
+    ("user_input", "String"),
+    ("assistant_output", "String"),
+];
+
+pub const ANNOTATIONS: &str = "training_annotations";
+pub const EXAMPLES_TABLE: &str = "training_examples";
+pub const EXAMPLES_MV: &str = "training_examples_mv";
+pub const LOGS: &str = "unified_logs";
+
+/// Skipping indexes on `training_annotations`.
+pub const ANNOTATION_INDEXES: &[&str] = &["idx_trainable", "idx_verified"];
+
+pub const OBJECTS: &[Expected] = &[
+    Expected {
+        name: ANNOTATIONS,
+        engine: "ReplacingMergeTree",
+        kind: "table",
+        columns: &[
+            ("trace_id", "String"),
+            ("trainable", "Bool"),
+            ("verified", "Bool"),
+            ("confidence", "Nullable(Float32)"),
+            ("notes", "String"),
+            ("tags", "Array(String)"),
+            ("annotated_at", "DateTime64(6)"),
+            ("annotated_by", "String"),
+        ],
+    },
+    Expected {
+        name: EXAMPLES_TABLE,
+        engine: "ReplacingMergeTree",
+        kind: "table",
+        columns: EXAMPLE_COLUMNS,
+    },
+    Expected {
+        name: EXAMPLES_MV,
+        engine: "MaterializedView",
+        kind: "materialized view",
+        columns: EXAMPLE_COLUMNS,
+    },
+    Expected {
+        name: "training_examples_with_annotations",
+        engine: "View",
+        kind: "view",
+        columns: &[
+            ("trace_id", "String"),
+            ("timestamp", "DateTime64(6)"),
+            ("session_id", "String"),
+            ("cascade_id", "String"),
+            ("cell_name", "String"),
+            ("user_input", "String"),
+            ("assistant_output", "String"),
+            ("trainable", "Bool"),
+            ("verified", "Bool"),
+            ("confidence", "Nullable(Float32)"),
+            ("notes", "String"),
+            ("tags", "Array(String)"),
+            ("annotated_at", "Nullable(DateTime64(6))"),
+            ("annotated_by", "String"),
+        ],
+    },
+    Expected {
+        name: "training_stats_by_cascade",
+        engine: "View",
+        kind: "view",
+        columns: &[
+            ("cascade_id", "String"),
+            ("cell_name", "String"),
+            ("trainable_count", "UInt64"),
+            ("verified_count", "UInt64"),
+            ("avg_confidence", "Nullable(Float64)"),
+            ("total_executions", "UInt64"),
+        ],
+    },
+];
+
+/// The columns of `training_examples`, in order, for the backfill's INSERT.
+pub fn example_columns() -> impl Iterator<Item = &'static str> {
+    EXAMPLE_COLUMNS.iter().map(|(name, _)| *name)
+}

@@ -1,0 +1,210 @@
+//! Splits a SQL script into statements on `;`, ignoring semicolons inside
+//! '…' and "…" strings (with `\` and doubled-quote escapes), `…` identifiers,
+//! `-- …` and `# …` line comments and `/* … */` block comments (nested, as
+//! ClickHouse allows). Comments before a statement are dropped; a statement keeps
+//! everything from its first token to its last, without the terminating `;`.
+
+/// One statement of a script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    /// 1-based line of the statement's first token in the script.
+    pub line: usize,
+    pub text: String,
+}
+
+/// Why a script cannot be split.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SplitError {
+    #[error("line {line}: {what} is never closed")]
+    Unterminated { line: usize, what: &'static str },
+}
+
+pub fn split(script: &str) -> Result<Vec<Statement>, SplitError> {
+    let bytes = script.as_bytes();
+    let mut statements = Vec::new();
+    let mut start: Option<usize> = None; // byte offset of the current statement's first token
+    let mut end = 0; // byte offset just after its last token
+    let mut i = 0;
+    let line_at = |offset: usize| script[..offset].bytes().filter(|&b| b == b'\n').count() + 1;
+
+    while i < bytes.len() {
+        let b = bytes[i];
+        let next = bytes.get(i + 1).copied();
+        match b {
+            b'-' if next == Some(b'-') => i = skip_line(bytes, i),
+            b'#' if matches!(next, Some(b' ') | Some(b'!')) => i = skip_line(bytes, i),
+            b'/' if next == Some(b'*') => {
+                let open = i;
+                let mut depth = 0usize;
+                loop {
+                    if i >= bytes.len() {
+                        return Err(SplitError::Unterminated {
+                            line: line_at(open),
+                            what: "a /* comment",
+                        });
+                    }
+                    if bytes[i] == b'/' && bytes.get(i + 1) == Some(&b'*') {
+                        depth += 1;
+                        i += 2;
+                    } else if bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/') {
+                        depth -= 1;
+                        i += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            b'\'' | b'"' | b'`' => {
+                let open = i;
+                start.get_or_insert(i);
+                i += 1;
+                loop {
+                    match bytes.get(i) {
+                        None => {
+                            let what = match b {
+                                b'\'' => "a '…' string",
+                                b'"' => "a \"…\" identifier",
+                                _ => "a `…` identifier",
+                            };
+                            return Err(SplitError::Unterminated {
+                                line: line_at(open),
+                                what,
+                            });
+                        }
+                        Some(b'\\') => i += 2,
+                        Some(&c) if c == b && bytes.get(i + 1) == Some(&b) => i += 2,
+                        Some(&c) if c == b => {
+                            i += 1;
+                            break;
+                        }
+                        Some(_) => i += 1,
+                    }
+                }
+                end = i;
+            }
+            b';' => {
+                if let Some(s) = start.take() {
+                    statements.push(Statement {
+                        line: line_at(s),
+                        text: script[s..end].to_string(),
+                    });
+                }
+                i += 1;
+            }
+            _ if b.is_ascii_whitespace() => i += 1,
+            _ => {
+                start.get_or_insert(i);
+                i += 1;
+                end = i;
+            }
+        }
+    }
+    if let Some(s) = start {
+        statements.push(Statement {
+            line: line_at(s),
+            text: script[s..end].to_string(),
+        });
+    }
+    Ok(statements)
+}
+
+fn skip_line(bytes: &[u8], mut i: usize) -> usize {
+    while i < bytes.len() && bytes[i] != b'\n' {
+        i += 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(script: &str) -> Vec<String> {
+        split(script).unwrap().into_iter().map(|s| s.text).collect()
+    }
+
+    #[test]
+    fn splits_on_semicolons_and_drops_empty_statements() {
+        assert_eq!(
+            texts("SELECT 1; ;SELECT 2;\n"),
+            vec!["SELECT 1", "SELECT 2"]
+        );
+        assert_eq!(texts("SELECT 1"), vec!["SELECT 1"]);
+        assert!(texts("  -- only a comment\n /* and another */ ").is_empty());
+    }
+
+    #[test]
+    fn semicolons_inside_strings_identifiers_and_comments_do_not_split() {
+        let script = "SELECT 'a;b', \"c;d\", `e;f` -- g;h\n FROM t /* i; /* nested; */ j; */ WHERE x = 'it''s;' AND y = 'back\\';slash';\nSELECT 2";
+        let got = texts(script);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[0].starts_with("SELECT 'a;b'"));
+        assert!(got[0].ends_with("'back\\';slash'"));
+        assert_eq!(got[1], "SELECT 2");
+    }
+
+    #[test]
+    fn leading_comments_are_dropped_and_lines_counted() {
+        let got =
+            split("-- header\n\n/* block */\nCREATE TABLE t (x UInt8);\n# hash comment\nSELECT 1;")
+                .unwrap();
+        assert_eq!(
+            got[0],
+            Statement {
+                line: 4,
+                text: "CREATE TABLE t (x UInt8)".into()
+            }
+        );
+        assert_eq!(
+            got[1],
+            Statement {
+                line: 6,
+                text: "SELECT 1".into()
+            }
+        );
+    }
+
+    #[test]
+    fn trailing_comment_inside_statement_is_kept_out_of_its_end() {
+        assert_eq!(texts("SELECT 1 -- trailing\n;"), vec!["SELECT 1"]);
+    }
+
+    #[test]
+    fn unterminated_constructs_are_errors_with_their_line() {
+        assert_eq!(
+            split("SELECT 1;\nSELECT 'oops").unwrap_err(),
+            SplitError::Unterminated {
+                line: 2,
+                what: "a '…' string"
+            }
+        );
+        assert!(matches!(
+            split("/* never closed").unwrap_err(),
+            SplitError::Unterminated { line: 1, .. }
+        ));
+        assert!(split("SELECT `x").is_err());
+    }
+
+    #[test]
+    fn non_ascii_text_is_preserved() {
+        assert_eq!(texts("SELECT 'héllo; 🐇'"), vec!["SELECT 'héllo; 🐇'"]);
+    }
+
+    #[test]
+    fn the_embedded_migrations_split_cleanly() {
+        for m in crate::migrations::MIGRATIONS {
+            let statements = split(m.sql).unwrap();
+            assert!(
+                !statements.is_empty(),
+                "migration {} has no statements",
+                m.version
+            );
+            for s in statements {
+                assert!(!s.text.trim_end().ends_with(';'));
+            }
+        }
+    }
+}
