@@ -96,9 +96,10 @@ WHERE role = 'assistant'
   AND assistant_output != '';
 
 -- 6. Every example with its latest annotation: one row per trace. Unannotated examples
---    read trainable = false, verified = false, confidence NULL. `argMax` over a tuple
---    keeps a NULL confidence when the latest annotation has one (a plain argMax would
---    skip NULLs and return an older value).
+--    read trainable = false, verified = false, confidence NULL, annotated_at NULL
+--    (join_use_nulls makes the unmatched side NULL; `ifNull` turns it into the defaults). `argMax` over a tuple keeps a
+--    NULL confidence when the latest annotation has one (a plain argMax would skip
+--    NULLs and return an older value).
 CREATE VIEW IF NOT EXISTS training_examples_with_annotations AS
 SELECT
     e.trace_id AS trace_id,
@@ -110,26 +111,20 @@ SELECT
     e.model AS model,
     e.user_input AS user_input,
     e.assistant_output AS assistant_output,
-    ifNull(a.trainable, false) AS trainable,
-    ifNull(a.verified, false) AS verified,
-    a.confidence AS confidence,
-    ifNull(a.notes, '') AS notes,
-    ifNull(a.tags, []) AS tags,
-    a.annotated_at AS annotated_at,
-    ifNull(a.annotated_by, '') AS annotated_by
+    ifNull(tupleElement(a.latest, 1), false) AS trainable,
+    ifNull(tupleElement(a.latest, 2), false) AS verified,
+    tupleElement(a.latest, 3) AS confidence,
+    ifNull(tupleElement(a.latest, 4), '') AS notes,
+    tupleElement(a.latest, 5) AS tags,
+    a.last_annotated_at AS annotated_at,
+    ifNull(tupleElement(a.latest, 6), '') AS annotated_by
 FROM training_examples AS e
 LEFT JOIN
 (
     SELECT
         trace_id,
         argMax(tuple(trainable, verified, confidence, notes, tags, annotated_by), annotated_at) AS latest,
-        latest.1 AS trainable,
-        latest.2 AS verified,
-        latest.3 AS confidence,
-        latest.4 AS notes,
-        latest.5 AS tags,
-        CAST(max(annotated_at), 'Nullable(DateTime64(6))') AS annotated_at,
-        latest.6 AS annotated_by
+        max(annotated_at) AS last_annotated_at
     FROM training_annotations
     GROUP BY trace_id
 ) AS a ON e.trace_id = a.trace_id

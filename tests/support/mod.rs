@@ -1,1 +1,205 @@
-//! Test support.
+//! Support for the end-to-end tests: the built `rvbbit` binary, a real ClickHouse
+//! engine (the local chdb-backed server from `scripts/dev-clickhouse`), one fresh
+//! database per test, and rows written the way rvbbit writes them.
+//!
+//! The engine: `RVBBIT_TEST_CLICKHOUSE_URL` if set (the test script starts one),
+//! otherwise a private server started for this test process on a free port, which
+//! exits by itself when the process ends. The too-old server (Debian's 18.16) comes
+//! from `RVBBIT_TEST_OLD_CLICKHOUSE_URL` and `RVBBIT_TEST_OLD_CLICKHOUSE_PASSWORD`,
+//! set by `scripts/test`.
+
+pub mod logs;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// `target/<profile>`, where cargo put this test binary's siblings.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().expect("deps dir").parent().expect("profile dir").to_path_buf();
+    assert!(
+        dir.join("rvbbit").is_file() && dir.join(format!("libtraining_plugin{}", std::env::consts::DLL_SUFFIX)).is_file(),
+        "build the workspace before the tests (`cargo build --workspace`, which scripts/test does): no rvbbit binary or plugin in {}",
+        dir.display()
+    );
+    dir
+}
+
+/// The `rvbbit` binary with a clean environment: no ClickHouse variables, no other
+/// rvbbit on PATH, plugins only from next to the binary (plus `RVBBIT_PLUGIN_PATH`
+/// when a test sets it).
+pub fn rvbbit() -> Command {
+    let mut command = Command::new(bin_dir().join("rvbbit"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("RVBBIT_") {
+            command.env_remove(key);
+        }
+    }
+    command.env("PATH", "/usr/bin:/bin").env("HOME", std::env::temp_dir()).stdin(Stdio::null());
+    command
+}
+
+/// What a finished command printed.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn from_output(output: Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Run {
+        assert_eq!(self.code, code, "exit code; stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+pub fn run(command: &mut Command) -> Run {
+    Run::from_output(command.output().expect("rvbbit runs"))
+}
+
+struct Engine {
+    url: String,
+    _child: Option<std::process::Child>,
+}
+
+static ENGINE: OnceLock<Engine> = OnceLock::new();
+
+/// URL of the ClickHouse engine the tests use.
+pub fn engine_url() -> String {
+    ENGINE
+        .get_or_init(|| {
+            if let Ok(url) = std::env::var("RVBBIT_TEST_CLICKHOUSE_URL") {
+                return Engine { url, _child: None };
+            }
+            let port = free_port();
+            let data = std::env::temp_dir().join(format!("rvbbit-test-engine-{}", std::process::id()));
+            let child = Command::new(repo_root().join("scripts").join("dev-clickhouse"))
+                .args(["serve", "--port", &port.to_string(), "--data-dir"])
+                .arg(&data)
+                .args(["--parent-pid", &std::process::id().to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("scripts/dev-clickhouse starts");
+            let url = format!("http://127.0.0.1:{port}");
+            wait_for_ping(&url, Duration::from_secs(120));
+            Engine { url, _child: Some(child) }
+        })
+        .url
+        .clone()
+}
+
+/// The too-old server's URL and password (see the module docs).
+pub fn old_server() -> (String, String) {
+    let url = std::env::var("RVBBIT_TEST_OLD_CLICKHOUSE_URL").expect(
+        "RVBBIT_TEST_OLD_CLICKHOUSE_URL is not set: run the tests with scripts/test, which starts Debian's ClickHouse 18.16 for them",
+    );
+    let password = std::env::var("RVBBIT_TEST_OLD_CLICKHOUSE_PASSWORD").unwrap_or_else(|_| "old-secret".into());
+    (url, password)
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+fn wait_for_ping(url: &str, limit: Duration) {
+    let address = url.trim_start_matches("http://").to_string();
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Ok(mut stream) = std::net::TcpStream::connect(&address) {
+            use std::io::{Read, Write};
+            let _ = stream.write_all(b"GET /ping HTTP/1.0\r\n\r\n");
+            let mut reply = String::new();
+            let _ = stream.read_to_string(&mut reply);
+            if reply.contains("Ok.") {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("the ClickHouse engine at {url} did not answer /ping within {limit:?}");
+}
+
+/// A fresh database on the engine, dropped when the test passes.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+    pub client: clickhouse::Client,
+}
+
+impl TestDb {
+    /// An empty database named after the test.
+    pub async fn empty(label: &str) -> TestDb {
+        let url = engine_url();
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let name = format!("t_{label}_{:x}", nanos % 0xffff_ffff_ffff);
+        let server = clickhouse::Client::default().with_url(&url);
+        server.query(&format!("CREATE DATABASE `{name}`")).execute().await.expect("create test database");
+        let client = server.with_database(&name);
+        TestDb { name, url, client }
+    }
+
+    /// A database with rvbbit's `unified_logs`, as rvbbit creates it.
+    pub async fn with_logs(label: &str) -> TestDb {
+        let db = TestDb::empty(label).await;
+        let ddl = std::fs::read_to_string(repo_root().join("tests/fixtures/unified_logs.sql")).expect("fixture");
+        let ddl: String = ddl.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
+        db.client.query_raw(ddl.trim().trim_end_matches(';')).execute().await.expect("create unified_logs");
+        db
+    }
+
+    /// `rvbbit <args> --url <engine> --database <this>`.
+    pub fn rvbbit(&self, args: &[&str]) -> Run {
+        run(rvbbit().args(args).args(["--url", &self.url, "--database", &self.name]))
+    }
+
+    pub async fn scalar<T>(&self, sql: &str) -> T
+    where
+        T: clickhouse::RowOwned + clickhouse::RowRead,
+    {
+        self.client.query_raw(sql).fetch_one::<T>().await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    pub async fn rows<T>(&self, sql: &str) -> Vec<T>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowRead,
+    {
+        self.client.query_raw(sql).fetch_all::<T>().await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    pub async fn exec(&self, sql: &str) {
+        self.client.query_raw(sql).execute().await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// The `CREATE` statement of every object, by name: to compare definitions.
+    pub async fn definitions(&self) -> Vec<(String, String)> {
+        self.rows::<(String, String)>(&format!(
+            "SELECT name, create_table_query FROM system.tables WHERE database = '{}' ORDER BY name",
+            self.name
+        ))
+        .await
+    }
+
+    pub async fn drop(self) {
+        self.exec(&format!("DROP DATABASE IF EXISTS `{}` SYNC", self.name)).await;
+    }
+}
