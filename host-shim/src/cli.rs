@@ -119,9 +119,8 @@ pub fn builtin(registry: &Registry, args: &[OsString], has_fallback: bool) -> Op
     for word in &words {
         group = group.find_subcommand_mut(word)?;
     }
-    if group.get_subcommands().next().is_none() {
-        return None;
-    }
+    // A command (not a group) that no plugin matched: not ours to answer.
+    group.get_subcommands().next()?;
     let bin_name = format!("rvbbit {}", words.join(" "));
     let mut group = group.clone().bin_name(bin_name);
     if wants_help {

@@ -58,7 +58,7 @@ impl PluginCommand {
     /// Runs the command with the arguments that follow its path. Returns the exit code
     /// and the message the plugin wants shown, if any.
     pub fn run(&self, args: &[OsString]) -> (i32, Option<String>) {
-        let bytes: Vec<Vec<u8>> = args.iter().map(|a| os_bytes(a)).collect();
+        let bytes: Vec<Vec<u8>> = args.iter().map(os_bytes).collect();
         let argv: Vec<RvbbitBytes> = bytes.iter().map(|b| RvbbitBytes::from_slice(b)).collect();
         let mut error = RvbbitOwnedBuf::empty();
         // SAFETY: `argv` holds `argv.len()` valid borrowed strings for the call and

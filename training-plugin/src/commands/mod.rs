@@ -36,7 +36,7 @@ pub fn parse<T: Parser>(bin_name: &'static str, args: Vec<OsString>) -> Result<T
     let argv = std::iter::once(OsString::from(bin_name)).chain(args);
     let command = T::command().name(bin_name).bin_name(bin_name);
     match command.try_get_matches_from(argv) {
-        Ok(mut matches) => T::from_arg_matches_mut(&mut matches).map_err(|e| print_clap(e)),
+        Ok(mut matches) => T::from_arg_matches_mut(&mut matches).map_err(print_clap),
         Err(e) => Err(print_clap(e)),
     }
 }
