@@ -1,6 +1,6 @@
 //! Failure paths: each ends with one clear message, its own exit code, and nothing changed.
 
-use rvbbit_tests::{old_server, rvbbit, run, TestDb};
+use rvbbit_tests::{old_server, run, rvbbit, TestDb};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -10,19 +10,43 @@ fn an_unreachable_server_is_named_within_seconds() {
     let start = Instant::now();
     let run = run(rvbbit().args(["training", "migrate", "--url", &url]));
     run.expect_code(3);
-    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
-    assert!(run.stderr.contains(&format!("cannot reach ClickHouse at {url}")), "{}", run.stderr);
-    assert_eq!(run.stderr.lines().count(), 1, "one message, no trace:\n{}", run.stderr);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("cannot reach ClickHouse at {url}")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        run.stderr.lines().count(),
+        1,
+        "one message, no trace:\n{}",
+        run.stderr
+    );
 }
 
 #[test]
 fn a_hostile_database_name_is_refused_before_anything_is_sent() {
     // The URL points nowhere: reaching the network would be exit 3, not 2.
     let url = format!("http://127.0.0.1:{}", rvbbit_tests::free_port());
-    for name in ["rvbbit; DROP TABLE unified_logs", "a`b", "../etc", "db name", ""] {
+    for name in [
+        "rvbbit; DROP TABLE unified_logs",
+        "a`b",
+        "../etc",
+        "db name",
+        "",
+    ] {
         let run = run(rvbbit().args(["training", "migrate", "--url", &url, "--database", name]));
         run.expect_code(2);
-        assert!(run.stderr.contains("is not a plain identifier"), "{name:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("is not a plain identifier"),
+            "{name:?}: {}",
+            run.stderr
+        );
     }
 }
 
@@ -30,17 +54,35 @@ fn a_hostile_database_name_is_refused_before_anything_is_sent() {
 fn a_malformed_url_is_a_usage_error() {
     let run = run(rvbbit().args(["training", "verify", "--url", "localhost:8123"]));
     run.expect_code(2);
-    assert!(run.stderr.contains("must start with http:// or https://"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("must start with http:// or https://"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
 fn a_too_old_server_is_refused_with_both_versions_and_nothing_created() {
     let (url, password) = old_server();
-    let run = run(rvbbit().args(["training", "migrate", "--url", &url, "--database", "default", "--create-database"]).env("RVBBIT_CLICKHOUSE_PASSWORD", &password));
+    let run = run(rvbbit()
+        .args([
+            "training",
+            "migrate",
+            "--url",
+            &url,
+            "--database",
+            "default",
+            "--create-database",
+        ])
+        .env("RVBBIT_CLICKHOUSE_PASSWORD", &password));
     run.expect_code(5);
     assert!(run.stderr.contains("is version 18.16"), "{}", run.stderr);
     assert!(run.stderr.contains("needs 23.8 or newer"), "{}", run.stderr);
-    let tables = old_server_query(&url, &password, "SELECT count() FROM system.tables WHERE name LIKE 'training%'");
+    let tables = old_server_query(
+        &url,
+        &password,
+        "SELECT count() FROM system.tables WHERE name LIKE 'training%'",
+    );
     assert_eq!(tables.trim(), "0", "nothing was created on the old server");
 }
 
@@ -50,14 +92,28 @@ fn a_wrong_password_is_an_authentication_error_that_never_echoes_it() {
     let secret = "Sup3r-Secret-Pw!";
     let run1 = run(rvbbit().args(["training", "verify", "--url", &url, "--password", secret]));
     run1.expect_code(4);
-    assert!(run1.stderr.contains("refused user 'default'"), "{}", run1.stderr);
-    assert!(!run1.all().contains(secret), "password echoed:\n{}", run1.all());
+    assert!(
+        run1.stderr.contains("refused user 'default'"),
+        "{}",
+        run1.stderr
+    );
+    assert!(
+        !run1.all().contains(secret),
+        "password echoed:\n{}",
+        run1.all()
+    );
     // The same password inside the URL, URL-encoded, and in the environment.
     let with_creds = url.replacen("http://", "http://default:Sup3r-Secret-Pw%21@", 1);
     let run2 = run(rvbbit().args(["training", "migrate", "--url", &with_creds]));
     run2.expect_code(4);
-    assert!(!run2.all().contains(secret) && !run2.all().contains("Sup3r-Secret-Pw%21"), "{}", run2.all());
-    let run3 = run(rvbbit().args(["training", "test-annotation", "--url", &url]).env("RVBBIT_CLICKHOUSE_PASSWORD", secret));
+    assert!(
+        !run2.all().contains(secret) && !run2.all().contains("Sup3r-Secret-Pw%21"),
+        "{}",
+        run2.all()
+    );
+    let run3 = run(rvbbit()
+        .args(["training", "test-annotation", "--url", &url])
+        .env("RVBBIT_CLICKHOUSE_PASSWORD", secret));
     run3.expect_code(4);
     assert!(!run3.all().contains(secret), "{}", run3.all());
 }
@@ -67,8 +123,17 @@ async fn a_missing_log_table_is_named() {
     let db = TestDb::empty("nologs").await;
     let run = db.rvbbit(&["training", "migrate"]);
     run.expect_code(6);
-    assert!(run.stderr.contains("unified_logs does not exist"), "{}", run.stderr);
-    let tables: u64 = db.scalar(&format!("SELECT count() FROM system.tables WHERE database = '{}'", db.name)).await;
+    assert!(
+        run.stderr.contains("unified_logs does not exist"),
+        "{}",
+        run.stderr
+    );
+    let tables: u64 = db
+        .scalar(&format!(
+            "SELECT count() FROM system.tables WHERE database = '{}'",
+            db.name
+        ))
+        .await;
     assert_eq!(tables, 0);
     db.drop().await;
 }
@@ -85,6 +150,13 @@ fn old_server_query(url: &str, password: &str, sql: &str) -> String {
     stream.write_all(request.as_bytes()).unwrap();
     let mut reply = String::new();
     stream.read_to_string(&mut reply).unwrap();
-    assert!(reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200"), "{reply}");
-    reply.split("\r\n\r\n").nth(1).unwrap_or_default().to_string()
+    assert!(
+        reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200"),
+        "{reply}"
+    );
+    reply
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
 }

@@ -1,6 +1,6 @@
 //! The `rvbbit` host: loading plugins, reporting broken files, handing other commands on.
 
-use rvbbit_tests::{rvbbit, run};
+use rvbbit_tests::{run, rvbbit};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -15,13 +15,30 @@ fn temp_dir(label: &str) -> std::path::PathBuf {
 fn it_loads_the_built_training_plugin() {
     let listing = run(rvbbit().arg("plugins"));
     listing.expect_code(0);
-    assert!(listing.stdout.contains("training 0.1.0 (ABI 1)"), "{}", listing.stdout);
-    for command in ["training migrate", "training verify", "training test-annotation", "sql migrate training"] {
-        assert!(listing.stdout.contains(command), "{command} missing:\n{}", listing.stdout);
+    assert!(
+        listing.stdout.contains("training 0.1.0 (ABI 1)"),
+        "{}",
+        listing.stdout
+    );
+    for command in [
+        "training migrate",
+        "training verify",
+        "training test-annotation",
+        "sql migrate training",
+    ] {
+        assert!(
+            listing.stdout.contains(command),
+            "{command} missing:\n{}",
+            listing.stdout
+        );
     }
     let help = run(rvbbit().arg("--help"));
     help.expect_code(0);
-    assert!(help.stdout.contains("training") && help.stdout.contains("plugins"), "{}", help.stdout);
+    assert!(
+        help.stdout.contains("training") && help.stdout.contains("plugins"),
+        "{}",
+        help.stdout
+    );
     let group = run(rvbbit().args(["training", "--help"]));
     group.expect_code(0);
     for word in ["migrate", "verify", "test-annotation"] {
@@ -29,8 +46,17 @@ fn it_loads_the_built_training_plugin() {
     }
     let command_help = run(rvbbit().args(["training", "migrate", "--help"]));
     command_help.expect_code(0);
-    assert!(command_help.stdout.contains("Usage: rvbbit training migrate"), "{}", command_help.stdout);
-    assert!(command_help.stdout.contains("RVBBIT_CLICKHOUSE_URL"), "--help names the variables it reads");
+    assert!(
+        command_help
+            .stdout
+            .contains("Usage: rvbbit training migrate"),
+        "{}",
+        command_help.stdout
+    );
+    assert!(
+        command_help.stdout.contains("RVBBIT_CLICKHOUSE_URL"),
+        "--help names the variables it reads"
+    );
 }
 
 #[test]
@@ -38,17 +64,33 @@ fn broken_plugin_files_are_reported_and_skipped() {
     let dir = temp_dir("broken");
     std::fs::write(dir.join("libnot_a_library.so"), "this is text, not ELF").unwrap();
     // A real shared library that is not an rvbbit plugin.
-    let libz = ["/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/x86_64-linux-gnu/libz.so.1", "/lib/aarch64-linux-gnu/libz.so.1"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("zlib is on every Debian system");
+    let libz = [
+        "/lib/x86_64-linux-gnu/libz.so.1",
+        "/usr/lib/x86_64-linux-gnu/libz.so.1",
+        "/lib/aarch64-linux-gnu/libz.so.1",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+    .expect("zlib is on every Debian system");
     std::fs::copy(libz, dir.join("libz_not_a_plugin.so")).unwrap();
     let listing = run(rvbbit().arg("plugins").env("RVBBIT_PLUGIN_PATH", &dir));
     listing.expect_code(0);
-    assert!(listing.stdout.contains("libnot_a_library.so: not a loadable library"), "{}", listing.stdout);
+    assert!(
+        listing
+            .stdout
+            .contains("libnot_a_library.so: not a loadable library"),
+        "{}",
+        listing.stdout
+    );
     assert!(listing.stdout.contains("libz_not_a_plugin.so: not an rvbbit plugin: it does not export the symbol `rvbbit_plugin_entry`"), "{}", listing.stdout);
-    assert!(listing.stdout.contains("training 0.1.0"), "the good plugin still loads:\n{}", listing.stdout);
-    let help = run(rvbbit().args(["training", "verify", "--help"]).env("RVBBIT_PLUGIN_PATH", &dir));
+    assert!(
+        listing.stdout.contains("training 0.1.0"),
+        "the good plugin still loads:\n{}",
+        listing.stdout
+    );
+    let help = run(rvbbit()
+        .args(["training", "verify", "--help"])
+        .env("RVBBIT_PLUGIN_PATH", &dir));
     help.expect_code(0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -60,9 +102,14 @@ fn other_commands_go_to_the_next_rvbbit_on_path_with_args_and_exit_code() {
     std::fs::write(&python_cli, "#!/bin/sh\nprintf 'python-rvbbit got:'\nfor a in \"$@\"; do printf ' [%s]' \"$a\"; done\necho\nexit 42\n").unwrap();
     std::fs::set_permissions(&python_cli, std::fs::Permissions::from_mode(0o755)).unwrap();
     let path = format!("{}:/usr/bin:/bin", dir.display());
-    let run = run(rvbbit().args(["sql", "query", "SELECT 'a b'", "--limit", "3"]).env("PATH", &path));
+    let run = run(rvbbit()
+        .args(["sql", "query", "SELECT 'a b'", "--limit", "3"])
+        .env("PATH", &path));
     assert_eq!(run.code, 42, "{}{}", run.stdout, run.stderr);
-    assert_eq!(run.stdout.trim(), "python-rvbbit got: [sql] [query] [SELECT 'a b'] [--limit] [3]");
+    assert_eq!(
+        run.stdout.trim(),
+        "python-rvbbit got: [sql] [query] [SELECT 'a b'] [--limit] [3]"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -70,7 +117,21 @@ fn other_commands_go_to_the_next_rvbbit_on_path_with_args_and_exit_code() {
 fn without_another_rvbbit_an_unknown_command_lists_what_is_available() {
     let run = run(rvbbit().args(["training", "migrat"]));
     run.expect_code(8);
-    assert!(run.stderr.contains("no plugin provides 'rvbbit training migrat'"), "{}", run.stderr);
-    assert!(run.stderr.contains("did you mean 'rvbbit training migrate'?"), "{}", run.stderr);
-    assert!(run.stderr.contains("rvbbit training verify"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("no plugin provides 'rvbbit training migrat'"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("did you mean 'rvbbit training migrate'?"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("rvbbit training verify"),
+        "{}",
+        run.stderr
+    );
 }

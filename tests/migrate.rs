@@ -18,9 +18,17 @@ async fn fresh_database_gets_every_object_and_verify_passes() {
         "created  view training_examples_with_annotations",
         "created  view training_stats_by_cascade",
     ] {
-        assert!(run.stdout.contains(line), "missing {line:?} in:\n{}", run.stdout);
+        assert!(
+            run.stdout.contains(line),
+            "missing {line:?} in:\n{}",
+            run.stdout
+        );
     }
-    assert!(run.stdout.contains("verify: all"), "migrate ends with the verification summary:\n{}", run.stdout);
+    assert!(
+        run.stdout.contains("verify: all"),
+        "migrate ends with the verification summary:\n{}",
+        run.stdout
+    );
     let engines = db
         .rows::<(String, String)>(&format!(
             "SELECT name, engine FROM system.tables WHERE database = '{}' AND name LIKE 'training%' ORDER BY name",
@@ -39,7 +47,8 @@ async fn fresh_database_gets_every_object_and_verify_passes() {
     );
     let verify = db.rvbbit(&["training", "verify", "--format", "json"]);
     verify.expect_code(0);
-    let report: serde_json::Value = serde_json::from_str(&verify.stdout).expect("verify --format json prints JSON");
+    let report: serde_json::Value =
+        serde_json::from_str(&verify.stdout).expect("verify --format json prints JSON");
     assert_eq!(report["ok"], true);
     assert!(report["checks"].as_array().unwrap().len() >= 8);
     db.drop().await;
@@ -48,36 +57,104 @@ async fn fresh_database_gets_every_object_and_verify_passes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn migrating_twice_changes_no_definition_and_duplicates_no_example() {
     let db = TestDb::with_logs("twice").await;
-    insert(&db.client, &[LogRow::simple("a1", "casc", "cell", "q1", "r1"), LogRow::simple("a2", "casc", "cell", "q2", "r2")]).await;
+    insert(
+        &db.client,
+        &[
+            LogRow::simple("a1", "casc", "cell", "q1", "r1"),
+            LogRow::simple("a2", "casc", "cell", "q2", "r2"),
+        ],
+    )
+    .await;
     db.rvbbit(&["training", "migrate"]).expect_code(0);
     let before = db.definitions().await;
     let second = db.rvbbit(&["sql", "migrate", "training"]);
     second.expect_code(0);
-    assert!(!second.stdout.contains("created  "), "nothing is created the second time:\n{}", second.stdout);
-    assert!(second.stdout.contains("exists   materialized view training_examples_mv"), "{}", second.stdout);
-    assert!(second.stdout.contains("backfill examples already cover"), "{}", second.stdout);
-    assert_eq!(db.definitions().await, before, "definitions changed on the second migrate");
-    assert_eq!(db.scalar::<u64>("SELECT count() FROM training_examples").await, 2);
-    assert_eq!(db.scalar::<u64>("SELECT uniqExact(trace_id) FROM training_examples").await, 2);
+    assert!(
+        !second.stdout.contains("created  "),
+        "nothing is created the second time:\n{}",
+        second.stdout
+    );
+    assert!(
+        second
+            .stdout
+            .contains("exists   materialized view training_examples_mv"),
+        "{}",
+        second.stdout
+    );
+    assert!(
+        second.stdout.contains("backfill examples already cover"),
+        "{}",
+        second.stdout
+    );
+    assert_eq!(
+        db.definitions().await,
+        before,
+        "definitions changed on the second migrate"
+    );
+    assert_eq!(
+        db.scalar::<u64>("SELECT count() FROM training_examples")
+            .await,
+        2
+    );
+    assert_eq!(
+        db.scalar::<u64>("SELECT uniqExact(trace_id) FROM training_examples")
+            .await,
+        2
+    );
     db.drop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn history_is_backfilled_once_and_new_rows_arrive_live() {
     let db = TestDb::with_logs("backfill").await;
-    let history: Vec<LogRow> = (0..25).map(|i| LogRow::simple(&format!("old-{i}"), "casc", "cell", &format!("question {i}"), &format!("answer {i}"))).collect();
+    let history: Vec<LogRow> = (0..25)
+        .map(|i| {
+            LogRow::simple(
+                &format!("old-{i}"),
+                "casc",
+                "cell",
+                &format!("question {i}"),
+                &format!("answer {i}"),
+            )
+        })
+        .collect();
     insert(&db.client, &history).await;
     let run = db.rvbbit(&["training", "migrate"]);
     run.expect_code(0);
-    assert!(run.stdout.contains("backfill added 25 examples"), "{}", run.stdout);
-    insert(&db.client, &[LogRow::simple("new-1", "casc", "cell", "live question", "live answer")]).await;
+    assert!(
+        run.stdout.contains("backfill added 25 examples"),
+        "{}",
+        run.stdout
+    );
+    insert(
+        &db.client,
+        &[LogRow::simple(
+            "new-1",
+            "casc",
+            "cell",
+            "live question",
+            "live answer",
+        )],
+    )
+    .await;
     let live: Vec<(String, String)> = db
         .rows("SELECT user_input, assistant_output FROM training_examples_mv WHERE trace_id = 'new-1'")
         .await;
-    assert_eq!(live, vec![("live question".to_string(), "live answer".to_string())]);
+    assert_eq!(
+        live,
+        vec![("live question".to_string(), "live answer".to_string())]
+    );
     db.rvbbit(&["training", "migrate"]).expect_code(0);
-    assert_eq!(db.scalar::<u64>("SELECT count() FROM training_examples_with_annotations").await, 26);
-    assert_eq!(db.scalar::<u64>("SELECT uniqExact(trace_id) FROM training_examples").await, 26);
+    assert_eq!(
+        db.scalar::<u64>("SELECT count() FROM training_examples_with_annotations")
+            .await,
+        26
+    );
+    assert_eq!(
+        db.scalar::<u64>("SELECT uniqExact(trace_id) FROM training_examples")
+            .await,
+        26
+    );
     db.drop().await;
 }
 
@@ -113,15 +190,45 @@ async fn examples_follow_the_parsing_rules() {
             json!("a cat"),
         ),
         // Structured output stays JSON, exactly as stored.
-        LogRow::assistant("structured", "casc", "cell", json!([{"role": "user", "content": "extract"}]), json!({"name": "Zoë", "tags": ["a", "b"]})),
+        LogRow::assistant(
+            "structured",
+            "casc",
+            "cell",
+            json!([{"role": "user", "content": "extract"}]),
+            json!({"name": "Zoë", "tags": ["a", "b"]}),
+        ),
         // Not examples: no cascade, empty cascade, not assistant, empty / null reply.
-        LogRow { cascade_id: None, ..LogRow::simple("no-cascade", "x", "cell", "q", "r") },
-        LogRow { cascade_id: Some(String::new()), ..LogRow::simple("empty-cascade", "x", "cell", "q", "r") },
-        LogRow { role: "user".into(), ..LogRow::simple("user-row", "casc", "cell", "q", "r") },
-        LogRow::assistant("empty-reply", "casc", "cell", json!([{"role": "user", "content": "q"}]), json!("")),
-        LogRow::assistant("null-reply", "casc", "cell", json!([{"role": "user", "content": "q"}]), json!(null)),
+        LogRow {
+            cascade_id: None,
+            ..LogRow::simple("no-cascade", "x", "cell", "q", "r")
+        },
+        LogRow {
+            cascade_id: Some(String::new()),
+            ..LogRow::simple("empty-cascade", "x", "cell", "q", "r")
+        },
+        LogRow {
+            role: "user".into(),
+            ..LogRow::simple("user-row", "casc", "cell", "q", "r")
+        },
+        LogRow::assistant(
+            "empty-reply",
+            "casc",
+            "cell",
+            json!([{"role": "user", "content": "q"}]),
+            json!(""),
+        ),
+        LogRow::assistant(
+            "null-reply",
+            "casc",
+            "cell",
+            json!([{"role": "user", "content": "q"}]),
+            json!(null),
+        ),
     ];
-    rows.push(LogRow { content_json: None, ..LogRow::simple("missing-reply", "casc", "cell", "q", "r") });
+    rows.push(LogRow {
+        content_json: None,
+        ..LogRow::simple("missing-reply", "casc", "cell", "q", "r")
+    });
     insert(&db.client, &rows).await;
     let got: Vec<(String, String, String)> = db
         .rows("SELECT trace_id, user_input, assistant_output FROM training_examples_with_annotations ORDER BY trace_id")
@@ -129,9 +236,21 @@ async fn examples_follow_the_parsing_rules() {
     assert_eq!(
         got,
         vec![
-            ("last-user".to_string(), tricky.to_string(), tricky.to_string()),
-            ("parts".to_string(), "look at this\nand say \"what\" 🐇".to_string(), "a cat".to_string()),
-            ("structured".to_string(), "extract".to_string(), r#"{"name": "Zo\u00eb", "tags": ["a", "b"]}"#.to_string()),
+            (
+                "last-user".to_string(),
+                tricky.to_string(),
+                tricky.to_string()
+            ),
+            (
+                "parts".to_string(),
+                "look at this\nand say \"what\" 🐇".to_string(),
+                "a cat".to_string()
+            ),
+            (
+                "structured".to_string(),
+                "extract".to_string(),
+                r#"{"name": "Zo\u00eb", "tags": ["a", "b"]}"#.to_string()
+            ),
         ]
     );
     db.drop().await;
@@ -144,16 +263,40 @@ async fn verify_names_a_missing_object_and_migrate_restores_it() {
     db.exec("DROP VIEW training_stats_by_cascade").await;
     let verify = db.rvbbit(&["training", "verify"]);
     verify.expect_code(1);
-    assert!(verify.stdout.contains("FAIL view training_stats_by_cascade"), "{}", verify.stdout);
-    assert!(verify.stdout.contains("missing; run `rvbbit training migrate`"), "{}", verify.stdout);
+    assert!(
+        verify
+            .stdout
+            .contains("FAIL view training_stats_by_cascade"),
+        "{}",
+        verify.stdout
+    );
+    assert!(
+        verify
+            .stdout
+            .contains("missing; run `rvbbit training migrate`"),
+        "{}",
+        verify.stdout
+    );
     let json = db.rvbbit(&["training", "verify", "--format", "json"]);
     json.expect_code(1);
     let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
-    let failed: Vec<&str> = report["checks"].as_array().unwrap().iter().filter(|c| c["ok"] == false).map(|c| c["name"].as_str().unwrap()).collect();
+    let failed: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
     assert_eq!(failed, vec!["view training_stats_by_cascade"]);
     let again = db.rvbbit(&["training", "migrate"]);
     again.expect_code(0);
-    assert!(again.stdout.contains("created  view training_stats_by_cascade"), "{}", again.stdout);
+    assert!(
+        again
+            .stdout
+            .contains("created  view training_stats_by_cascade"),
+        "{}",
+        again.stdout
+    );
     db.rvbbit(&["training", "verify"]).expect_code(0);
     db.drop().await;
 }
@@ -162,11 +305,21 @@ async fn verify_names_a_missing_object_and_migrate_restores_it() {
 async fn verify_reports_examples_missing_from_the_log() {
     let db = TestDb::with_logs("unpopulated").await;
     db.rvbbit(&["training", "migrate"]).expect_code(0);
-    insert(&db.client, &[LogRow::simple("e1", "casc", "cell", "q", "r")]).await;
+    insert(
+        &db.client,
+        &[LogRow::simple("e1", "casc", "cell", "q", "r")],
+    )
+    .await;
     db.exec("TRUNCATE TABLE training_examples").await;
     let verify = db.rvbbit(&["training", "verify"]);
     verify.expect_code(1);
-    assert!(verify.stdout.contains("1 qualifying unified_logs rows have no example"), "{}", verify.stdout);
+    assert!(
+        verify
+            .stdout
+            .contains("1 qualifying unified_logs rows have no example"),
+        "{}",
+        verify.stdout
+    );
     db.rvbbit(&["training", "migrate"]).expect_code(0);
     db.rvbbit(&["training", "verify"]).expect_code(0);
     db.drop().await;
@@ -176,17 +329,58 @@ async fn verify_reports_examples_missing_from_the_log() {
 async fn a_missing_database_is_named_and_created_on_request() {
     let db = TestDb::empty("nodb").await;
     let missing = format!("{}_absent", db.name);
-    let run = rvbbit_tests::run(rvbbit_tests::rvbbit().args(["training", "migrate", "--url", &db.url, "--database", &missing]));
+    let run = rvbbit_tests::run(rvbbit_tests::rvbbit().args([
+        "training",
+        "migrate",
+        "--url",
+        &db.url,
+        "--database",
+        &missing,
+    ]));
     run.expect_code(6);
-    assert!(run.stderr.contains(&format!("database {missing} does not exist")) && run.stderr.contains("--create-database"), "{}", run.stderr);
-    let created = rvbbit_tests::run(rvbbit_tests::rvbbit().args(["training", "migrate", "--url", &db.url, "--database", &missing, "--create-database"]));
+    assert!(
+        run.stderr
+            .contains(&format!("database {missing} does not exist"))
+            && run.stderr.contains("--create-database"),
+        "{}",
+        run.stderr
+    );
+    let created = rvbbit_tests::run(rvbbit_tests::rvbbit().args([
+        "training",
+        "migrate",
+        "--url",
+        &db.url,
+        "--database",
+        &missing,
+        "--create-database",
+    ]));
     // The database is created; the log table rvbbit owns is still missing, which is named.
     created.expect_code(6);
-    assert!(created.stdout.contains(&format!("created  database {missing}")), "{}", created.stdout);
-    assert!(created.stderr.contains(&format!("table {missing}.unified_logs does not exist")), "{}", created.stderr);
-    let databases: u64 = db.scalar(&format!("SELECT count() FROM system.databases WHERE name = '{missing}'")).await;
+    assert!(
+        created
+            .stdout
+            .contains(&format!("created  database {missing}")),
+        "{}",
+        created.stdout
+    );
+    assert!(
+        created
+            .stderr
+            .contains(&format!("table {missing}.unified_logs does not exist")),
+        "{}",
+        created.stderr
+    );
+    let databases: u64 = db
+        .scalar(&format!(
+            "SELECT count() FROM system.databases WHERE name = '{missing}'"
+        ))
+        .await;
     assert_eq!(databases, 1);
-    let tables: u64 = db.scalar(&format!("SELECT count() FROM system.tables WHERE database = '{missing}'")).await;
+    let tables: u64 = db
+        .scalar(&format!(
+            "SELECT count() FROM system.tables WHERE database = '{missing}'"
+        ))
+        .await;
     assert_eq!(tables, 0, "nothing is created without unified_logs");
     db.exec(&format!("DROP DATABASE `{missing}`")).await;
     db.drop().await;

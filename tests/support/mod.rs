@@ -16,13 +16,21 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// `target/<profile>`, where cargo put this test binary's siblings.
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe.parent().expect("deps dir").parent().expect("profile dir").to_path_buf();
+    let dir = exe
+        .parent()
+        .expect("deps dir")
+        .parent()
+        .expect("profile dir")
+        .to_path_buf();
     assert!(
         dir.join("rvbbit").is_file() && dir.join(format!("libtraining_plugin{}", std::env::consts::DLL_SUFFIX)).is_file(),
         "build the workspace before the tests (`cargo build --workspace`, which scripts/test does): no rvbbit binary or plugin in {}",
@@ -41,7 +49,10 @@ pub fn rvbbit() -> Command {
             command.env_remove(key);
         }
     }
-    command.env("PATH", "/usr/bin:/bin").env("HOME", std::env::temp_dir()).stdin(Stdio::null());
+    command
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", std::env::temp_dir())
+        .stdin(Stdio::null());
     command
 }
 
@@ -67,7 +78,11 @@ impl Run {
 
     #[track_caller]
     pub fn expect_code(&self, code: i32) -> &Run {
-        assert_eq!(self.code, code, "exit code; stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "exit code; stdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 }
@@ -91,7 +106,8 @@ pub fn engine_url() -> String {
                 return Engine { url, _child: None };
             }
             let port = free_port();
-            let data = std::env::temp_dir().join(format!("rvbbit-test-engine-{}", std::process::id()));
+            let data =
+                std::env::temp_dir().join(format!("rvbbit-test-engine-{}", std::process::id()));
             let child = Command::new(repo_root().join("scripts").join("dev-clickhouse"))
                 .args(["serve", "--port", &port.to_string(), "--data-dir"])
                 .arg(&data)
@@ -102,7 +118,10 @@ pub fn engine_url() -> String {
                 .expect("scripts/dev-clickhouse starts");
             let url = format!("http://127.0.0.1:{port}");
             wait_for_ping(&url, Duration::from_secs(120));
-            Engine { url, _child: Some(child) }
+            Engine {
+                url,
+                _child: Some(child),
+            }
         })
         .url
         .clone()
@@ -113,12 +132,17 @@ pub fn old_server() -> (String, String) {
     let url = std::env::var("RVBBIT_TEST_OLD_CLICKHOUSE_URL").expect(
         "RVBBIT_TEST_OLD_CLICKHOUSE_URL is not set: run the tests with scripts/test, which starts Debian's ClickHouse 18.16 for them",
     );
-    let password = std::env::var("RVBBIT_TEST_OLD_CLICKHOUSE_PASSWORD").unwrap_or_else(|_| "old-secret".into());
+    let password = std::env::var("RVBBIT_TEST_OLD_CLICKHOUSE_PASSWORD")
+        .unwrap_or_else(|_| "old-secret".into());
     (url, password)
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 fn wait_for_ping(url: &str, limit: Duration) {
@@ -150,10 +174,17 @@ impl TestDb {
     /// An empty database named after the test.
     pub async fn empty(label: &str) -> TestDb {
         let url = engine_url();
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
         let name = format!("t_{label}_{:x}", nanos % 0xffff_ffff_ffff);
         let server = clickhouse::Client::default().with_url(&url);
-        server.query(&format!("CREATE DATABASE `{name}`")).execute().await.expect("create test database");
+        server
+            .query(&format!("CREATE DATABASE `{name}`"))
+            .execute()
+            .await
+            .expect("create test database");
         let client = server.with_database(&name);
         TestDb { name, url, client }
     }
@@ -161,33 +192,56 @@ impl TestDb {
     /// A database with rvbbit's `unified_logs`, as rvbbit creates it.
     pub async fn with_logs(label: &str) -> TestDb {
         let db = TestDb::empty(label).await;
-        let ddl = std::fs::read_to_string(repo_root().join("tests/fixtures/unified_logs.sql")).expect("fixture");
-        let ddl: String = ddl.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
-        db.client.query_raw(ddl.trim().trim_end_matches(';')).execute().await.expect("create unified_logs");
+        let ddl = std::fs::read_to_string(repo_root().join("tests/fixtures/unified_logs.sql"))
+            .expect("fixture");
+        let ddl: String = ddl
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        db.client
+            .query_raw(ddl.trim().trim_end_matches(';'))
+            .execute()
+            .await
+            .expect("create unified_logs");
         db
     }
 
     /// `rvbbit <args> --url <engine> --database <this>`.
     pub fn rvbbit(&self, args: &[&str]) -> Run {
-        run(rvbbit().args(args).args(["--url", &self.url, "--database", &self.name]))
+        run(rvbbit()
+            .args(args)
+            .args(["--url", &self.url, "--database", &self.name]))
     }
 
     pub async fn scalar<T>(&self, sql: &str) -> T
     where
         T: clickhouse::RowOwned + clickhouse::RowRead,
     {
-        self.client.query_raw(sql).fetch_one::<T>().await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+        self.client
+            .query_raw(sql)
+            .fetch_one::<T>()
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
     pub async fn rows<T>(&self, sql: &str) -> Vec<T>
     where
         T: clickhouse::RowOwned + clickhouse::RowRead,
     {
-        self.client.query_raw(sql).fetch_all::<T>().await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+        self.client
+            .query_raw(sql)
+            .fetch_all::<T>()
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
     pub async fn exec(&self, sql: &str) {
-        self.client.query_raw(sql).execute().await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        self.client
+            .query_raw(sql)
+            .execute()
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     /// The `CREATE` statement of every object, by name: to compare definitions.
@@ -200,6 +254,7 @@ impl TestDb {
     }
 
     pub async fn drop(self) {
-        self.exec(&format!("DROP DATABASE IF EXISTS `{}` SYNC", self.name)).await;
+        self.exec(&format!("DROP DATABASE IF EXISTS `{}` SYNC", self.name))
+            .await;
     }
 }

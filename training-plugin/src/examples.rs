@@ -55,9 +55,11 @@ pub async fn count(db: &Db) -> anyhow::Result<u64> {
 
 /// Examples stored more than once (same trace id).
 pub async fn duplicates(db: &Db) -> anyhow::Result<u64> {
-    db.fetch_one::<u64>(db.query(&format!(
-        "SELECT count() - uniqExact(trace_id) FROM {EXAMPLES_TABLE}"
-    )))
-    .await
-    .context("looking for duplicate examples")
+    let sql =
+        format!("SELECT toInt64(count()) - toInt64(uniqExact(trace_id)) FROM {EXAMPLES_TABLE}");
+    let extra = db
+        .fetch_one::<i64>(db.query(&sql))
+        .await
+        .context("looking for duplicate examples")?;
+    Ok(extra.max(0).unsigned_abs())
 }

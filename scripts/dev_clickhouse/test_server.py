@@ -1,0 +1,503 @@
+"""Tests of the local ClickHouse HTTP server (scripts/dev-clickhouse).
+
+Run with the virtualenv's Python (the one scripts/dev-clickhouse installs):
+    .dev/venv/bin/python scripts/dev_clickhouse/test_server.py
+(pytest collects the same tests.)  Servers are started through
+`scripts/dev-clickhouse serve --parent-pid <this process>`, on free ports and
+temporary data directories, so none outlives the test run.
+"""
+
+import base64
+import gzip
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.parse
+import uuid
+
+import lz4.block
+import lz4.frame
+import zstandard
+from clickhouse_cityhash.cityhash import CityHash128
+
+SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "dev-clickhouse")
+ERROR_BODY = re.compile(r"^Code: (\d+)\. DB::Exception: .*\((\w+)\) \(version \d+(\.\d+)+\)\n$", re.S)
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """A server process started with `dev-clickhouse serve`."""
+
+    def __init__(self, data_dir, password="", parent_pid=None):
+        self.port = free_port()
+        self.data_dir = data_dir
+        self.log_path = os.path.join(os.path.dirname(data_dir), f"server-{self.port}.log")
+        env = dict(os.environ, RVBBIT_DEV_CLICKHOUSE_PASSWORD=password, RVBBIT_DEV_VENV=sys.prefix)
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [SCRIPT, "serve", "--port", str(self.port), "--data-dir", data_dir,
+                 "--parent-pid", str(parent_pid or os.getpid())],
+                env=env, stdout=subprocess.DEVNULL, stderr=log)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if self.request("GET", "/ping")[0] == 200:
+                    return
+            except OSError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("server did not start: " + self.log())
+            time.sleep(0.1)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=20)
+
+    def log(self):
+        with open(self.log_path, encoding="utf-8", errors="replace") as log:
+            return log.read()
+
+    def connection(self):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+
+    def request(self, method, path, body=None, headers=None, connection=None):
+        conn = connection or self.connection()
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            response = conn.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            if connection is None:
+                conn.close()
+
+    def query(self, sql, method="POST", headers=None, **params):
+        path = "/?" + urllib.parse.urlencode(params) if params else "/"
+        return self.request(method, path, sql.encode() if isinstance(sql, str) else sql, headers)
+
+    def ok(self, sql, **params):
+        status, _, body = self.query(sql, **params)
+        assert status == 200, body
+        return body
+
+
+def native_compress(data, corrupt=False):
+    """One ClickHouse compressed block: checksum, method 0x82 (LZ4), sizes, LZ4 block."""
+    payload = lz4.block.compress(data, store_size=False)
+    block = struct.pack("<BII", 0x82, 9 + len(payload), len(data)) + payload
+    value = CityHash128(block)
+    checksum = struct.pack("<QQ", value >> 64, value & ((1 << 64) - 1))
+    if corrupt:
+        checksum = bytes([checksum[0] ^ 1]) + checksum[1:]
+    return checksum + block
+
+
+def native_decompress(data):
+    out, pos = [], 0
+    while pos < len(data):
+        checksum = data[pos:pos + 16]
+        method, size, raw_size = struct.unpack_from("<BII", data, pos + 16)
+        block = data[pos + 16:pos + 16 + size]
+        value = CityHash128(block)
+        assert checksum == struct.pack("<QQ", value >> 64, value & ((1 << 64) - 1)), "bad checksum"
+        assert method == 0x82
+        out.append(lz4.block.decompress(block[9:], uncompressed_size=raw_size))
+        pos += 16 + size
+    return b"".join(out)
+
+
+def row_binary_string(value):
+    out = bytearray()
+    length = len(value)
+    while True:  # LEB128 length
+        byte = length & 0x7F
+        length >>= 7
+        out.append(byte | (0x80 if length else 0))
+        if not length:
+            return bytes(out) + value
+
+
+class ServerTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="dev-clickhouse-test-")
+        cls.server = Server(os.path.join(cls.tmp, "data"))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def assert_error(self, response, status, code, name):
+        got_status, headers, body = response
+        self.assertEqual(got_status, status, body)
+        self.assertEqual(headers.get("X-ClickHouse-Exception-Code"), str(code))
+        match = ERROR_BODY.match(body.decode())
+        self.assertIsNotNone(match, body)
+        self.assertEqual((int(match.group(1)), match.group(2)), (code, name))
+        return body.decode()
+
+    # --- basics ---
+
+    def test_ping_and_root(self):
+        for path in ("/ping", "/", "/replicas_status"):
+            status, _, body = self.server.request("GET", path)
+            self.assertEqual((status, body), (200, b"Ok.\n"))
+        status, _, body = self.server.request("GET", "/nowhere")
+        self.assertEqual(status, 404)
+        self.assertTrue(body.startswith(b"There is no handle /nowhere"))
+
+    def test_query_in_url_body_and_both(self):
+        self.assertEqual(self.server.request("GET", "/?query=SELECT%201")[2], b"1\n")
+        self.assertEqual(self.server.ok("SELECT 2"), b"2\n")
+        # The URL part comes first, then a line break, then the body.
+        self.assertEqual(self.server.ok("+ 3, 'x'", query="SELECT 1"), b"4\tx\n")
+
+    def test_response_headers(self):
+        status, headers, body = self.server.query("SELECT number FROM numbers(3) FORMAT JSONEachRow",
+                                                  query_id="my-query")
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["X-ClickHouse-Query-Id"], "my-query")
+        self.assertEqual(headers["X-ClickHouse-Format"], "JSONEachRow")
+        self.assertEqual(headers["Content-Type"], "application/x-ndjson; charset=UTF-8")
+        self.assertTrue(headers["X-ClickHouse-Timezone"])
+        self.assertTrue(headers["X-ClickHouse-Server-Display-Name"])
+        summary = json.loads(headers["X-ClickHouse-Summary"])
+        self.assertEqual(summary["result_rows"], "3")
+        self.assertEqual(set(summary), {"read_rows", "read_bytes", "written_rows", "written_bytes",
+                                        "total_rows_to_read", "result_rows", "result_bytes", "elapsed_ns"})
+        self.assertEqual(int(headers["Content-Length"]), len(body))
+        uuid.UUID(self.server.query("SELECT 1")[1]["X-ClickHouse-Query-Id"])
+
+    def test_output_formats(self):
+        cases = [
+            ("SELECT 1", {}, {}, "TabSeparated", "text/tab-separated-values; charset=UTF-8", b"1\n"),
+            ("SELECT 1 AS x", {"default_format": "JSONCompact"}, {}, "JSONCompact",
+             "application/json; charset=UTF-8", None),
+            ("SELECT 1", {}, {"X-ClickHouse-Format": "CSVWithNames"}, "CSVWithNames",
+             "text/csv; charset=UTF-8; header=present", b'"1"\n1\n'),
+            ("SELECT 1 FORMAT CSV", {"default_format": "JSON"}, {}, "CSV",
+             "text/csv; charset=UTF-8; header=absent", b"1\n"),
+            ("SELECT toUInt8(7) FORMAT RowBinary", {}, {}, "RowBinary", "application/octet-stream", b"\x07"),
+        ]
+        for sql, params, headers, fmt, content_type, expected in cases:
+            with self.subTest(sql=sql, params=params, headers=headers):
+                path = "/?" + urllib.parse.urlencode(params) if params else "/"
+                status, got, body = self.server.request("POST", path, sql.encode(), headers)
+                self.assertEqual(status, 200, body)
+                self.assertEqual(got["X-ClickHouse-Format"], fmt)
+                self.assertEqual(got["Content-Type"], content_type)
+                if expected is not None:
+                    self.assertEqual(body, expected)
+        _, headers, body = self.server.query("CREATE TEMPORARY TABLE tmp_fmt (a UInt8)")
+        self.assertNotIn("X-ClickHouse-Format", headers)
+        self.assertEqual((headers["Content-Type"], body), ("text/plain; charset=UTF-8", b""))
+
+    def test_get_is_readonly(self):
+        response = self.server.request("GET", "/?" + urllib.parse.urlencode(
+            {"query": "CREATE TABLE ro (a UInt8) ENGINE = Memory"}))
+        self.assert_error(response, 500, 164, "READONLY")
+        self.server.ok("CREATE TABLE ro_target (a UInt8) ENGINE = Memory")
+        response = self.server.request("GET", "/?query=INSERT+INTO+ro_target+FORMAT+TSV", b"1\n")
+        self.assert_error(response, 500, 164, "READONLY")
+
+    # --- parameters, database, settings ---
+
+    def test_query_parameters_in_url(self):
+        value = "it's a \\ \"test\"\twith\nlines"
+        escaped = value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+        body = self.server.ok("SELECT {v:String} AS v, {n:UInt32} + 1 AS n FORMAT JSONEachRow",
+                              param_v=escaped, param_n="41")
+        self.assertEqual(json.loads(body), {"v": value, "n": 42})
+
+    def test_query_parameters_in_multipart_form(self):
+        boundary = "----boundary" + uuid.uuid4().hex
+        fields = [("query", "SELECT {a:UInt8} + 1, {s:String}"), ("param_a", "41"), ("param_s", "x y")]
+        body = "".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+                       for name, value in fields) + f"--{boundary}--\r\n"
+        status, _, got = self.server.request(
+            "POST", "/", body.encode(), {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        self.assertEqual((status, got), (200, b"42\tx y\n"))
+
+    def test_external_table_in_multipart_form(self):
+        boundary = "b" + uuid.uuid4().hex
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"query\"\r\n\r\n"
+                "SELECT sum(a), max(b) FROM ext\r\n"
+                f"--{boundary}\r\nContent-Disposition: form-data; name=\"ext\"; filename=\"ext.tsv\"\r\n"
+                "Content-Type: application/octet-stream\r\n\r\n1\tx\n2\ty\n\r\n"
+                f"--{boundary}--\r\n")
+        status, _, got = self.server.request(
+            "POST", "/?ext_structure=a+UInt32%2C+b+String", body.encode(),
+            {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        self.assertEqual((status, got), (200, b"3\ty\n"))
+
+    def test_database(self):
+        self.server.ok("CREATE DATABASE IF NOT EXISTS db_param")
+        self.server.ok("CREATE TABLE IF NOT EXISTS db_param.t (a UInt8) ENGINE = Memory")
+        self.assertEqual(self.server.ok("SELECT currentDatabase(), count() FROM t", database="db_param"),
+                         b"db_param\t0\n")
+        status, _, body = self.server.query("SELECT currentDatabase()", headers={"X-ClickHouse-Database": "db_param"})
+        self.assertEqual((status, body), (200, b"db_param\n"))
+        self.assert_error(self.server.query("SELECT 1", database="no_such_db"), 404, 81, "UNKNOWN_DATABASE")
+
+    def test_settings_apply_to_one_query_only(self):
+        default = self.server.ok("SELECT getSetting('max_threads')")
+        self.assertEqual(self.server.ok("SELECT getSetting('max_threads')", max_threads="3"), b"3\n")
+        self.assertEqual(self.server.ok("SELECT getSetting('max_threads')"), default)
+        self.assert_error(self.server.query("SELECT number FROM numbers(10)", max_result_rows="2",
+                                            result_overflow_mode="throw"), 500, 396, "TOO_MANY_ROWS_OR_BYTES")
+        self.assertEqual(self.server.ok("SELECT count() FROM (SELECT number FROM numbers(10))"), b"10\n")
+        body = self.server.ok("SELECT toUInt64(1) AS x FORMAT JSONEachRow", output_format_json_quote_64bit_integers="1")
+        self.assertEqual(body, b'{"x":"1"}\n')
+        self.assertEqual(self.server.ok("SELECT toUInt64(1) AS x FORMAT JSONEachRow"), b'{"x":1}\n')
+        # Parameters the HTTP handler consumes are not settings.
+        self.assertEqual(self.server.ok("SELECT 1", wait_end_of_query="1", buffer_size="10", session_id="s1",
+                                        client_protocol_version="0", role="r"), b"1\n")
+
+    def test_unknown_setting(self):
+        body = self.assert_error(self.server.query("SELECT 1", no_such_setting="1"), 404, 115, "UNKNOWN_SETTING")
+        self.assertIn("no_such_setting", body)
+        self.assertEqual(self.server.ok("SELECT 1"), b"1\n")
+
+    # --- errors ---
+
+    def test_error_format(self):
+        body = self.assert_error(self.server.query("SELEC 1"), 400, 62, "SYNTAX_ERROR")
+        self.assertNotIn("Code: 62. DB::Exception: Code:", body)
+        self.assert_error(self.server.query("SELECT * FROM no_such_table"), 404, 60, "UNKNOWN_TABLE")
+        self.assert_error(self.server.query("SELECT no_such_function()"), 404, 46, "UNKNOWN_FUNCTION")
+        self.assert_error(self.server.query("SELECT throwIf(1)"), 500, 395, "FUNCTION_THROW_IF_VALUE_IS_NON_ZERO")
+        self.assert_error(self.server.query("SELECT 1 FORMAT NoSuchFormat"), 404, 73, "UNKNOWN_FORMAT")
+        self.assert_error(self.server.query("SELECT {p:String}"), 500, 456, "UNKNOWN_QUERY_PARAMETER")
+        self.assert_error(self.server.query(""), 400, 62, "SYNTAX_ERROR")
+
+    def test_multi_statements_are_rejected(self):
+        body = self.assert_error(self.server.query("SELECT 1; SELECT 2"), 400, 62, "SYNTAX_ERROR")
+        self.assertIn("Multi-statements are not allowed", body)
+        self.assertEqual(self.server.ok("SELECT 1;"), b"1\n")
+
+    def test_into_outfile_is_rejected(self):
+        target = os.path.join(self.tmp, "outfile.csv")
+        body = self.assert_error(self.server.query(f"SELECT 1 INTO OUTFILE '{target}'"), 500, 358,
+                                 "INTO_OUTFILE_NOT_ALLOWED")
+        self.assertIn("INTO OUTFILE is not allowed", body)
+        self.assertFalse(os.path.exists(target))
+
+    def test_relative_file_paths_are_in_user_files(self):
+        self.server.ok("INSERT INTO FUNCTION file('out.csv', 'CSV', 'a UInt8') VALUES (7)")
+        with open(os.path.join(self.tmp, "data", "user_files", "out.csv")) as out:
+            self.assertEqual(out.read(), "7\n")
+        self.assertEqual(self.server.ok("SELECT * FROM file('out.csv', 'CSV', 'a UInt8')"), b"7\n")
+
+    def test_length_required(self):
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=10) as sock:
+            sock.sendall(b"POST /?query=SELECT+1 HTTP/1.1\r\nHost: x\r\n\r\n")
+            reply = sock.recv(65536).decode()
+        self.assertTrue(reply.startswith("HTTP/1.1 411"), reply)
+        self.assertIn("X-ClickHouse-Exception-Code: 381", reply)
+
+    # --- inserts ---
+
+    def test_row_binary_insert_with_nasty_strings(self):
+        self.server.ok("CREATE TABLE nasty (id UInt32, s String) ENGINE = MergeTree ORDER BY id")
+        values = [b"", b"nul\x00byte", b"quote'\"`\\", b"line\nbreak\r\n\ttab", "üñí😀".encode(),
+                  b"\xff\xfe not utf-8", b"x" * 100000, b"FORMAT TSV\n; SELECT 1"]
+        # Ids from 0x0A0A on: the data also holds empty lines ("\n\n").
+        data = b"".join(struct.pack("<I", 0x0A0A + i) + row_binary_string(v) for i, v in enumerate(values))
+        status, headers, body = self.server.query(data, query="INSERT INTO nasty FORMAT RowBinary")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(headers["X-ClickHouse-Summary"])["written_rows"], str(len(values)))
+        body = self.server.ok("SELECT s FROM nasty ORDER BY id FORMAT RowBinary")
+        self.assertEqual(body, b"".join(row_binary_string(v) for v in values))
+
+    def test_insert_text_formats(self):
+        self.server.ok("CREATE TABLE formats (a UInt32, b String) ENGINE = MergeTree ORDER BY a")
+        inserts = [
+            ("INSERT INTO formats FORMAT TabSeparated", b"1\tt\\tab\n"),
+            ("INSERT INTO formats (a, b) FORMAT CSV", b'2,"c,sv"\n'),
+            ("INSERT INTO formats FORMAT JSONEachRow", b'{"a": 3, "b": "j\\"son"}\n'),
+            ("INSERT INTO formats VALUES", b"(4, 'va''l')"),
+        ]
+        for query, data in inserts:
+            with self.subTest(query=query):
+                self.assertEqual(self.server.ok(data, query=query), b"")
+        self.server.ok("INSERT INTO formats VALUES (5, 'inline')")
+        self.assertEqual(self.server.ok("SELECT a, b FROM formats ORDER BY a FORMAT JSONCompactEachRow"),
+                         b'[1, "t\\tab"]\n[2, "c,sv"]\n[3, "j\\"son"]\n[4, "va\'l"]\n[5, "inline"]\n')
+
+    def test_chunked_request_bodies_and_keep_alive(self):
+        conn = self.server.connection()
+        try:
+            # http.client sends iterables with Transfer-Encoding: chunked.
+            self.server.request("POST", "/", iter([b"CREATE TABLE chunked ", b"(a UInt32) ENGINE = Memory"]),
+                                connection=conn)
+            rows = [struct.pack("<I", i) for i in range(1000)]
+            status, _, body = self.server.request(
+                "POST", "/?query=INSERT+INTO+chunked+FORMAT+RowBinary", iter(rows), connection=conn)
+            self.assertEqual(status, 200, body)
+            for _ in range(3):  # the connection stays usable
+                status, headers, body = self.server.request("POST", "/", b"SELECT count(), sum(a) FROM chunked",
+                                                            connection=conn)
+                self.assertEqual((status, body), (200, b"1000\t499500\n"))
+                self.assertEqual(headers["Connection"], "Keep-Alive")
+        finally:
+            conn.close()
+
+    # --- compression ---
+
+    def test_native_compression_both_ways(self):
+        self.server.ok("CREATE TABLE compressed (a UInt32, s String) ENGINE = Memory")
+        data = b"".join(struct.pack("<I", i) + row_binary_string(b"v%d" % i) for i in range(5000))
+        status, _, body = self.server.query(native_compress(data), query="INSERT INTO compressed FORMAT RowBinary",
+                                            decompress="1")
+        self.assertEqual(status, 200, body)
+        status, _, body = self.server.query("SELECT a, s FROM compressed ORDER BY a FORMAT RowBinary", compress="1")
+        self.assertEqual(status, 200)
+        self.assertEqual(native_decompress(body), data)
+
+    def test_native_compression_checksum_mismatch(self):
+        self.server.ok("CREATE TABLE corrupted (a UInt32) ENGINE = Memory")
+        response = self.server.query(native_compress(b"\x01\x00\x00\x00", corrupt=True),
+                                     query="INSERT INTO corrupted FORMAT RowBinary", decompress="1")
+        body = self.assert_error(response, 500, 40, "CHECKSUM_DOESNT_MATCH")
+        self.assertIn("Checksum doesn't match", body)
+
+    def test_http_compression(self):
+        sql = "SELECT number FROM numbers(1000)"
+        expected = b"".join(b"%d\n" % i for i in range(1000))
+        decoders = {"gzip": gzip.decompress, "lz4": lz4.frame.decompress,
+                    "zstd": lambda d: zstandard.ZstdDecompressor().decompress(d, max_output_size=1 << 20)}
+        for encoding, decode in decoders.items():
+            with self.subTest(encoding=encoding):
+                status, headers, body = self.server.query(sql, headers={"Accept-Encoding": encoding})
+                self.assertEqual(headers.get("Content-Encoding"), encoding)
+                self.assertEqual(decode(body), expected)
+        # ClickHouse prefers zstd over gzip.
+        _, headers, _ = self.server.query(sql, headers={"Accept-Encoding": "gzip, zstd"})
+        self.assertEqual(headers["Content-Encoding"], "zstd")
+        status, headers, body = self.server.query(sql, headers={"Accept-Encoding": "gzip"}, enable_http_compression="0")
+        self.assertNotIn("Content-Encoding", headers)
+        self.assertEqual(body, expected)
+        status, _, body = self.server.query(gzip.compress(b"SELECT 42"), headers={"Content-Encoding": "gzip"})
+        self.assertEqual((status, body), (200, b"42\n"))
+        status, headers, body = self.server.query("SELECT * FROM no_such_table", headers={"Accept-Encoding": "gzip"})
+        self.assertEqual((status, headers["Content-Encoding"]), (404, "gzip"))
+        self.assertTrue(gzip.decompress(body).startswith(b"Code: 60."))
+
+
+class AuthTest(unittest.TestCase):
+    password = "s3cret:pw"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="dev-clickhouse-auth-")
+        cls.server = Server(os.path.join(cls.tmp, "data"), password=cls.password)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def basic(self, user, password):
+        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    def test_accepted_credentials(self):
+        for params, headers in [
+            ({}, {"X-ClickHouse-User": "default", "X-ClickHouse-Key": self.password}),
+            ({}, {"Authorization": self.basic("default", self.password)}),
+            ({"user": "default", "password": self.password}, {}),
+            ({"password": self.password}, {}),
+        ]:
+            with self.subTest(params=params, headers=headers):
+                path = "/?" + urllib.parse.urlencode(params) if params else "/"
+                status, _, body = self.server.request("POST", path, b"SELECT 1", headers)
+                self.assertEqual((status, body), (200, b"1\n"))
+
+    def test_rejected_credentials(self):
+        for user, params, headers in [
+            ("default", {}, {}),
+            ("default", {}, {"X-ClickHouse-User": "default", "X-ClickHouse-Key": "wrong"}),
+            ("default", {}, {"Authorization": self.basic("default", "wrong")}),
+            ("default", {"user": "default", "password": "wrong"}, {}),
+            ("bob", {"user": "bob", "password": self.password}, {}),
+        ]:
+            with self.subTest(params=params, headers=headers):
+                path = "/?" + urllib.parse.urlencode(params) if params else "/"
+                status, got, body = self.server.request("POST", path, b"SELECT 1", headers)
+                self.assertEqual(status, 403)
+                self.assertEqual(got["X-ClickHouse-Exception-Code"], "516")
+                text = body.decode()
+                self.assertTrue(text.startswith(
+                    f"Code: 516. DB::Exception: {user}: Authentication failed: password is incorrect, "
+                    "or there is no user with such name."), text)
+                self.assertRegex(text, r"\(AUTHENTICATION_FAILED\) \(version [\d.]+\)\n$")
+
+    def test_passwords_stay_out_of_the_log(self):
+        self.server.request("POST", "/?user=default&password=" + urllib.parse.quote(self.password), b"SELECT 1")
+        log = self.server.log()
+        self.assertIn("password=%2A%2A%2A", log)
+        self.assertNotIn("s3cret", log)
+
+    def test_key_header_needs_a_user_header(self):
+        status, headers, body = self.server.request("POST", "/", b"SELECT 1", {"X-ClickHouse-Key": self.password})
+        self.assertEqual((status, headers["X-ClickHouse-Exception-Code"]), (403, "516"))
+        self.assertIn(b"Got an empty user name from X-ClickHouse HTTP headers", body)
+
+    def test_mixed_authentication_methods(self):
+        status, headers, body = self.server.request(
+            "POST", "/?password=x", b"SELECT 1", {"X-ClickHouse-Key": self.password})
+        self.assertEqual((status, headers["X-ClickHouse-Exception-Code"]), (403, "516"))
+        self.assertIn(b"Invalid authentication: it is not allowed to use X-ClickHouse HTTP headers and "
+                      b"authentication via parameters simultaneously", body)
+
+
+class LifecycleTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="dev-clickhouse-life-")
+        self.data = os.path.join(self.tmp, "data")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def test_data_persists_across_restarts(self):
+        server = Server(self.data)
+        try:
+            server.ok("CREATE TABLE kept (a UInt32, s String) ENGINE = MergeTree ORDER BY a")
+            server.ok(b"1\tone\n2\ttwo\n", query="INSERT INTO kept FORMAT TSV")
+        finally:
+            server.stop()
+        server = Server(self.data)
+        try:
+            self.assertEqual(server.ok("SELECT a, s FROM kept ORDER BY a"), b"1\tone\n2\ttwo\n")
+        finally:
+            server.stop()
+
+    def test_exits_when_parent_is_gone(self):
+        parent = subprocess.Popen(["sleep", "60"])
+        server = Server(self.data, parent_pid=parent.pid)
+        try:
+            parent.kill()
+            parent.wait()
+            server.process.wait(timeout=15)
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
