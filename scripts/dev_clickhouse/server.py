@@ -702,23 +702,26 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         started = time.monotonic()
         try:
-            response = self._route()
-        except (ValueError, OSError) as exc:  # unreadable request body
+            body = self._read_body()
+        except (ValueError, OSError) as exc:
             self.close_connection = True
             response = self._error_response(
                 self.engine.error("CANNOT_READ_ALL_DATA", f"Cannot read request body: {exc}"))
-        except Exception as exc:  # a bug here must not take the connection down silently
-            traceback.print_exc()
-            self.close_connection = True
-            response = self._error_response(self.engine.error("STD_EXCEPTION", f"{type(exc).__name__}: {exc}"))
+        else:
+            try:
+                response = self._route(body)
+            except Exception as exc:  # a bug here must still produce an answer
+                traceback.print_exc()
+                self.close_connection = True
+                response = self._error_response(
+                    self.engine.error("STD_EXCEPTION", f"{type(exc).__name__}: {exc}"))
         self._send(response, started)
 
     do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_GET
 
-    def _route(self):
+    def _route(self, body):
         path = urlsplit(self.path).path
         has_params = "?" in self.path
-        body = self._read_body()
         if self.command in ("GET", "HEAD") and not has_params and path in ("/", "/ping", "/replicas_status"):
             return Response(200, b"Ok.\n", "text/html; charset=UTF-8" if path == "/" else TEXT_PLAIN)
         if self.command == "OPTIONS":
@@ -753,7 +756,8 @@ class Handler(BaseHTTPRequestHandler):
         default_http_compression = "1" if engine.default_http_compression else "0"
         if parse_bool(last_value(settings, "enable_http_compression", default_http_compression)):
             http_compression = choose_response_encoding(self.headers.get("Accept-Encoding", ""))
-        level = int(last_value(settings, "http_zlib_compression_level", "") or 3)
+        level_text = last_value(settings, "http_zlib_compression_level", "")
+        level = int(level_text) if re.fullmatch(r"-?\d+", level_text) else 3  # the engine validates it
         native_compression = parse_bool(last_value(url_params, "compress", "0"))
 
         def encode(data):
