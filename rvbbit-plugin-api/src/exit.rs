@@ -21,3 +21,5 @@ pub const SERVER_ERROR: i32 = 7;
 pub const NO_SUCH_COMMAND: i32 = 8;
 /// A bug: a plugin panicked or broke the ABI contract.
 pub const INTERNAL: i32 = 70;
+/// Interrupted by the user (Ctrl-C); the message says what was done and how to resume.
+pub const INTERRUPTED: i32 = 130;

@@ -4,7 +4,7 @@
 use crate::connection::Target;
 use crate::failure::classified;
 use clickhouse::query::Query;
-use clickhouse::{Client, Compression, RowOwned, RowRead};
+use clickhouse::{Client, Compression, RowOwned, RowRead, RowWrite};
 use rvbbit_plugin_api::exit;
 use std::future::Future;
 
@@ -117,15 +117,51 @@ impl Db {
     }
 
     pub async fn execute(&self, query: Query) -> anyhow::Result<()> {
+        self.trace(&query);
         with_timeout(&self.target, query.execute()).await
     }
 
     pub async fn fetch_all<T: RowOwned + RowRead>(&self, query: Query) -> anyhow::Result<Vec<T>> {
+        self.trace(&query);
         with_timeout(&self.target, query.fetch_all::<T>()).await
     }
 
     pub async fn fetch_one<T: RowOwned + RowRead>(&self, query: Query) -> anyhow::Result<T> {
+        self.trace(&query);
         with_timeout(&self.target, query.fetch_one::<T>()).await
+    }
+
+    /// Writes `rows` into `table` with one INSERT (RowBinary; values never touch SQL).
+    pub async fn insert<T: RowOwned + RowWrite>(
+        &self,
+        table: &str,
+        rows: &[T],
+    ) -> anyhow::Result<()> {
+        if crate::output::verbose() {
+            eprintln!(
+                "{}",
+                crate::output::dim(&format!(
+                    "-- INSERT INTO {table} FORMAT RowBinary ({} rows)",
+                    rows.len()
+                ))
+            );
+        }
+        let write = async {
+            let mut insert = self.client.insert::<T>(table).await?;
+            for row in rows {
+                insert.write(row).await?;
+            }
+            insert.end().await
+        };
+        with_timeout(&self.target, write).await
+    }
+
+    /// With `-v`: the statement on stderr, secrets masked.
+    fn trace(&self, query: &Query) {
+        if crate::output::verbose() {
+            let sql = self.target.redact(&query.sql_display().to_string());
+            eprintln!("{}", crate::output::dim(&format!("-- {}", sql.trim())));
+        }
     }
 
     pub async fn database_exists(&self) -> anyhow::Result<bool> {

@@ -24,19 +24,35 @@ fn missing_rows(view_query: &str) -> String {
     format!("({view_query}) WHERE trace_id NOT IN (SELECT trace_id FROM {EXAMPLES_TABLE})")
 }
 
-/// Inserts an example for every qualifying log row that has none. Idempotent: rows
-/// already present are skipped, so a second run adds nothing. Returns rows added.
-pub async fn backfill(db: &Db, view_query: &str) -> anyhow::Result<u64> {
-    let before = count(db).await?;
+/// Months of `unified_logs` (`toYYYYMM(timestamp)`) with their row counts, oldest
+/// first: the backfill works one month at a time, which bounds the anti-join's memory
+/// and lets an interrupted backfill resume where it stopped.
+pub async fn log_months(db: &Db) -> anyhow::Result<Vec<(u32, u64)>> {
+    db.fetch_all::<(u32, u64)>(db.query(
+        "SELECT toYYYYMM(timestamp) AS month, count() FROM unified_logs GROUP BY month ORDER BY month",
+    ))
+    .await
+    .context("counting unified_logs rows per month")
+}
+
+/// Inserts an example for every qualifying log row of `month` that has none.
+/// Idempotent: rows already present are skipped, so running it again adds nothing.
+pub async fn backfill_month(db: &Db, view_query: &str, month: u32) -> anyhow::Result<()> {
     let columns = example_columns().collect::<Vec<_>>().join(", ");
     let sql = format!(
-        "INSERT INTO {EXAMPLES_TABLE} ({columns}) SELECT {columns} FROM {}",
-        missing_rows(view_query)
+        "INSERT INTO {EXAMPLES_TABLE} ({columns}) SELECT {columns} FROM ({view_query}) \
+         WHERE toYYYYMM(timestamp) = {{month:UInt32}} \
+         AND trace_id NOT IN (SELECT trace_id FROM {EXAMPLES_TABLE} WHERE toYYYYMM(timestamp) = {{month:UInt32}})"
     );
-    db.execute(db.query(&sql))
+    db.execute(db.query(&sql).param("month", month))
         .await
-        .with_context(|| format!("backfilling {EXAMPLES_TABLE} from unified_logs"))?;
-    Ok(count(db).await?.saturating_sub(before))
+        .with_context(|| {
+            format!(
+                "backfilling {EXAMPLES_TABLE} for {}-{:02}",
+                month / 100,
+                month % 100
+            )
+        })
 }
 
 /// How many qualifying log rows have no example.

@@ -10,6 +10,7 @@ mod db;
 mod examples;
 mod failure;
 mod migrations;
+mod output;
 mod schema;
 mod sql_split;
 

@@ -1,6 +1,7 @@
 //! `rvbbit training migrate` (also `rvbbit sql migrate training`): applies the
-//! embedded migrations statement by statement, backfills examples from history, and
-//! ends with the verification summary.
+//! embedded migrations statement by statement, backfills examples from history one
+//! month at a time (with progress), and ends with the verification summary. Ctrl-C
+//! stops between steps; everything done so far is kept and a re-run resumes.
 
 use super::{parse, run, verify, Format};
 use crate::connection::{ConnectionArgs, ENV_HELP};
@@ -8,6 +9,8 @@ use crate::db::Db;
 use crate::examples;
 use crate::failure::classified;
 use crate::migrations::{creates, Creates, MIGRATIONS};
+use crate::output::{self, OutputArgs};
+use crate::say;
 use crate::schema::LOGS;
 use crate::sql_split::split;
 use anyhow::Context;
@@ -15,22 +18,32 @@ use clap::Parser;
 use rvbbit_plugin_api::exit;
 use rvbbit_plugin_api::plugin::CommandResult;
 use std::ffi::OsString;
+use std::future::Future;
+use std::io::IsTerminal;
 
-/// Create or complete the training tables and views (safe to run again)
+/// Create or complete the training tables and views, and backfill examples (safe to run again)
 #[derive(Parser, Debug)]
 #[command(after_help = ENV_HELP)]
 pub struct Args {
-    #[command(flatten)]
-    pub connection: ConnectionArgs,
     /// Create the database first if it does not exist
     #[arg(long)]
     pub create_database: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 }
 
 fn exec_as(bin_name: &'static str, args: Vec<OsString>) -> CommandResult {
     let args: Args = parse(bin_name, args)?;
-    run(&args.connection, |target| async move {
-        migrate(Db::connect(target).await?, args.create_database).await
+    run(&args.connection, &args.output, |target| async move {
+        let mut interrupt = Interrupt::new()?;
+        migrate(
+            Db::connect(target).await?,
+            args.create_database,
+            &mut interrupt,
+        )
+        .await
     })
 }
 
@@ -54,9 +67,44 @@ rvbbit_plugin_api::register_command!(
     run: exec_sql,
 );
 
-async fn migrate(db: Db, create_database: bool) -> anyhow::Result<i32> {
+/// Ctrl-C, caught from the start of the command so it can stop between steps.
+struct Interrupt {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+}
+
+impl Interrupt {
+    fn new() -> anyhow::Result<Interrupt> {
+        Ok(Interrupt {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .context("installing the Ctrl-C handler")?,
+        })
+    }
+
+    /// Runs `step`; if Ctrl-C comes first, returns an interruption error built by `what_was_done`.
+    async fn guard<T>(
+        &mut self,
+        step: impl Future<Output = anyhow::Result<T>>,
+        what_was_done: impl FnOnce() -> String,
+    ) -> anyhow::Result<T> {
+        #[cfg(unix)]
+        let ctrl_c = self.signal.recv();
+        #[cfg(not(unix))]
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::select! {
+            result = step => result,
+            _ = ctrl_c => Err(classified(
+                exit::INTERRUPTED,
+                format!("interrupted: {}. Nothing is half-applied: run `rvbbit training migrate` again to resume.", what_was_done()),
+            )),
+        }
+    }
+}
+
+async fn migrate(db: Db, create_database: bool, interrupt: &mut Interrupt) -> anyhow::Result<i32> {
     let database = db.target.database.clone();
-    println!(
+    say!(
         "ClickHouse {} at {}, database {database}",
         db.version,
         db.target.address()
@@ -71,7 +119,7 @@ async fn migrate(db: Db, create_database: bool) -> anyhow::Result<i32> {
         db.execute(db.server_query(&format!("CREATE DATABASE IF NOT EXISTS `{database}`")))
             .await
             .with_context(|| format!("creating database {database}"))?;
-        println!("  created  database {database}");
+        say!("  {}  database {database}", output::green("created"));
     }
     let mut existing = db.objects().await?;
     if !existing.contains_key(LOGS) {
@@ -81,6 +129,7 @@ async fn migrate(db: Db, create_database: bool) -> anyhow::Result<i32> {
         ));
     }
     let mut indexes = index_names(&db).await?;
+    let mut applied = 0usize;
     for migration in MIGRATIONS {
         let statements = split(migration.sql).map_err(|e| {
             classified(
@@ -100,22 +149,28 @@ async fn migrate(db: Db, create_database: bool) -> anyhow::Result<i32> {
             let what = target
                 .as_ref()
                 .map_or_else(|| format!("statement {}", n + 1), ToString::to_string);
-            db.execute(db.query(&statement.text))
-                .await
-                .with_context(|| {
-                    format!(
-                        "migration {:04}_{} statement {} of {} (line {}, {what})",
-                        migration.version,
-                        migration.name,
-                        n + 1,
-                        statements.len(),
-                        statement.line
-                    )
-                })?;
+            let step = async {
+                db.execute(db.query(&statement.text))
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "migration {:04}_{} statement {} of {} (line {}, {what})",
+                            migration.version,
+                            migration.name,
+                            n + 1,
+                            statements.len(),
+                            statement.line
+                        )
+                    })
+            };
+            interrupt
+                .guard(step, || format!("{applied} statements were applied"))
+                .await?;
+            applied += 1;
             match (&target, already) {
-                (Some(_), true) => println!("  exists   {what}"),
-                (Some(_), false) => println!("  created  {what}"),
-                (None, _) => println!("  ran      {what}"),
+                (Some(_), true) => say!("  {}   {what}", output::dim("exists")),
+                (Some(_), false) => say!("  {}  {what}", output::green("created")),
+                (None, _) => say!("  ran      {what}"),
             }
         }
         existing = db.objects().await?;
@@ -124,13 +179,13 @@ async fn migrate(db: Db, create_database: bool) -> anyhow::Result<i32> {
     let view_query = examples::view_query(&db)
         .await?
         .ok_or_else(|| classified(exit::SERVER_ERROR, "the materialized view was not created"))?;
-    let added = examples::backfill(&db, &view_query).await?;
+    let added = backfill(&db, &view_query, interrupt).await?;
     if added == 0 {
-        println!("  backfill examples already cover {LOGS}");
+        say!("  backfill examples already cover {LOGS}");
     } else {
-        println!("  backfill added {added} examples from existing {LOGS} rows");
+        say!("  backfill added {added} examples from existing {LOGS} rows");
     }
-    println!();
+    say!();
     let report = verify::checks(&db).await?;
     verify::print(&report, Format::Table)?;
     Ok(if report.ok {
@@ -138,6 +193,62 @@ async fn migrate(db: Db, create_database: bool) -> anyhow::Result<i32> {
     } else {
         exit::CHECK_FAILED
     })
+}
+
+/// Backfills month by month, showing progress: a bar on a terminal, one line per
+/// month otherwise, nothing with `-q`. Returns the number of examples added.
+async fn backfill(db: &Db, view_query: &str, interrupt: &mut Interrupt) -> anyhow::Result<u64> {
+    let before = examples::count(db).await?;
+    let months = examples::log_months(db).await?;
+    let total: u64 = months.iter().map(|(_, rows)| rows).sum();
+    let bar = (!output::quiet() && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "  backfill [{bar:30}] {human_pos}/{human_len} log rows  {per_sec}  ETA {eta}  {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar
+    });
+    for (done, (month, rows)) in months.iter().enumerate() {
+        let label = format!("{}-{:02}", month / 100, month % 100);
+        if let Some(bar) = &bar {
+            bar.set_message(label.clone());
+        }
+        let step = examples::backfill_month(db, view_query, *month);
+        let result = interrupt
+            .guard(step, || {
+                format!(
+                    "the schema is in place and {done} of {} months of history were backfilled",
+                    months.len()
+                )
+            })
+            .await;
+        if let Err(e) = result {
+            if let Some(bar) = &bar {
+                bar.abandon();
+            }
+            return Err(e);
+        }
+        match &bar {
+            Some(bar) => bar.inc(*rows),
+            None => {
+                if !output::quiet() {
+                    eprintln!(
+                        "  backfill {label}: {rows} log rows scanned ({}/{})",
+                        done + 1,
+                        months.len()
+                    );
+                }
+            }
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_with_message("done");
+    }
+    Ok(examples::count(db).await?.saturating_sub(before))
 }
 
 async fn index_names(db: &Db) -> anyhow::Result<Vec<(String, String)>> {

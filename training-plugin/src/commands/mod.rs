@@ -6,13 +6,18 @@
 //! | `rvbbit sql migrate training` (same)      | [`migrate`]         |
 //! | `rvbbit training verify`                  | [`verify`]          |
 //! | `rvbbit training test-annotation`         | [`test_annotation`] |
+//! | `rvbbit training annotate`                | [`annotate`]        |
+//! | `rvbbit training stats`                   | [`stats`]           |
 
+pub mod annotate;
 pub mod migrate;
+pub mod stats;
 pub mod test_annotation;
 pub mod verify;
 
 use crate::connection::{resolve, ConnectionArgs, Target};
 use crate::failure::into_failure;
+use crate::output::OutputArgs;
 use clap::Parser;
 use rvbbit_plugin_api::exit;
 use rvbbit_plugin_api::plugin::{CommandResult, Failure};
@@ -51,13 +56,15 @@ fn print_clap(e: clap::Error) -> Failure {
     }
 }
 
-/// Resolves the connection flags and runs `body` on a fresh single-threaded runtime;
-/// any error becomes the user's one message, with the password removed.
-pub fn run<F, Fut>(connection: &ConnectionArgs, body: F) -> CommandResult
+/// Applies the output flags, resolves the connection flags and runs `body` on a fresh
+/// single-threaded runtime; any error becomes the user's one message, with the
+/// password removed.
+pub fn run<F, Fut>(connection: &ConnectionArgs, output: &OutputArgs, body: F) -> CommandResult
 where
     F: FnOnce(Target) -> Fut,
     Fut: Future<Output = anyhow::Result<i32>>,
 {
+    output.apply();
     let target = resolve(connection).map_err(|e| into_failure(e, |s| s.to_string()))?;
     let redactor = target.clone();
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -8,6 +8,8 @@ use super::{parse, run};
 use crate::connection::{ConnectionArgs, ENV_HELP};
 use crate::db::Db;
 use crate::failure::classified;
+use crate::output::OutputArgs;
+use crate::say;
 use crate::schema::ANNOTATIONS;
 use anyhow::Context;
 use clap::Parser;
@@ -31,11 +33,13 @@ pub struct Args {
     /// Leave the test annotation in place
     #[arg(long)]
     pub keep: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 pub fn exec(args: Vec<OsString>) -> CommandResult {
     let args: Args = parse("rvbbit training test-annotation", args)?;
-    run(&args.connection, |target| async move {
+    run(&args.connection, &args.output, |target| async move {
         let db = Db::connect(target).await?;
         test_annotation(&db, args.trace_id, args.keep).await
     })
@@ -101,9 +105,9 @@ async fn test_annotation(db: &Db, trace_id: Option<String>, keep: bool) -> anyho
             ),
         ));
     }
-    println!("1. {ANNOTATIONS} has {} columns:", described.len());
+    say!("1. {ANNOTATIONS} has {} columns:", described.len());
     for (name, ty) in &described {
-        println!("     {name:<14} {ty}");
+        say!("     {name:<14} {ty}");
     }
 
     // Never write next to real annotations: ReplacingMergeTree could merge ours over
@@ -130,7 +134,7 @@ async fn test_annotation(db: &Db, trace_id: Option<String>, keep: bool) -> anyho
     )
     .await
     .with_context(|| format!("inserting a test annotation for trace {trace_id:?}"))?;
-    println!("2. inserted a test annotation for trace {trace_id}");
+    say!("2. inserted a test annotation for trace {trace_id}");
 
     // 3-4 run under Ctrl-C protection so the cleanup below always happens.
     let checks = async {
@@ -156,9 +160,9 @@ async fn test_annotation(db: &Db, trace_id: Option<String>, keep: bool) -> anyho
         };
         let read_ok = back.len() == 1 && expected_ok(&back[0]);
         if read_ok {
-            println!("3. read it back: trainable=true verified=false confidence={TEST_CONFIDENCE} notes and tags intact");
+            say!("3. read it back: trainable=true verified=false confidence={TEST_CONFIDENCE} notes and tags intact");
         } else {
-            println!("3. FAIL read back {back:?}");
+            say!("3. FAIL read back {back:?}");
         }
         let total = db
             .fetch_one::<u64>(db.query(&format!("SELECT count() FROM {JOINED_VIEW}")))
@@ -173,15 +177,15 @@ async fn test_annotation(db: &Db, trace_id: Option<String>, keep: bool) -> anyho
             .with_context(|| format!("querying {JOINED_VIEW} for trace {trace_id:?}"))?;
         let view_ok = match joined.as_slice() {
             [] => {
-                println!("4. {JOINED_VIEW} answers ({total} examples; trace {trace_id} is not an example, as expected for a test id)");
+                say!("4. {JOINED_VIEW} answers ({total} examples; trace {trace_id} is not an example, as expected for a test id)");
                 true
             }
             [(true, Some(c))] if *c == TEST_CONFIDENCE => {
-                println!("4. {JOINED_VIEW} answers and shows the example as trainable with confidence {c}");
+                say!("4. {JOINED_VIEW} answers and shows the example as trainable with confidence {c}");
                 true
             }
             other => {
-                println!("4. FAIL {JOINED_VIEW} shows {other:?} for trace {trace_id}, expected one trainable row");
+                say!("4. FAIL {JOINED_VIEW} shows {other:?} for trace {trace_id}, expected one trainable row");
                 false
             }
         };
@@ -194,7 +198,7 @@ async fn test_annotation(db: &Db, trace_id: Option<String>, keep: bool) -> anyho
 
     // 5. Clean up, whatever happened above.
     let cleanup = if keep {
-        println!("5. kept the test annotation (--keep): trace_id={trace_id} annotated_by={marker}");
+        say!("5. kept the test annotation (--keep): trace_id={trace_id} annotated_by={marker}");
         Ok(())
     } else {
         remove(db, &trace_id, &marker).await
@@ -202,10 +206,10 @@ async fn test_annotation(db: &Db, trace_id: Option<String>, keep: bool) -> anyho
     let passed = outcome?;
     cleanup?;
     if passed {
-        println!("test-annotation: passed");
+        say!("test-annotation: passed");
         Ok(exit::SUCCESS)
     } else {
-        println!("test-annotation: FAILED");
+        say!("test-annotation: FAILED");
         Ok(exit::CHECK_FAILED)
     }
 }
@@ -226,6 +230,6 @@ async fn remove(db: &Db, trace_id: &str, marker: &str) -> anyhow::Result<()> {
             format!("the test annotation of trace {trace_id:?} is still there after DELETE ({left} rows, annotated_by = {marker})"),
         ));
     }
-    println!("5. removed the test annotation; no test row is left");
+    say!("5. removed the test annotation; no test row is left");
     Ok(())
 }

@@ -5,6 +5,8 @@ use super::{parse, run, Format};
 use crate::connection::{ConnectionArgs, ENV_HELP};
 use crate::db::Db;
 use crate::examples;
+use crate::output::{self, OutputArgs};
+use crate::say;
 use crate::schema::{ANNOTATIONS, ANNOTATION_INDEXES, EXAMPLES_MV, EXAMPLES_TABLE, LOGS, OBJECTS};
 use clap::Parser;
 use rvbbit_plugin_api::exit;
@@ -22,11 +24,13 @@ pub struct Args {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 pub fn exec(args: Vec<OsString>) -> CommandResult {
     let args: Args = parse("rvbbit training verify", args)?;
-    run(&args.connection, |target| async move {
+    run(&args.connection, &args.output, |target| async move {
         let db = Db::connect(target).await?;
         let report = checks(&db).await?;
         print(&report, args.format)?;
@@ -209,22 +213,23 @@ pub fn print(report: &Report, format: Format) -> anyhow::Result<()> {
                 .max()
                 .unwrap_or(0);
             for c in &report.checks {
-                let mark = if c.ok { "ok  " } else { "FAIL" };
-                println!("  {mark} {:width$}  {}", c.name, c.detail);
+                let mark = if c.ok {
+                    output::green("ok  ")
+                } else {
+                    output::red("FAIL")
+                };
+                say!("  {mark} {:width$}  {}", c.name, c.detail);
             }
-            let failed = report.checks.iter().filter(|c| !c.ok).count();
-            if failed == 0 {
-                println!(
-                    "verify: all {} checks passed in database {}",
-                    report.checks.len(),
+            let total = report.checks.len();
+            match report.checks.iter().filter(|c| !c.ok).count() {
+                0 => say!(
+                    "verify: all {total} checks passed in database {}",
                     report.database
-                );
-            } else {
-                println!(
-                    "verify: {failed} of {} checks failed in database {}",
-                    report.checks.len(),
+                ),
+                failed => say!(
+                    "verify: {failed} of {total} checks failed in database {}",
                     report.database
-                );
+                ),
             }
         }
     }

@@ -1,0 +1,273 @@
+//! `rvbbit training annotate TRACE_ID...`: marks traces the way Studio does — one
+//! row per trace in `training_annotations`, all written by one INSERT. Flags not given
+//! keep the trace's current annotation (a fresh trace becomes trainable).
+
+use super::{parse, run, Format};
+use crate::connection::{ConnectionArgs, ENV_HELP};
+use crate::db::Db;
+use crate::failure::classified;
+use crate::output::{self, OutputArgs};
+use crate::say;
+use crate::schema::{ANNOTATIONS, LOGS};
+use anyhow::Context;
+use clap::Parser;
+use rvbbit_plugin_api::exit;
+use rvbbit_plugin_api::plugin::CommandResult;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::io::BufRead;
+
+/// Mark traces as trainable (or not), verified, with confidence, notes and tags
+#[derive(Parser, Debug)]
+#[command(after_help = ENV_HELP)]
+pub struct Args {
+    /// Trace ids to annotate; `-` reads ids from standard input, one per line
+    #[arg(required = true, value_name = "TRACE_ID")]
+    pub trace_ids: Vec<String>,
+    /// Use the traces as few-shot examples (the default for a trace not yet annotated)
+    #[arg(long, conflicts_with = "not_trainable")]
+    pub trainable: bool,
+    /// Do not use the traces as examples
+    #[arg(long)]
+    pub not_trainable: bool,
+    /// Mark the traces as checked by a person
+    #[arg(long, conflicts_with = "not_verified")]
+    pub verified: bool,
+    /// Clear the verified mark
+    #[arg(long)]
+    pub not_verified: bool,
+    /// Confidence from 0 to 1
+    #[arg(long, value_name = "X", value_parser = parse_confidence)]
+    pub confidence: Option<f32>,
+    /// Free-text notes
+    #[arg(long, value_name = "TEXT")]
+    pub notes: Option<String>,
+    /// Comma-separated tags, e.g. --tags good,billing
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    pub tags: Option<Vec<String>>,
+    /// Who annotates [default: $USER]
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+    /// Annotate ids that are not in unified_logs too
+    #[arg(long)]
+    pub force: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+fn parse_confidence(text: &str) -> Result<f32, String> {
+    let value: f32 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if value.is_finite() && (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{text} is outside 0..1"))
+    }
+}
+
+pub fn exec(args: Vec<OsString>) -> CommandResult {
+    let args: Args = parse("rvbbit training annotate", args)?;
+    let ids = read_ids(&args.trace_ids)
+        .map_err(|e| crate::failure::into_failure(e, |s| s.to_string()))?;
+    let (connection, output) = (args.connection.clone(), args.output.clone());
+    run(&connection, &output, |target| async move {
+        let db = Db::connect(target).await?;
+        annotate(&db, &args, ids).await
+    })
+}
+
+rvbbit_plugin_api::register_command!(
+    path: "training annotate",
+    about: "Mark traces as trainable, verified, with confidence, notes and tags",
+    run: exec,
+);
+
+/// The ids from the command line, with `-` replaced by the lines of stdin; blank
+/// lines skipped, duplicates dropped, order kept.
+fn read_ids(given: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut ids = Vec::new();
+    for id in given {
+        if id == "-" {
+            for line in std::io::stdin().lock().lines() {
+                let line = line.context("reading trace ids from standard input")?;
+                let line = line.trim_end_matches('\r');
+                if !line.trim().is_empty() {
+                    ids.push(line.to_string());
+                }
+            }
+        } else {
+            ids.push(id.clone());
+        }
+    }
+    let mut seen = BTreeSet::new();
+    ids.retain(|id| seen.insert(id.clone()));
+    if ids.is_empty() {
+        return Err(classified(
+            exit::USAGE,
+            "no trace ids given (standard input was empty)",
+        ));
+    }
+    if let Some(bad) = ids.iter().find(|id| id.is_empty() || id.contains('\0')) {
+        return Err(classified(
+            exit::USAGE,
+            format!("trace id {bad:?} is empty or contains a NUL byte"),
+        ));
+    }
+    Ok(ids)
+}
+
+/// A row of `training_annotations` as Studio writes it (`annotated_at` defaults to now).
+#[derive(clickhouse::Row, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
+pub struct Annotation {
+    pub trace_id: String,
+    pub trainable: bool,
+    pub verified: bool,
+    pub confidence: Option<f32>,
+    pub notes: String,
+    pub tags: Vec<String>,
+    pub annotated_by: String,
+}
+
+async fn annotate(db: &Db, args: &Args, ids: Vec<String>) -> anyhow::Result<i32> {
+    let known: BTreeSet<String> = db
+        .fetch_all::<String>(
+            db.query(&format!(
+                "SELECT DISTINCT trace_id FROM {LOGS} WHERE trace_id IN {{ids:Array(String)}}"
+            ))
+            .param("ids", &ids),
+        )
+        .await
+        .with_context(|| format!("looking the trace ids up in {LOGS}"))?
+        .into_iter()
+        .collect();
+    let (found, unknown): (Vec<String>, Vec<String>) = ids
+        .into_iter()
+        .partition(|id| args.force || known.contains(id));
+
+    let current: BTreeMap<String, Annotation> = db
+        .fetch_all::<Annotation>(
+            db.query(&format!(
+                "SELECT trace_id, tupleElement(l, 1) AS trainable, tupleElement(l, 2) AS verified, tupleElement(l, 3) AS confidence, \
+                 tupleElement(l, 4) AS notes, tupleElement(l, 5) AS tags, tupleElement(l, 6) AS annotated_by \
+                 FROM (SELECT trace_id, argMax(tuple(trainable, verified, confidence, notes, tags, annotated_by), annotated_at) AS l \
+                 FROM {ANNOTATIONS} WHERE trace_id IN {{ids:Array(String)}} GROUP BY trace_id)"
+            ))
+            .param("ids", &found),
+        )
+        .await
+        .with_context(|| format!("reading the current annotations from {ANNOTATIONS}"))?
+        .into_iter()
+        .map(|a| (a.trace_id.clone(), a))
+        .collect();
+
+    let by = args
+        .by
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_default();
+    let rows: Vec<Annotation> = found
+        .iter()
+        .map(|id| {
+            let before = current.get(id);
+            Annotation {
+                trace_id: id.clone(),
+                trainable: if args.trainable || args.not_trainable {
+                    args.trainable
+                } else {
+                    before.is_none_or(|b| b.trainable)
+                },
+                verified: if args.verified || args.not_verified {
+                    args.verified
+                } else {
+                    before.is_some_and(|b| b.verified)
+                },
+                confidence: args
+                    .confidence
+                    .or_else(|| before.and_then(|b| b.confidence)),
+                notes: args
+                    .notes
+                    .clone()
+                    .or_else(|| before.map(|b| b.notes.clone()))
+                    .unwrap_or_default(),
+                tags: args
+                    .tags
+                    .clone()
+                    .or_else(|| before.map(|b| b.tags.clone()))
+                    .unwrap_or_default(),
+                annotated_by: by.clone(),
+            }
+        })
+        .collect();
+    if !rows.is_empty() {
+        db.insert(ANNOTATIONS, &rows)
+            .await
+            .with_context(|| format!("writing {} annotations to {ANNOTATIONS}", rows.len()))?;
+    }
+
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "annotated": rows, "not_found": unknown })
+            )?
+        ),
+        Format::Table => {
+            if !rows.is_empty() && !output::quiet() {
+                let mut table = output::table(&[
+                    "trace_id",
+                    "trainable",
+                    "verified",
+                    "confidence",
+                    "tags",
+                    "notes",
+                ]);
+                for r in &rows {
+                    table.add_row(vec![
+                        r.trace_id.clone(),
+                        r.trainable.to_string(),
+                        r.verified.to_string(),
+                        r.confidence
+                            .map_or_else(|| "-".into(), |c| format!("{c:.2}")),
+                        r.tags.join(","),
+                        r.notes.clone(),
+                    ]);
+                }
+                println!("{table}");
+            }
+            say!("annotated {} trace(s)", rows.len());
+        }
+    }
+    if unknown.is_empty() {
+        Ok(exit::SUCCESS)
+    } else {
+        Err(classified(
+            exit::MISSING_PREREQUISITE,
+            format!(
+                "not in {LOGS}, nothing written for: {}; check the ids, or pass --force to annotate them anyway",
+                unknown.join(", ")
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_confidence;
+
+    #[test]
+    fn confidence_must_be_a_number_in_0_1() {
+        assert_eq!(parse_confidence("0.8"), Ok(0.8));
+        assert_eq!(parse_confidence("1"), Ok(1.0));
+        assert_eq!(parse_confidence("0"), Ok(0.0));
+        for bad in ["NaN", "-1", "2", "1.0001", "inf", "abc", ""] {
+            assert!(parse_confidence(bad).is_err(), "{bad}");
+        }
+    }
+}
