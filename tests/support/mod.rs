@@ -258,3 +258,78 @@ impl TestDb {
             .await;
     }
 }
+
+/// Compares `actual` with `tests/snapshots/<name>.txt` (trailing spaces ignored).
+/// `UPDATE_SNAPSHOTS=1` rewrites the file instead.
+#[track_caller]
+pub fn assert_snapshot(name: &str, actual: &str) {
+    let path = repo_root()
+        .join("tests")
+        .join("snapshots")
+        .join(format!("{name}.txt"));
+    let normalise = |s: &str| {
+        s.lines()
+            .map(str::trim_end)
+            .collect::<Vec<_>>()
+            .join("\n")
+            .trim_end()
+            .to_string()
+    };
+    let actual = normalise(actual);
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().expect("snapshots dir"))
+            .expect("create snapshots dir");
+        std::fs::write(&path, format!("{actual}\n")).expect("write snapshot");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "no snapshot {}; run with UPDATE_SNAPSHOTS=1 to create it",
+            path.display()
+        )
+    });
+    let expected = normalise(&expected);
+    if expected != actual {
+        let diff: Vec<String> = expected
+            .lines()
+            .zip(actual.lines().chain(std::iter::repeat("")))
+            .enumerate()
+            .filter(|(_, (e, a))| e != a)
+            .map(|(i, (e, a))| format!("line {}:\n  expected: {e}\n  actual:   {a}", i + 1))
+            .collect();
+        panic!(
+            "output differs from {} ({} lines expected, {} actual):\n{}\n--- actual ---\n{actual}",
+            path.display(),
+            expected.lines().count(),
+            actual.lines().count(),
+            diff.join("\n")
+        );
+    }
+}
+
+/// Runs `command` under a pseudo-terminal (util-linux `script`), so the program sees
+/// a terminal on stdin, stdout and stderr. Returns what the terminal showed.
+pub fn run_in_terminal(command: &Command) -> Run {
+    let mut line = shell_quote(&command.get_program().to_string_lossy());
+    for arg in command.get_args() {
+        line.push(' ');
+        line.push_str(&shell_quote(&arg.to_string_lossy()));
+    }
+    let mut script = Command::new("script");
+    script
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(Stdio::null());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(v) => script.env(key, v),
+            None => script.env_remove(key),
+        };
+    }
+    let mut run = run(&mut script);
+    run.stdout = run.stdout.replace("\r\n", "\n");
+    run
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}

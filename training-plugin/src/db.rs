@@ -228,8 +228,10 @@ fn classify(err: clickhouse::error::Error, target: &Target) -> anyhow::Error {
                 Some(code) if AUTH_CODES.contains(&code) => classified(
                     exit::AUTHENTICATION,
                     format!(
-                        "ClickHouse at {address} refused user '{}' (wrong password or unknown user); check --user/--password or RVBBIT_CLICKHOUSE_USER/RVBBIT_CLICKHOUSE_PASSWORD. Server said: {text}",
-                        target.user
+                        "ClickHouse at {address} refused user '{}' (wrong password or unknown user); check --user/--password or RVBBIT_CLICKHOUSE_USER/RVBBIT_CLICKHOUSE_PASSWORD. Server said: {}",
+                        target.user,
+                        // Newer servers add paragraphs on resetting passwords; the first line says it all.
+                        text.lines().next().unwrap_or_default().trim()
                     ),
                 ),
                 Some(UNKNOWN_DATABASE) => classified(exit::MISSING_PREREQUISITE, format!("ClickHouse said: {text}")),

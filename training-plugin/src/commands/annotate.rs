@@ -37,7 +37,7 @@ pub struct Args {
     #[arg(long)]
     pub not_verified: bool,
     /// Confidence from 0 to 1
-    #[arg(long, value_name = "X", value_parser = parse_confidence)]
+    #[arg(long, value_name = "X", value_parser = parse_confidence, allow_hyphen_values = true)]
     pub confidence: Option<f32>,
     /// Free-text notes
     #[arg(long, value_name = "TEXT")]

@@ -1,0 +1,413 @@
+//! The operator's terminal: annotate and stats, JSON for scripts, tables, color and
+//! progress only on a terminal, -q and -v, Ctrl-C, and help text snapshots.
+
+use rvbbit_tests::logs::{insert, LogRow};
+use rvbbit_tests::{assert_snapshot, run, run_in_terminal, rvbbit, TestDb};
+use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
+
+async fn migrated_with_examples(label: &str) -> TestDb {
+    let db = TestDb::with_logs(label).await;
+    insert(
+        &db.client,
+        &[
+            LogRow::simple("t-1", "triage", "classify", "q1", "r1"),
+            LogRow::simple("t-2", "triage", "classify", "q2", "r2"),
+            LogRow::simple("t-3", "triage", "reply", "q3", "r3"),
+            LogRow::simple("t-4", "analyst", "plan", "q4", "r4"),
+        ],
+    )
+    .await;
+    db.rvbbit(&["training", "migrate", "-q"]).expect_code(0);
+    db
+}
+
+#[derive(clickhouse::Row, serde::Deserialize, Debug, PartialEq)]
+struct Latest {
+    trace_id: String,
+    trainable: bool,
+    verified: bool,
+    confidence: Option<f32>,
+    notes: String,
+    tags: Vec<String>,
+    annotated_by: String,
+}
+
+async fn latest(db: &TestDb) -> Vec<Latest> {
+    db.rows(
+        "SELECT trace_id, trainable, verified, confidence, notes, tags, annotated_by FROM training_examples_with_annotations \
+         WHERE annotated_at IS NOT NULL ORDER BY trace_id",
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn annotate_writes_like_studio_merges_flags_and_reports_unknown_ids() {
+    let db = migrated_with_examples("annotate").await;
+    let run1 = db.rvbbit(&[
+        "training",
+        "annotate",
+        "t-1",
+        "t-2",
+        "--confidence",
+        "0.9",
+        "--tags",
+        "good,billing",
+        "--notes",
+        "it's \"fine\"\nreally",
+        "--by",
+        "ana",
+    ]);
+    run1.expect_code(0);
+    assert!(
+        run1.stdout.contains("annotated 2 trace(s)"),
+        "{}",
+        run1.stdout
+    );
+    // One INSERT for both ids: they share one annotated_at.
+    let stamps: u64 = db
+        .scalar("SELECT uniqExact(annotated_at) FROM training_annotations")
+        .await;
+    assert_eq!(stamps, 1);
+    // Later: verify t-1 only; the other values stay.
+    db.rvbbit(&["training", "annotate", "t-1", "--verified", "--by", "bo"])
+        .expect_code(0);
+    let rows = latest(&db).await;
+    let tags = vec!["good".to_string(), "billing".to_string()];
+    assert_eq!(
+        rows,
+        vec![
+            Latest {
+                trace_id: "t-1".into(),
+                trainable: true,
+                verified: true,
+                confidence: Some(0.9),
+                notes: "it's \"fine\"\nreally".into(),
+                tags: tags.clone(),
+                annotated_by: "bo".into()
+            },
+            Latest {
+                trace_id: "t-2".into(),
+                trainable: true,
+                verified: false,
+                confidence: Some(0.9),
+                notes: "it's \"fine\"\nreally".into(),
+                tags,
+                annotated_by: "ana".into()
+            },
+        ]
+    );
+    // Unknown ids are named and nothing is written for them; known ones still are.
+    let before: u64 = db.scalar("SELECT count() FROM training_annotations").await;
+    let mixed = db.rvbbit(&[
+        "training",
+        "annotate",
+        "t-3",
+        "ghost-1",
+        "ghost-2",
+        "--not-trainable",
+    ]);
+    mixed.expect_code(6);
+    assert!(
+        mixed
+            .stderr
+            .contains("nothing written for: ghost-1, ghost-2")
+            && mixed.stderr.contains("--force"),
+        "{}",
+        mixed.stderr
+    );
+    let after: Vec<(String, bool)> = db.rows(&format!("SELECT trace_id, trainable FROM training_annotations ORDER BY annotated_at DESC LIMIT {}", 1)).await;
+    assert_eq!(after, vec![("t-3".to_string(), false)]);
+    assert_eq!(
+        db.scalar::<u64>("SELECT count() FROM training_annotations")
+            .await,
+        before + 1
+    );
+    // --force writes them anyway.
+    db.rvbbit(&["training", "annotate", "ghost-1", "--force", "-q"])
+        .expect_code(0);
+    assert_eq!(
+        db.scalar::<u64>("SELECT count() FROM training_annotations WHERE trace_id = 'ghost-1'")
+            .await,
+        1
+    );
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn annotate_reads_ids_from_stdin_and_refuses_bad_confidence() {
+    let db = migrated_with_examples("annotate_stdin").await;
+    let mut child = rvbbit()
+        .args([
+            "training",
+            "annotate",
+            "-",
+            "--format",
+            "json",
+            "--url",
+            &db.url,
+            "--database",
+            &db.name,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"t-3\n\nt-4\r\nt-3\n")
+        .unwrap();
+    let out = rvbbit_tests::Run::from_output(child.wait_with_output().unwrap());
+    out.expect_code(0);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
+    let ids: Vec<&str> = json["annotated"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["trace_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["t-3", "t-4"]);
+    assert_eq!(json["not_found"], serde_json::json!([]));
+    for bad in ["NaN", "-1", "2", "x"] {
+        let refused = db.rvbbit(&["training", "annotate", "t-1", "--confidence", bad]);
+        refused.expect_code(2);
+        assert!(
+            refused.stderr.contains("--confidence"),
+            "{bad}: {}",
+            refused.stderr
+        );
+    }
+    assert_eq!(
+        db.scalar::<u64>("SELECT count() FROM training_annotations WHERE trace_id = 't-1'")
+            .await,
+        0
+    );
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stats_as_table_and_json() {
+    let db = migrated_with_examples("stats").await;
+    db.rvbbit(&[
+        "training",
+        "annotate",
+        "t-1",
+        "t-3",
+        "--confidence",
+        "0.5",
+        "-q",
+    ])
+    .expect_code(0);
+    db.rvbbit(&[
+        "training",
+        "annotate",
+        "t-1",
+        "--verified",
+        "--confidence",
+        "1",
+        "-q",
+    ])
+    .expect_code(0);
+    let table = db.rvbbit(&["training", "stats"]);
+    table.expect_code(0);
+    assert_snapshot("stats_table", &table.stdout);
+    assert!(
+        table.stdout.lines().all(|l| l.chars().count() <= 80),
+        "fits 80 columns:\n{}",
+        table.stdout
+    );
+    assert!(!table.stdout.contains('\x1b'), "no color when piped");
+    let json = db.rvbbit(&[
+        "training",
+        "stats",
+        "--cascade",
+        "triage",
+        "--format",
+        "json",
+    ]);
+    json.expect_code(0);
+    let rows: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(
+        rows,
+        serde_json::json!([
+            {"cascade_id": "triage", "cell_name": "classify", "trainable_count": 1, "verified_count": 1, "avg_confidence": 1.0, "total_executions": 2},
+            {"cascade_id": "triage", "cell_name": "reply", "trainable_count": 1, "verified_count": 0, "avg_confidence": 0.5, "total_executions": 1}
+        ])
+    );
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quiet_prints_nothing_and_verbose_shows_sql_without_secrets() {
+    let db = migrated_with_examples("verbosity").await;
+    let quiet = db.rvbbit(&["training", "verify", "-q"]);
+    quiet.expect_code(0);
+    assert_eq!(quiet.all(), "", "-q prints only errors");
+    let verbose = db.rvbbit(&["training", "stats", "-v"]);
+    verbose.expect_code(0);
+    assert!(
+        verbose.stderr.contains("-- SELECT cascade_id, cell_name"),
+        "{}",
+        verbose.stderr
+    );
+    assert!(
+        !verbose.stdout.contains("-- SELECT"),
+        "SQL goes to stderr, data to stdout"
+    );
+    // With a password (the old server has one): -v never shows it.
+    let (old_url, password) = rvbbit_tests::old_server();
+    let url = old_url.replacen("http://", &format!("http://default:{password}@"), 1);
+    let traced = rvbbit_tests::run(rvbbit().args(["training", "migrate", "-v", "--url", &url]));
+    traced.expect_code(5);
+    assert!(!traced.all().contains(&password), "{}", traced.all());
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn color_and_progress_only_on_a_terminal() {
+    let db = TestDb::with_logs("tty").await;
+    insert(&db.client, &[LogRow::simple("t-1", "c", "x", "q", "r")]).await;
+    let mut command = rvbbit();
+    command.args([
+        "training",
+        "migrate",
+        "--url",
+        &db.url,
+        "--database",
+        &db.name,
+    ]);
+    let tty = run_in_terminal(&command);
+    tty.expect_code(0);
+    assert!(
+        tty.stdout.contains("\x1b[32mcreated\x1b[0m"),
+        "color on a terminal:\n{}",
+        tty.stdout
+    );
+    assert!(
+        tty.stdout.contains("log rows") && tty.stdout.contains("done"),
+        "a progress bar on a terminal:\n{}",
+        tty.stdout
+    );
+    assert!(
+        !tty.stdout.contains("log rows scanned"),
+        "no plain progress lines on a terminal:\n{}",
+        tty.stdout
+    );
+
+    let piped = db.rvbbit(&["training", "migrate"]);
+    piped.expect_code(0);
+    assert!(
+        !piped.all().contains('\x1b'),
+        "no escape codes when piped:\n{}",
+        piped.all()
+    );
+    assert!(
+        piped.stderr.contains("log rows scanned (1/1)"),
+        "plain progress lines when piped:\n{}",
+        piped.stderr
+    );
+
+    command.env("NO_COLOR", "1");
+    let no_color = run_in_terminal(&command);
+    no_color.expect_code(0);
+    assert!(
+        !no_color.stdout.contains("\x1b[32m"),
+        "NO_COLOR is honoured:\n{}",
+        no_color.stdout
+    );
+    let never = run_in_terminal(rvbbit().args([
+        "training",
+        "verify",
+        "--color",
+        "never",
+        "--url",
+        &db.url,
+        "--database",
+        &db.name,
+    ]));
+    assert!(!never.stdout.contains("\x1b[32m"), "{}", never.stdout);
+    let always = db.rvbbit(&["training", "verify", "--color", "always"]);
+    assert!(always.stdout.contains("\x1b[32mok"), "{}", always.stdout);
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_during_the_backfill_stops_cleanly_and_a_rerun_resumes() {
+    let db = TestDb::with_logs("ctrlc").await;
+    // Eleven months of history (within rvbbit's one-year TTL), a few thousand examples each.
+    db.exec(
+        "INSERT INTO unified_logs (session_id, trace_id, node_type, role, cascade_id, cell_name, full_request_json, content_json, timestamp) \
+         SELECT 's', concat('h-', toString(number)), 'agent', 'assistant', 'casc', 'cell', \
+                concat('{\"messages\": [{\"role\": \"user\", \"content\": \"question ', toString(number), '\"}]}'), \
+                concat('\"answer ', toString(number), '\"'), now64(6) - toIntervalDay(1 + (number % 11) * 30) \
+         FROM numbers(44000)",
+    )
+    .await;
+    let mut child = rvbbit()
+        .args([
+            "training",
+            "migrate",
+            "--url",
+            &db.url,
+            "--database",
+            &db.name,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 && !line.contains("log rows scanned (1/") {}
+    assert!(
+        line.contains("log rows scanned (1/"),
+        "the backfill started: {line}"
+    );
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest}");
+    assert!(
+        rest.contains("interrupted: the schema is in place and"),
+        "{rest}"
+    );
+    assert!(
+        rest.contains("run `rvbbit training migrate` again to resume"),
+        "{rest}"
+    );
+    assert_eq!(rest.matches("error:").count(), 1, "one message:\n{rest}");
+
+    let resumed = db.rvbbit(&["training", "migrate"]);
+    resumed.expect_code(0);
+    assert_eq!(
+        db.scalar::<u64>("SELECT count() FROM training_examples")
+            .await,
+        44000
+    );
+    assert_eq!(
+        db.scalar::<u64>("SELECT uniqExact(trace_id) FROM training_examples")
+            .await,
+        44000
+    );
+    db.drop().await;
+}
+
+#[test]
+fn help_texts_match_their_snapshots() {
+    let group = run(rvbbit().args(["training", "--help"]).env("COLUMNS", "100"));
+    group.expect_code(0);
+    assert_snapshot("training_help", &group.stdout);
+    let annotate = run(rvbbit()
+        .args(["training", "annotate", "--help"])
+        .env("COLUMNS", "100"));
+    annotate.expect_code(0);
+    assert_snapshot("training_annotate_help", &annotate.stdout);
+}
