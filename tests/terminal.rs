@@ -411,3 +411,58 @@ fn help_texts_match_their_snapshots() {
     annotate.expect_code(0);
     assert_snapshot("training_annotate_help", &annotate.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn migrate_and_test_annotation_speak_json() {
+    let db = TestDb::with_logs("json").await;
+    insert(&db.client, &[LogRow::simple("j-1", "c", "x", "q", "r")]).await;
+    let first = db.rvbbit(&["training", "migrate", "--format", "json"]);
+    first.expect_code(0);
+    let report: serde_json::Value =
+        serde_json::from_str(&first.stdout).expect("migrate prints one JSON object");
+    assert_eq!(report["backfilled_examples"], 1);
+    assert_eq!(report["verify"]["ok"], true);
+    let created: Vec<&str> = report["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "created")
+        .map(|a| a["object"].as_str().unwrap())
+        .collect();
+    assert_eq!(created.len(), 7, "{created:?}");
+    assert!(created.contains(&"materialized view training_examples_mv"));
+    let again: serde_json::Value = serde_json::from_str(
+        &db.rvbbit(&["training", "migrate", "--format", "json"])
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        again["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["action"] == "exists"),
+        "{again}"
+    );
+    assert_eq!(again["backfilled_examples"], 0);
+
+    let test = db.rvbbit(&["training", "test-annotation", "--format", "json"]);
+    test.expect_code(0);
+    let outcome: serde_json::Value =
+        serde_json::from_str(&test.stdout).expect("test-annotation prints one JSON object");
+    assert_eq!(outcome["passed"], true);
+    assert_eq!(outcome["kept"], false);
+    let steps = outcome["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 5);
+    assert!(steps.iter().all(|s| s["ok"] == true), "{outcome}");
+    assert!(outcome["trace_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("rvbbit-test-"));
+    assert_eq!(
+        db.scalar::<u64>("SELECT count() FROM training_annotations")
+            .await,
+        0
+    );
+    db.drop().await;
+}

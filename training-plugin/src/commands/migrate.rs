@@ -28,6 +28,9 @@ pub struct Args {
     /// Create the database first if it does not exist
     #[arg(long)]
     pub create_database: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
     #[command(flatten)]
     pub output: OutputArgs,
     #[command(flatten)]
@@ -41,6 +44,7 @@ fn exec_as(bin_name: &'static str, args: Vec<OsString>) -> CommandResult {
         migrate(
             Db::connect(target).await?,
             args.create_database,
+            args.format,
             &mut interrupt,
         )
         .await
@@ -102,13 +106,50 @@ impl Interrupt {
     }
 }
 
-async fn migrate(db: Db, create_database: bool, interrupt: &mut Interrupt) -> anyhow::Result<i32> {
+/// What `migrate` did, for `--format json`.
+#[derive(serde::Serialize)]
+struct Outcome {
+    database: String,
+    server_version: String,
+    actions: Vec<Action>,
+    backfilled_examples: u64,
+    verify: verify::Report,
+}
+
+/// One object and what happened to it: "created", "exists" or "ran".
+#[derive(serde::Serialize)]
+struct Action {
+    action: &'static str,
+    object: String,
+}
+
+/// Records an action, and prints it for people in table format.
+fn act(actions: &mut Vec<Action>, format: Format, action: &'static str, object: String) {
+    if format == Format::Table {
+        match action {
+            "created" => say!("  {}  {object}", output::green("created")),
+            "exists" => say!("  {}   {object}", output::dim("exists")),
+            _ => say!("  {action:8} {object}"),
+        }
+    }
+    actions.push(Action { action, object });
+}
+
+async fn migrate(
+    db: Db,
+    create_database: bool,
+    format: Format,
+    interrupt: &mut Interrupt,
+) -> anyhow::Result<i32> {
     let database = db.target.database.clone();
-    say!(
-        "ClickHouse {} at {}, database {database}",
-        db.version,
-        db.target.address()
-    );
+    let mut actions = Vec::new();
+    if format == Format::Table {
+        say!(
+            "ClickHouse {} at {}, database {database}",
+            db.version,
+            db.target.address()
+        );
+    }
     if !db.database_exists().await? {
         if !create_database {
             return Err(classified(
@@ -119,7 +160,12 @@ async fn migrate(db: Db, create_database: bool, interrupt: &mut Interrupt) -> an
         db.execute(db.server_query(&format!("CREATE DATABASE IF NOT EXISTS `{database}`")))
             .await
             .with_context(|| format!("creating database {database}"))?;
-        say!("  {}  database {database}", output::green("created"));
+        act(
+            &mut actions,
+            format,
+            "created",
+            format!("database {database}"),
+        );
     }
     let mut existing = db.objects().await?;
     if !existing.contains_key(LOGS) {
@@ -167,11 +213,12 @@ async fn migrate(db: Db, create_database: bool, interrupt: &mut Interrupt) -> an
                 .guard(step, || format!("{applied} statements were applied"))
                 .await?;
             applied += 1;
-            match (&target, already) {
-                (Some(_), true) => say!("  {}   {what}", output::dim("exists")),
-                (Some(_), false) => say!("  {}  {what}", output::green("created")),
-                (None, _) => say!("  ran      {what}"),
-            }
+            let action = match (&target, already) {
+                (Some(_), true) => "exists",
+                (Some(_), false) => "created",
+                (None, _) => "ran",
+            };
+            act(&mut actions, format, action, what);
         }
         existing = db.objects().await?;
         indexes = index_names(&db).await?;
@@ -180,15 +227,27 @@ async fn migrate(db: Db, create_database: bool, interrupt: &mut Interrupt) -> an
         .await?
         .ok_or_else(|| classified(exit::SERVER_ERROR, "the materialized view was not created"))?;
     let added = backfill(&db, &view_query, interrupt).await?;
-    if added == 0 {
-        say!("  backfill examples already cover {LOGS}");
-    } else {
-        say!("  backfill added {added} examples from existing {LOGS} rows");
-    }
-    say!();
     let report = verify::checks(&db).await?;
-    verify::print(&report, Format::Table)?;
-    Ok(if report.ok {
+    let ok = report.ok;
+    if format == Format::Table {
+        if added == 0 {
+            say!("  backfill examples already cover {LOGS}");
+        } else {
+            say!("  backfill added {added} examples from existing {LOGS} rows");
+        }
+        say!();
+        verify::print(&report, Format::Table)?;
+    } else {
+        let outcome = Outcome {
+            database,
+            server_version: db.version.clone(),
+            actions,
+            backfilled_examples: added,
+            verify: report,
+        };
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    }
+    Ok(if ok {
         exit::SUCCESS
     } else {
         exit::CHECK_FAILED

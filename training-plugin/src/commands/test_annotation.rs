@@ -4,11 +4,11 @@
 //! removes exactly the row it inserted (unless `--keep`). Every value travels as a
 //! query parameter.
 
-use super::{parse, run};
+use super::{parse, run, Format};
 use crate::connection::{ConnectionArgs, ENV_HELP};
 use crate::db::Db;
 use crate::failure::classified;
-use crate::output::OutputArgs;
+use crate::output::{self, OutputArgs};
 use crate::say;
 use crate::schema::ANNOTATIONS;
 use anyhow::Context;
@@ -33,6 +33,9 @@ pub struct Args {
     /// Leave the test annotation in place
     #[arg(long)]
     pub keep: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -41,7 +44,7 @@ pub fn exec(args: Vec<OsString>) -> CommandResult {
     let args: Args = parse("rvbbit training test-annotation", args)?;
     run(&args.connection, &args.output, |target| async move {
         let db = Db::connect(target).await?;
-        test_annotation(&db, args.trace_id, args.keep).await
+        test_annotation(&db, args.trace_id, args.keep, args.format).await
     })
 }
 
@@ -83,11 +86,56 @@ async fn count_rows(db: &Db, trace_id: &str, marker: Option<&str>) -> anyhow::Re
     .with_context(|| format!("counting annotations of trace {trace_id:?}"))
 }
 
-async fn test_annotation(db: &Db, trace_id: Option<String>, keep: bool) -> anyhow::Result<i32> {
+/// The steps of the test: printed as they happen for people, collected for JSON.
+#[derive(serde::Serialize)]
+struct Outcome {
+    trace_id: String,
+    passed: bool,
+    kept: bool,
+    steps: Vec<Step>,
+}
+
+#[derive(serde::Serialize)]
+struct Step {
+    step: usize,
+    ok: bool,
+    detail: String,
+}
+
+struct Steps {
+    format: Format,
+    steps: Vec<Step>,
+}
+
+impl Steps {
+    fn record(&mut self, ok: bool, detail: String) {
+        let step = self.steps.len() + 1;
+        if self.format == Format::Table {
+            let mark = if ok {
+                String::new()
+            } else {
+                format!("{} ", output::red("FAIL"))
+            };
+            say!("{step}. {mark}{detail}");
+        }
+        self.steps.push(Step { step, ok, detail });
+    }
+}
+
+async fn test_annotation(
+    db: &Db,
+    trace_id: Option<String>,
+    keep: bool,
+    format: Format,
+) -> anyhow::Result<i32> {
     let suffix = unique_suffix();
     let trace_id = trace_id.unwrap_or_else(|| format!("rvbbit-test-{suffix}"));
     // Marks the one row this run inserts, so cleanup can never touch another row.
     let marker = format!("rvbbit-test-annotation/{suffix}");
+    let mut steps = Steps {
+        format,
+        steps: Vec::new(),
+    };
 
     // 1. Describe.
     let described = db
@@ -105,10 +153,18 @@ async fn test_annotation(db: &Db, trace_id: Option<String>, keep: bool) -> anyho
             ),
         ));
     }
-    say!("1. {ANNOTATIONS} has {} columns:", described.len());
-    for (name, ty) in &described {
-        say!("     {name:<14} {ty}");
-    }
+    let columns: Vec<String> = described
+        .iter()
+        .map(|(name, ty)| format!("{name} {ty}"))
+        .collect();
+    steps.record(
+        true,
+        format!(
+            "{ANNOTATIONS} has {} columns: {}",
+            described.len(),
+            columns.join(", ")
+        ),
+    );
 
     // Never write next to real annotations: ReplacingMergeTree could merge ours over
     // theirs before we delete it.
@@ -134,7 +190,10 @@ async fn test_annotation(db: &Db, trace_id: Option<String>, keep: bool) -> anyho
     )
     .await
     .with_context(|| format!("inserting a test annotation for trace {trace_id:?}"))?;
-    say!("2. inserted a test annotation for trace {trace_id}");
+    steps.record(
+        true,
+        format!("inserted a test annotation for trace {trace_id}"),
+    );
 
     // 3-4 run under Ctrl-C protection so the cleanup below always happens.
     let checks = async {
@@ -149,7 +208,7 @@ async fn test_annotation(db: &Db, trace_id: Option<String>, keep: bool) -> anyho
             )
             .await
             .context("reading the test annotation back")?;
-        let expected_ok = |a: &Annotation| {
+        let expected = |a: &Annotation| {
             a.trace_id == trace_id
                 && a.trainable
                 && !a.verified
@@ -158,12 +217,15 @@ async fn test_annotation(db: &Db, trace_id: Option<String>, keep: bool) -> anyho
                 && a.tags == ["rvbbit-test"]
                 && a.annotated_by == marker
         };
-        let read_ok = back.len() == 1 && expected_ok(&back[0]);
-        if read_ok {
-            say!("3. read it back: trainable=true verified=false confidence={TEST_CONFIDENCE} notes and tags intact");
-        } else {
-            say!("3. FAIL read back {back:?}");
-        }
+        let read_ok = back.len() == 1 && expected(&back[0]);
+        steps.record(
+            read_ok,
+            if read_ok {
+                format!("read it back: trainable=true verified=false confidence={TEST_CONFIDENCE} notes and tags intact")
+            } else {
+                format!("read back {back:?}, expected exactly the row inserted")
+            },
+        );
         let total = db
             .fetch_one::<u64>(db.query(&format!("SELECT count() FROM {JOINED_VIEW}")))
             .await
@@ -175,43 +237,69 @@ async fn test_annotation(db: &Db, trace_id: Option<String>, keep: bool) -> anyho
             )
             .await
             .with_context(|| format!("querying {JOINED_VIEW} for trace {trace_id:?}"))?;
-        let view_ok = match joined.as_slice() {
-            [] => {
-                say!("4. {JOINED_VIEW} answers ({total} examples; trace {trace_id} is not an example, as expected for a test id)");
-                true
-            }
+        let (view_ok, detail) = match joined.as_slice() {
+            [] => (true, format!("{JOINED_VIEW} answers ({total} examples; trace {trace_id} is not an example, as expected for a test id)")),
             [(true, Some(c))] if *c == TEST_CONFIDENCE => {
-                say!("4. {JOINED_VIEW} answers and shows the example as trainable with confidence {c}");
-                true
+                (true, format!("{JOINED_VIEW} answers and shows the example as trainable with confidence {c}"))
             }
-            other => {
-                say!("4. FAIL {JOINED_VIEW} shows {other:?} for trace {trace_id}, expected one trainable row");
-                false
-            }
+            other => (false, format!("{JOINED_VIEW} shows {other:?} for trace {trace_id}, expected one trainable row")),
         };
+        steps.record(view_ok, detail);
         anyhow::Ok(read_ok && view_ok)
     };
+    // `None`: interrupted by Ctrl-C.
     let outcome = tokio::select! {
-        result = checks => result,
-        _ = tokio::signal::ctrl_c() => Err(classified(exit::SERVER_ERROR, "interrupted")),
+        result = checks => result.map(Some),
+        _ = tokio::signal::ctrl_c() => Ok(None),
     };
 
     // 5. Clean up, whatever happened above.
     let cleanup = if keep {
-        say!("5. kept the test annotation (--keep): trace_id={trace_id} annotated_by={marker}");
+        steps.record(
+            true,
+            format!("kept the test annotation (--keep): trace_id={trace_id} annotated_by={marker}"),
+        );
         Ok(())
     } else {
-        remove(db, &trace_id, &marker).await
+        match remove(db, &trace_id, &marker).await {
+            Ok(()) => {
+                steps.record(
+                    true,
+                    "removed the test annotation; no test row is left".into(),
+                );
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     };
-    let passed = outcome?;
     cleanup?;
-    if passed {
-        say!("test-annotation: passed");
-        Ok(exit::SUCCESS)
-    } else {
-        say!("test-annotation: FAILED");
-        Ok(exit::CHECK_FAILED)
+    let Some(passed) = outcome? else {
+        let left = if keep { "kept (--keep)" } else { "removed" };
+        return Err(classified(
+            exit::INTERRUPTED,
+            format!("interrupted; the test annotation was {left}"),
+        ));
+    };
+    match format {
+        Format::Table => say!(
+            "test-annotation: {}",
+            if passed { "passed" } else { "FAILED" }
+        ),
+        Format::Json => {
+            let outcome = Outcome {
+                trace_id,
+                passed,
+                kept: keep,
+                steps: steps.steps,
+            };
+            println!("{}", serde_json::to_string_pretty(&outcome)?);
+        }
     }
+    Ok(if passed {
+        exit::SUCCESS
+    } else {
+        exit::CHECK_FAILED
+    })
 }
 
 async fn remove(db: &Db, trace_id: &str, marker: &str) -> anyhow::Result<()> {
@@ -230,6 +318,5 @@ async fn remove(db: &Db, trace_id: &str, marker: &str) -> anyhow::Result<()> {
             format!("the test annotation of trace {trace_id:?} is still there after DELETE ({left} rows, annotated_by = {marker})"),
         ));
     }
-    say!("5. removed the test annotation; no test row is left");
     Ok(())
 }
