@@ -12,6 +12,5 @@ mod failure;
 mod migrations;
 mod output;
 mod schema;
-mod sql_split;
 
 rvbbit_plugin_api::export_plugin!(name: "training", version: env!("CARGO_PKG_VERSION"));

@@ -63,7 +63,7 @@ pub fn creates(statement: &str) -> Option<Creates> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sql_split::split;
+    use rvbbit_sql_text::split;
 
     #[test]
     fn recognises_the_statement_forms() {
@@ -108,6 +108,21 @@ mod tests {
                     s.line,
                     s.text
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn the_embedded_migrations_split_cleanly() {
+        for m in MIGRATIONS {
+            let statements = split(m.sql).unwrap();
+            assert!(
+                !statements.is_empty(),
+                "migration {} has no statements",
+                m.version
+            );
+            for s in statements {
+                assert!(!s.text.trim_end().ends_with(';'));
             }
         }
     }

@@ -192,19 +192,4 @@ mod tests {
     fn non_ascii_text_is_preserved() {
         assert_eq!(texts("SELECT 'héllo; 🐇'"), vec!["SELECT 'héllo; 🐇'"]);
     }
-
-    #[test]
-    fn the_embedded_migrations_split_cleanly() {
-        for m in crate::migrations::MIGRATIONS {
-            let statements = split(m.sql).unwrap();
-            assert!(
-                !statements.is_empty(),
-                "migration {} has no statements",
-                m.version
-            );
-            for s in statements {
-                assert!(!s.text.trim_end().ends_with(';'));
-            }
-        }
-    }
 }
