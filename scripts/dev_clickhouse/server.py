@@ -45,6 +45,7 @@ import lzma
 import os
 import re
 import signal
+import ssl
 import struct
 import sys
 import threading
@@ -915,12 +916,20 @@ def watch_parent(pid, stop):
     stop()
 
 
-def serve(port, data_dir, password, parent_pid):
+def serve(port, data_dir, password, parent_pid, tls=None):
     try:
         server = ThreadingHTTPServer((HOST, port), Handler)
     except OSError as exc:
         sys.stderr.write(f"cannot listen on {HOST}:{port}: {exc.strerror}\n")
         return 1
+    scheme = "http"
+    if tls:
+        # HTTPS, as ClickHouse's https_port: the handshake runs in the request's
+        # thread (on first read), so a slow client never blocks accept().
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+        scheme = "https"
     server.daemon_threads = True
     Handler.engine = Engine(data_dir)
     Handler.password = password
@@ -932,7 +941,7 @@ def serve(port, data_dir, password, parent_pid):
     signal.signal(signal.SIGINT, stop)
     if parent_pid:
         threading.Thread(target=watch_parent, args=(parent_pid, stop), daemon=True).start()
-    sys.stderr.write(f"ClickHouse {Handler.engine.version} (chdb) on http://{HOST}:{port}/, data in {data_dir}\n")
+    sys.stderr.write(f"ClickHouse {Handler.engine.version} (chdb) on {scheme}://{HOST}:{port}/, data in {data_dir}\n")
     sys.stderr.flush()
     try:
         server.serve_forever()
@@ -951,9 +960,14 @@ def main():
     parser.add_argument("--port", type=int, default=8123)
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--parent-pid", type=int, default=0, help="exit when this process is gone")
+    parser.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (needs --tls-key)")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
     args = parser.parse_args()
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
     password = os.environ.get("RVBBIT_DEV_CLICKHOUSE_PASSWORD", "")
-    return serve(args.port, os.path.abspath(args.data_dir), password, args.parent_pid)
+    tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
+    return serve(args.port, os.path.abspath(args.data_dir), password, args.parent_pid, tls)
 
 
 if __name__ == "__main__":

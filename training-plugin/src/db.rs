@@ -187,9 +187,16 @@ fn classify(err: clickhouse::error::Error, target: &Target) -> anyhow::Error {
                 reason = format!("{reason}: {cause}");
                 next = cause.source();
             }
+            let hint = if target.url.scheme() == "https" && reason.contains("InvalidContentType") {
+                "the server does not speak TLS on this port: use http://, or ClickHouse's https_port"
+            } else if reason.contains("certificate") {
+                "the server's certificate is not trusted: install its CA in the system store, or point SSL_CERT_FILE at it"
+            } else {
+                "is the server running, and is this its HTTP port?"
+            };
             classified(
                 exit::CONNECTION,
-                format!("cannot reach ClickHouse at {address} ({reason}); is the server running, and is this its HTTP port?"),
+                format!("cannot reach ClickHouse at {address} ({reason}); {hint}"),
             )
         }
         E::TimedOut => classified(

@@ -65,6 +65,11 @@ where
     Fut: Future<Output = anyhow::Result<i32>>,
 {
     output.apply();
+    if connection.password.is_some() && !crate::output::quiet() {
+        eprintln!(
+            "warning: a password given with --password is visible to other users of this machine (ps, shell history); prefer RVBBIT_CLICKHOUSE_PASSWORD"
+        );
+    }
     let target = resolve(connection).map_err(|e| into_failure(e, |s| s.to_string()))?;
     let redactor = target.clone();
     let runtime = tokio::runtime::Builder::new_current_thread()
