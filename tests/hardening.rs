@@ -506,3 +506,39 @@ async fn hostile_values_are_stored_exactly_or_refused() {
     db.rvbbit(&["training", "verify", "-q"]).expect_code(0);
     db.drop().await;
 }
+
+#[test]
+fn a_panic_never_shows_the_password_or_a_backtrace() {
+    // A debug-build failpoint panics with the password in its message, on purpose.
+    for (how, password) in [
+        ("flag", "Panic-Secret-1"),
+        ("env", "Panic-Secret-2"),
+        ("url", "Panic-Secret-3"),
+    ] {
+        let mut command = rvbbit();
+        command
+            .args(["training", "verify"])
+            .env("RVBBIT_TRAINING_FAILPOINT", "panic")
+            .env("RUST_BACKTRACE", "1");
+        match how {
+            "flag" => command.args(["--password", password]),
+            "env" => command.env("RVBBIT_CLICKHOUSE_PASSWORD", password),
+            _ => command.args(["--url", &format!("http://default:{password}@127.0.0.1:9")]),
+        };
+        let run = run(&mut command);
+        run.expect_code(70);
+        assert!(
+            run.stderr.contains(
+                "the training plugin panicked: failpoint reached while connected as default:****"
+            ),
+            "{}",
+            run.stderr
+        );
+        assert!(!run.all().contains(password), "{how}: {}", run.all());
+        assert!(
+            !run.all().contains("stack backtrace") && !run.all().contains("thread '"),
+            "{}",
+            run.all()
+        );
+    }
+}

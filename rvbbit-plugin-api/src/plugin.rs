@@ -174,13 +174,20 @@ fn install_quiet_panic_hook() {
     });
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
+/// The message of a caught panic, with where it happened when known, e.g.
+/// `boom at src/lib.rs:12`. For plugins that catch panics themselves (to redact them)
+/// before [`invoke`] would.
+pub fn describe_panic(payload: &(dyn std::any::Any + Send)) -> String {
+    let message = if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {
         s.clone()
     } else {
         "a panic without a message".to_string()
+    };
+    match PANIC_LOCATION.with(|slot| slot.borrow_mut().take()) {
+        Some(location) => format!("{message} at {location}"),
+        None => message,
     }
 }
 
@@ -225,20 +232,14 @@ pub unsafe fn invoke(
     let failure = match outcome {
         Ok(Ok(())) => return exit::SUCCESS,
         Ok(Err(failure)) => failure,
-        Err(payload) => {
-            let plugin = EXPORTED.get().map(|e| e.name).unwrap_or("?");
-            let location = PANIC_LOCATION
-                .with(|slot| slot.borrow_mut().take())
-                .map(|l| format!(" at {l}"))
-                .unwrap_or_default();
-            Failure::new(
-                exit::INTERNAL,
-                format!(
-                    "plugin '{plugin}' panicked in command '{path}'{location}: {}; this is a bug in the plugin",
-                    panic_message(payload.as_ref())
-                ),
-            )
-        }
+        Err(payload) => Failure::new(
+            exit::INTERNAL,
+            format!(
+                "plugin '{}' panicked in command '{path}': {}; this is a bug in the plugin",
+                EXPORTED.get().map_or("?", |e| e.name),
+                describe_panic(payload.as_ref())
+            ),
+        ),
     };
     if !error_out.is_null() && !failure.message.is_empty() {
         // SAFETY: guaranteed by the caller.

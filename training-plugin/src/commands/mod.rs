@@ -81,9 +81,35 @@ where
                 format!("cannot start the async runtime: {e}"),
             )
         })?;
-    match runtime.block_on(body(target)) {
-        Ok(exit::SUCCESS) => Ok(()),
-        Ok(code) => Err(Failure::silent(code)),
-        Err(e) => Err(into_failure(e, |s| redactor.redact(s))),
+    // Panics are caught here, before the plugin API would catch them, so that their
+    // message goes through the same redaction as every error.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        failpoint_panic(&target);
+        runtime.block_on(body(target))
+    }));
+    match outcome {
+        Ok(Ok(exit::SUCCESS)) => Ok(()),
+        Ok(Ok(code)) => Err(Failure::silent(code)),
+        Ok(Err(e)) => Err(into_failure(e, |s| redactor.redact(s))),
+        Err(payload) => Err(Failure::new(
+            exit::INTERNAL,
+            redactor.redact(&format!(
+                "the training plugin panicked: {}; this is a bug, please report it",
+                rvbbit_plugin_api::plugin::describe_panic(payload.as_ref())
+            )),
+        )),
+    }
+}
+
+/// Test-only failpoint (debug builds): `RVBBIT_TRAINING_FAILPOINT=panic` panics with a
+/// message that contains the password, to prove panic messages are redacted.
+fn failpoint_panic(target: &Target) {
+    if cfg!(debug_assertions)
+        && std::env::var("RVBBIT_TRAINING_FAILPOINT").as_deref() == Ok("panic")
+    {
+        panic!(
+            "failpoint reached while connected as {}:{}",
+            target.user, target.password
+        );
     }
 }
