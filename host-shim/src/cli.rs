@@ -1,12 +1,25 @@
 //! The command line the host shows: help built from what the loaded plugins declare,
-//! `--version`, `rvbbit plugins`, and the error for a command nobody provides.
+//! `--version`, `rvbbit plugins`, `rvbbit completions`, and the error for a command
+//! nobody provides.
 
 use crate::discovery::Registry;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap_complete::aot::{generate, Shell};
 use rvbbit_plugin_api::{abi::ABI_VERSION, exit};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::io::Write;
 
 const HOST_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The built-in that lists plugins.
+const PLUGINS: &str = "plugins";
+/// The built-in that prints a shell completion script.
+const COMPLETIONS: &str = "completions";
+/// The shells `rvbbit completions` writes scripts for.
+const SHELLS: [&str; 3] = ["bash", "zsh", "fish"];
+/// Exit code when the completion script cannot be written to stdout.
+const WRITE_FAILED: i32 = 1;
 
 /// A node of the command tree: a group of words or a command.
 #[derive(Default)]
@@ -18,11 +31,18 @@ struct Node {
 fn tree(registry: &Registry) -> Node {
     let mut root = Node::default();
     root.children.insert(
-        "plugins".into(),
+        PLUGINS.into(),
         Node {
             about: Some(
                 "List loaded plugins, their commands, and plugin files that failed to load".into(),
             ),
+            ..Node::default()
+        },
+    );
+    root.children.insert(
+        COMPLETIONS.into(),
+        Node {
+            about: Some("Print a completion script for bash, zsh or fish to stdout".into()),
             ..Node::default()
         },
     );
@@ -56,8 +76,28 @@ fn to_clap(name: &str, node: &Node) -> clap::Command {
     command
 }
 
+/// The whole command line: built-ins and every loaded plugin's commands. Help and
+/// completion scripts are both generated from it.
 fn root_command(registry: &Registry) -> clap::Command {
     to_clap("rvbbit", &tree(registry))
+        .mut_subcommand(COMPLETIONS, |command| {
+            command
+                .arg(
+                    clap::Arg::new("shell")
+                        .value_name("SHELL")
+                        .required(true)
+                        .help("The shell to write the script for")
+                        .value_parser(
+                            PossibleValuesParser::new(SHELLS).try_map(|s| s.parse::<Shell>()),
+                        ),
+                )
+                .after_help(
+                    "The script completes the commands of the plugins loaded now: write it again after adding or removing a plugin.\n\n\
+                     bash  rvbbit completions bash > ~/.local/share/bash-completion/completions/rvbbit\n\
+                     zsh   rvbbit completions zsh > ~/.zfunc/_rvbbit   (with ~/.zfunc in $fpath)\n\
+                     fish  rvbbit completions fish > ~/.config/fish/completions/rvbbit.fish",
+                )
+        })
         .version(HOST_VERSION)
         .about("rvbbit, with plugins. Commands below come from plugins; any other command is handed to rvbbit's own CLI (the next `rvbbit` on PATH).")
         .after_help("Plugins are searched in RVBBIT_PLUGIN_PATH, next to this executable, in <exe dir>/../lib/rvbbit/plugins and in ~/.local/share/rvbbit/plugins. `rvbbit plugins` shows what was loaded.")
@@ -89,14 +129,15 @@ pub fn builtin(registry: &Registry, args: &[OsString], has_fallback: bool) -> Op
             }
             return Some(exit::SUCCESS);
         }
-        Some("plugins") if args.len() == 1 => {
+        Some(PLUGINS) if args.len() == 1 => {
             print_plugins(registry);
             return Some(exit::SUCCESS);
         }
-        Some("plugins") if args.len() == 2 && is_help(&args[1]) => {
-            let _ = root.find_subcommand_mut("plugins").map(|c| c.print_help());
+        Some(PLUGINS) if args.len() == 2 && is_help(&args[1]) => {
+            let _ = root.find_subcommand_mut(PLUGINS).map(|c| c.print_help());
             return Some(exit::SUCCESS);
         }
+        Some(COMPLETIONS) => return Some(completions(&root, &args[1..])),
         _ => {}
     }
     // A group of plugin commands (`rvbbit training`, `rvbbit training --help`).
@@ -129,6 +170,46 @@ pub fn builtin(registry: &Registry, args: &[OsString], has_fallback: bool) -> Op
     } else {
         eprint!("{}", group.render_help());
         Some(exit::USAGE)
+    }
+}
+
+/// `rvbbit completions SHELL`: the completion script for the command tree `root`, the
+/// same one `--help` shows, on stdout.
+fn completions(root: &clap::Command, args: &[OsString]) -> i32 {
+    let bin_name = format!("rvbbit {COMPLETIONS}");
+    let Some(command) = root.find_subcommand(COMPLETIONS) else {
+        return exit::INTERNAL;
+    };
+    let argv = std::iter::once(OsString::from(&bin_name)).chain(args.iter().cloned());
+    let matches = match command
+        .clone()
+        .bin_name(bin_name)
+        .try_get_matches_from(argv)
+    {
+        Ok(matches) => matches,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::SUCCESS
+            };
+        }
+    };
+    let Some(shell) = matches.get_one::<Shell>("shell").copied() else {
+        return exit::USAGE;
+    };
+    let mut script = Vec::new();
+    generate(shell, &mut root.clone(), "rvbbit", &mut script);
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(&script).and_then(|()| stdout.flush()) {
+        Ok(()) => exit::SUCCESS,
+        // `rvbbit completions bash | head`: the reader has what it wanted.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write the completion script: {e}");
+            WRITE_FAILED
+        }
     }
 }
 
@@ -180,7 +261,8 @@ pub fn no_such_command(registry: &Registry, args: &[OsString]) -> i32 {
         eprintln!("\n  tip: did you mean 'rvbbit {suggestion}'?");
     }
     eprintln!("\nAvailable commands:");
-    eprintln!("  rvbbit plugins");
+    eprintln!("  rvbbit {PLUGINS}");
+    eprintln!("  rvbbit {COMPLETIONS} bash|zsh|fish");
     for (command, plugin) in &registry.commands {
         eprintln!(
             "  rvbbit {:30} ({plugin}) {}",
