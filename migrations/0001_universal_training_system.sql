@@ -64,7 +64,7 @@ SELECT
     trace_id,
     timestamp,
     session_id,
-    assumeNotNull(cascade_id) AS cascade_id,
+    ifNull(cascade_id, '') AS cascade_id,
     ifNull(cell_name, '') AS cell_name,
     ifNull(species_hash, '') AS species_hash,
     ifNull(model, '') AS model,
@@ -91,8 +91,10 @@ SELECT
         reply_json
     ) AS assistant_output
 FROM unified_logs
+-- The aliases above never hide a NULL: `cascade_id` here is `ifNull(cascade_id, '')`
+-- whether the server resolves it to the alias or to the column.
 WHERE role = 'assistant'
-  AND ifNull(cascade_id, '') != ''
+  AND cascade_id != ''
   AND assistant_output != '';
 
 -- 6. Every example with its latest annotation: one row per trace. Unannotated examples

@@ -230,6 +230,17 @@ async fn examples_follow_the_parsing_rules() {
         ..LogRow::simple("missing-reply", "casc", "cell", "q", "r")
     });
     insert(&db.client, &rows).await;
+    // NULL cascades whose hidden Nullable value is not empty (as a bulk INSERT ... SELECT
+    // with if(..., NULL, x) leaves them) are still not examples.
+    db.exec(
+        "INSERT INTO unified_logs (session_id, trace_id, node_type, role, cascade_id, cell_name, full_request_json, content_json) \
+         SELECT 's', concat('null-cascade-', toString(number)), 'agent', 'assistant', if(number % 2 = 0, NULL, 'casc-x'), \
+                if(number % 2 = 0, NULL, 'cell'), '{\"messages\": [{\"role\": \"user\", \"content\": \"q\"}]}', '\"r\"' \
+         FROM numbers(4)",
+    )
+    .await;
+    db.exec("DELETE FROM training_examples WHERE trace_id IN ('null-cascade-1', 'null-cascade-3')")
+        .await;
     let got: Vec<(String, String, String)> = db
         .rows("SELECT trace_id, user_input, assistant_output FROM training_examples_with_annotations ORDER BY trace_id")
         .await;

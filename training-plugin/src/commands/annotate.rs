@@ -60,7 +60,7 @@ pub struct Args {
     pub connection: ConnectionArgs,
 }
 
-fn parse_confidence(text: &str) -> Result<f32, String> {
+pub fn parse_confidence(text: &str) -> Result<f32, String> {
     let value: f32 = text
         .trim()
         .parse()

@@ -8,8 +8,10 @@
 //! | `rvbbit training test-annotation`         | [`test_annotation`] |
 //! | `rvbbit training annotate`                | [`annotate`]        |
 //! | `rvbbit training stats`                   | [`stats`]           |
+//! | `rvbbit training examples`                | [`examples`]        |
 
 pub mod annotate;
+pub mod examples;
 pub mod migrate;
 pub mod stats;
 pub mod test_annotation;
