@@ -466,3 +466,84 @@ async fn migrate_and_test_annotation_speak_json() {
     );
     db.drop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn examples_returns_what_rvbbit_retrieval_returns() {
+    let db = TestDb::with_logs("examples").await;
+    // Six replies in one cell, one minute apart (e-1 oldest), plus one in another cell.
+    db.exec(
+        "INSERT INTO unified_logs (session_id, trace_id, node_type, role, cascade_id, cell_name, full_request_json, content_json, timestamp) \
+         SELECT 's', concat('e-', toString(number)), 'agent', 'assistant', 'casc', if(number = 7, 'other', 'cell'), \
+                concat('{\"messages\": [{\"role\": \"user\", \"content\": \"question ', toString(number), '\"}]}'), \
+                concat('\"answer ', toString(number), '\"'), now64(6) - toIntervalMinute(100 - number) \
+         FROM numbers(1, 7)",
+    )
+    .await;
+    db.rvbbit(&["training", "migrate", "-q"]).expect_code(0);
+    let annotate = |args: &[&str]| {
+        let mut all = vec!["training", "annotate"];
+        all.extend_from_slice(args);
+        all.push("-q");
+        db.rvbbit(&all).expect_code(0);
+    };
+    annotate(&["e-1", "--confidence", "0.9"]);
+    annotate(&["e-2", "--confidence", "0.7"]); // below the minimum
+    annotate(&["e-3"]); // trainable, confidence not assessed: never qualifies
+    annotate(&["e-4", "--confidence", "0.95", "--verified"]);
+    annotate(&["e-5", "--confidence", "0.99", "--not-trainable"]);
+    annotate(&["e-6", "--confidence", "0.85"]);
+    annotate(&["e-7", "--confidence", "1"]); // other cell
+    annotate(&["e-6", "--confidence", "0.8"]); // re-annotated: the latest counts
+    let ids = |args: &[&str]| -> Vec<String> {
+        let mut all = vec![
+            "training",
+            "examples",
+            "--cascade",
+            "casc",
+            "--cell",
+            "cell",
+            "--format",
+            "json",
+        ];
+        all.extend_from_slice(args);
+        let run = db.rvbbit(&all);
+        run.expect_code(0);
+        let rows: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["trace_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(&[]), vec!["e-6", "e-4", "e-1"], "recent: newest first");
+    assert_eq!(
+        ids(&["--strategy", "high-confidence"]),
+        vec!["e-4", "e-1", "e-6"]
+    );
+    assert_eq!(ids(&["--limit", "2"]), vec!["e-6", "e-4"]);
+    assert_eq!(ids(&["--verified-only"]), vec!["e-4"]);
+    assert_eq!(
+        ids(&["--min-confidence", "0.5"]),
+        vec!["e-6", "e-4", "e-2", "e-1"]
+    );
+    let mut random = ids(&["--strategy", "random"]);
+    random.sort();
+    assert_eq!(random, vec!["e-1", "e-4", "e-6"]);
+    let run = db.rvbbit(&[
+        "training",
+        "examples",
+        "--cascade",
+        "casc",
+        "--cell",
+        "cell",
+        "--format",
+        "json",
+        "--limit",
+        "1",
+    ]);
+    let first: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(first[0]["user_input"], "question 6");
+    assert_eq!(first[0]["assistant_output"], "answer 6");
+    assert!((first[0]["confidence"].as_f64().unwrap() - 0.8).abs() < 1e-6);
+    db.drop().await;
+}
