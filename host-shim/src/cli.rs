@@ -13,9 +13,11 @@ use std::io::Write;
 const HOST_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The built-in that lists plugins.
-const PLUGINS: &str = "plugins";
+pub const PLUGINS: &str = "plugins";
 /// The built-in that prints a shell completion script.
-const COMPLETIONS: &str = "completions";
+pub const COMPLETIONS: &str = "completions";
+/// The host's own commands; no plugin command may start with one (it would hide it).
+pub const BUILTINS: [&str; 2] = [PLUGINS, COMPLETIONS];
 /// The shells `rvbbit completions` writes scripts for.
 const SHELLS: [&str; 3] = ["bash", "zsh", "fish"];
 /// Exit code when the completion script cannot be written to stdout.

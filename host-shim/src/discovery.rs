@@ -10,11 +10,22 @@
 //! Every file with the platform's library suffix (`.so` on Linux) in those
 //! directories is tried. A file that fails is recorded with its reason and skipped;
 //! it never stops the other plugins.
+//!
+//! When two plugins claim one command path, the plugin named by the path's first word
+//! keeps it (`training verify` stays the training plugin's, wherever another plugin is
+//! found); otherwise the first one found does. A path starting with one of the host's
+//! own commands (`plugins`, `completions`) is refused: it would hide them. A refused
+//! command is reported with its file and dropped from its plugin, whose other commands
+//! still work.
 
 use rvbbit_plugin_api::host::{self, LoadedPlugin, PluginCommand};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+
+/// First words a plugin command may not have: the host's own commands, which a plugin
+/// command would hide (plugin commands are looked up first).
+use crate::cli::BUILTINS as HOST_COMMANDS;
 
 pub fn search_dirs() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = Vec::new();
@@ -82,6 +93,7 @@ impl Registry {
                 }
             }
         }
+        registry.assign_commands();
         registry
     }
 
@@ -107,21 +119,61 @@ impl Registry {
             });
             return;
         }
-        for command in &plugin.commands {
-            if let Some((_, owner)) = self.commands.iter().find(|(c, _)| c.path == command.path) {
-                self.rejected.push(Rejected {
-                    file: file.clone(),
-                    reason: format!(
-                        "command '{}' of plugin '{}' is already provided by plugin '{owner}'; it is ignored here",
-                        command.path_string(),
-                        plugin.name
-                    ),
-                });
-            } else {
-                self.commands.push((command.clone(), plugin.name.clone()));
+        self.plugins.push(plugin);
+    }
+
+    /// Decides, once every plugin is loaded, which plugin provides each command path
+    /// (see the module docs), reports the refused ones and drops them from their
+    /// plugins, so `rvbbit plugins` lists each command under the plugin that runs it.
+    fn assign_commands(&mut self) {
+        let mut provider: HashMap<&[String], usize> = HashMap::new();
+        for (index, plugin) in self.plugins.iter().enumerate() {
+            for command in &plugin.commands {
+                if HOST_COMMANDS.contains(&command.path[0].as_str()) {
+                    continue;
+                }
+                let owns = |p: &LoadedPlugin| p.name == command.path[0];
+                provider
+                    .entry(&command.path)
+                    .and_modify(|current| {
+                        if owns(plugin) && !owns(&self.plugins[*current]) {
+                            *current = index;
+                        }
+                    })
+                    .or_insert(index);
             }
         }
-        self.plugins.push(plugin);
+        let mut refused: Vec<(usize, Vec<String>, String)> = Vec::new();
+        for (index, plugin) in self.plugins.iter().enumerate() {
+            for command in &plugin.commands {
+                let path = command.path_string();
+                let reason = match provider.get(command.path.as_slice()) {
+                    Some(&owner) if owner == index => continue,
+                    Some(&owner) => format!(
+                        "command '{path}' of plugin '{}' is already provided by plugin '{}'; it is ignored here",
+                        plugin.name, self.plugins[owner].name
+                    ),
+                    None => format!(
+                        "command '{path}' of plugin '{}' would hide rvbbit's own 'rvbbit {}'; it is ignored here",
+                        plugin.name, command.path[0]
+                    ),
+                };
+                refused.push((index, command.path.clone(), reason));
+            }
+        }
+        for (index, path, reason) in refused {
+            let plugin = &mut self.plugins[index];
+            plugin.commands.retain(|c| c.path != path);
+            self.rejected.push(Rejected {
+                file: plugin.file.clone(),
+                reason,
+            });
+        }
+        self.commands = self
+            .plugins
+            .iter()
+            .flat_map(|p| p.commands.iter().map(|c| (c.clone(), p.name.clone())))
+            .collect();
     }
 
     /// The plugin command named by the longest matching prefix of `args`, and the

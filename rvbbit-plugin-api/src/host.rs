@@ -5,13 +5,56 @@ use crate::abi::{
     CommandDescriptor, EntryFn, FreeBufFn, PluginDescriptor, RunFn, RvbbitBytes, RvbbitOwnedBuf,
     ABI_VERSION, ENTRY_SYMBOL,
 };
+use crate::exit;
 use std::ffi::OsString;
+use std::mem::{offset_of, size_of};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Upper bounds that catch a garbage descriptor before the host walks it.
 const MAX_COMMANDS: usize = 1024;
 const MAX_TEXT_LEN: usize = 4096;
+
+/// [`CommandDescriptor`] as the host reads it: a plugin written in C can leave `run`
+/// null, which a Rust function pointer cannot be, so it is read as an `Option` (same
+/// layout: the null pointer is `None`) and checked.
+#[repr(C)]
+struct RawCommandDescriptor {
+    path: RvbbitBytes,
+    about: RvbbitBytes,
+    run: Option<RunFn>,
+}
+
+/// [`PluginDescriptor`] as the host reads it, `free_buf` checked like `run` above.
+#[repr(C)]
+struct RawPluginDescriptor {
+    abi_version: u32,
+    name: RvbbitBytes,
+    version: RvbbitBytes,
+    commands: *const RawCommandDescriptor,
+    command_count: usize,
+    free_buf: Option<FreeBufFn>,
+}
+
+// The raw types must keep the layout of the ABI types they stand for.
+const _: () = {
+    assert!(size_of::<RawCommandDescriptor>() == size_of::<CommandDescriptor>());
+    assert!(offset_of!(RawCommandDescriptor, path) == offset_of!(CommandDescriptor, path));
+    assert!(offset_of!(RawCommandDescriptor, about) == offset_of!(CommandDescriptor, about));
+    assert!(offset_of!(RawCommandDescriptor, run) == offset_of!(CommandDescriptor, run));
+    assert!(size_of::<RawPluginDescriptor>() == size_of::<PluginDescriptor>());
+    assert!(
+        offset_of!(RawPluginDescriptor, abi_version) == offset_of!(PluginDescriptor, abi_version)
+    );
+    assert!(offset_of!(RawPluginDescriptor, name) == offset_of!(PluginDescriptor, name));
+    assert!(offset_of!(RawPluginDescriptor, version) == offset_of!(PluginDescriptor, version));
+    assert!(offset_of!(RawPluginDescriptor, commands) == offset_of!(PluginDescriptor, commands));
+    assert!(
+        offset_of!(RawPluginDescriptor, command_count)
+            == offset_of!(PluginDescriptor, command_count)
+    );
+    assert!(offset_of!(RawPluginDescriptor, free_buf) == offset_of!(PluginDescriptor, free_buf));
+};
 
 /// Why a file could not be used as a plugin. Displayed as the reason next to the file.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -34,6 +77,8 @@ pub struct PluginCommand {
     /// The words that select it, e.g. `["training", "migrate"]`.
     pub path: Vec<String>,
     pub about: String,
+    /// The name of the plugin that provides it.
+    pub plugin: String,
     run: RunFn,
     free_buf: FreeBufFn,
     // Keeps the code behind `run` loaded.
@@ -56,7 +101,9 @@ impl PluginCommand {
     }
 
     /// Runs the command with the arguments that follow its path. Returns the exit code
-    /// and the message the plugin wants shown, if any.
+    /// and the message the plugin wants shown, if any. A code the operating system
+    /// cannot report (outside 0 to 255: 256 would read as success) becomes
+    /// [`exit::INTERNAL`] with a message saying so.
     pub fn run(&self, args: &[OsString]) -> (i32, Option<String>) {
         let bytes: Vec<Vec<u8>> = args.iter().map(os_bytes).collect();
         let argv: Vec<RvbbitBytes> = bytes.iter().map(|b| RvbbitBytes::from_slice(b)).collect();
@@ -80,7 +127,19 @@ impl PluginCommand {
             unsafe { (self.free_buf)(error) };
             Some(text)
         };
-        (code, message)
+        if (0..=255).contains(&code) {
+            return (code, message);
+        }
+        let broken = format!(
+            "plugin '{}' broke the ABI: command '{}' returned {code}, which is not an exit code (0 to 255); this is a bug in the plugin",
+            self.plugin,
+            self.path_string()
+        );
+        let message = match message {
+            Some(text) if !text.is_empty() => format!("{broken} (its message: {text})"),
+            _ => broken,
+        };
+        (exit::INTERNAL, Some(message))
     }
 }
 
@@ -100,7 +159,7 @@ pub fn load(file: &Path) -> Result<LoadedPlugin, LoadError> {
     // SAFETY: loading a library runs its initialisers; that is inherent to plugins and
     // the reason plugins are only searched for in the directories the user controls.
     let library = unsafe { libloading::Library::new(file) }
-        .map_err(|e| LoadError::NotALibrary(e.to_string()))?;
+        .map_err(|e| LoadError::NotALibrary(loader_error(file, &e)))?;
     let library = Arc::new(library);
     // SAFETY: the symbol's type is fixed by the ABI.
     let entry: EntryFn = unsafe {
@@ -116,12 +175,18 @@ pub fn load(file: &Path) -> Result<LoadedPlugin, LoadError> {
     // Read the version through a pointer to the first field only: a plugin of another
     // ABI may have a descriptor of another size.
     // SAFETY: every ABI version starts the descriptor with a `u32`.
-    let found = unsafe { std::ptr::read(descriptor as *const u32) };
+    let found = unsafe { std::ptr::read_unaligned(descriptor as *const u32) };
     if found != ABI_VERSION {
         return Err(LoadError::AbiMismatch { found });
     }
-    // SAFETY: same ABI version, so the layout is ours; the plugin owns it while loaded.
-    let descriptor = unsafe { &*descriptor };
+    if !descriptor.cast::<RawPluginDescriptor>().is_aligned() {
+        return Err(LoadError::Malformed(
+            "the descriptor is not aligned for its type".into(),
+        ));
+    }
+    // SAFETY: same ABI version, so the layout is ours (read with nullable function
+    // pointers, see `RawPluginDescriptor`); the plugin owns it while loaded.
+    let descriptor = unsafe { &*(descriptor as *const RawPluginDescriptor) };
     let name = text(descriptor.name, "plugin name")?;
     if !is_word(&name) {
         return Err(LoadError::Malformed(format!(
@@ -138,13 +203,21 @@ pub fn load(file: &Path) -> Result<LoadedPlugin, LoadError> {
     if descriptor.commands.is_null() && descriptor.command_count > 0 {
         return Err(LoadError::Malformed("its command table is null".into()));
     }
-    let table: &[CommandDescriptor] = if descriptor.command_count == 0 {
+    if !descriptor.commands.is_aligned() {
+        return Err(LoadError::Malformed(
+            "its command table is not aligned for its type".into(),
+        ));
+    }
+    let Some(free_buf) = descriptor.free_buf else {
+        return Err(LoadError::Malformed("its free_buf function is null".into()));
+    };
+    let table: &[RawCommandDescriptor] = if descriptor.command_count == 0 {
         &[]
     } else {
         // SAFETY: checked non-null; the count is bounded; owned by the loaded plugin.
         unsafe { std::slice::from_raw_parts(descriptor.commands, descriptor.command_count) }
     };
-    let mut commands = Vec::with_capacity(table.len());
+    let mut commands: Vec<PluginCommand> = Vec::with_capacity(table.len());
     for (index, command) in table.iter().enumerate() {
         let path = text(command.path, &format!("path of command #{index}"))?;
         let words: Vec<String> = path.split_whitespace().map(str::to_string).collect();
@@ -153,11 +226,23 @@ pub fn load(file: &Path) -> Result<LoadedPlugin, LoadError> {
                 "command #{index} has the path {path:?}; a path is 1 to 8 words, each a letter then letters, digits, '-' or '_'"
             )));
         }
+        let path = words.join(" ");
+        if let Some(first) = commands.iter().position(|c| c.path == words) {
+            return Err(LoadError::Malformed(format!(
+                "commands #{first} and #{index} both have the path '{path}'"
+            )));
+        }
+        let Some(run) = command.run else {
+            return Err(LoadError::Malformed(format!(
+                "command '{path}' has a null run function"
+            )));
+        };
         commands.push(PluginCommand {
             path: words,
             about: text(command.about, &format!("description of command '{path}'"))?,
-            run: command.run,
-            free_buf: descriptor.free_buf,
+            plugin: name.clone(),
+            run,
+            free_buf,
             _library: Arc::clone(&library),
         });
     }
@@ -170,10 +255,24 @@ pub fn load(file: &Path) -> Result<LoadedPlugin, LoadError> {
     })
 }
 
+/// The system loader's reason, without the file name it starts with (the caller shows
+/// the file): "dlopen failed: invalid ELF header".
+fn loader_error(file: &Path, error: &libloading::Error) -> String {
+    let mut reason = error.to_string();
+    if let Some(detail) = std::error::Error::source(error).map(ToString::to_string) {
+        let prefix = format!("{}: ", file.display());
+        reason = format!(
+            "{reason}: {}",
+            detail.strip_prefix(&prefix).unwrap_or(&detail)
+        );
+    }
+    reason
+}
+
 fn text(bytes: RvbbitBytes, what: &str) -> Result<String, LoadError> {
     if bytes.len > MAX_TEXT_LEN {
         return Err(LoadError::Malformed(format!(
-            "{what} is {} bytes long",
+            "{what} is {} bytes long (at most {MAX_TEXT_LEN})",
             bytes.len
         )));
     }
