@@ -396,3 +396,58 @@ async fn a_missing_database_is_named_and_created_on_request() {
     db.exec(&format!("DROP DATABASE `{missing}`")).await;
     db.drop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hand_applied_install_is_refused_and_left_untouched() {
+    // The second hand-applied version described in rvbbit's facts: a plain view taking
+    // the raw request as user_input, confidence Float32 DEFAULT 1.0.
+    let db = TestDb::with_logs("legacy").await;
+    insert(
+        &db.client,
+        &[LogRow::simple("l-1", "casc", "cell", "q", "r")],
+    )
+    .await;
+    db.exec(
+        "CREATE TABLE training_annotations (trace_id String, trainable Bool DEFAULT false, verified Bool DEFAULT false, \
+         confidence Float32 DEFAULT 1.0, notes String DEFAULT '', tags Array(String) DEFAULT [], \
+         annotated_at DateTime64(6) DEFAULT now64(6), annotated_by String DEFAULT '') \
+         ENGINE = ReplacingMergeTree(annotated_at) ORDER BY trace_id",
+    )
+    .await;
+    db.exec(
+        "CREATE VIEW training_examples_mv AS SELECT trace_id, timestamp, session_id, cascade_id, cell_name, \
+         substring(full_request_json, 1, 2000) AS user_input, content_json AS assistant_output \
+         FROM unified_logs WHERE role = 'assistant' AND cascade_id IS NOT NULL AND cascade_id != ''",
+    )
+    .await;
+    db.exec("INSERT INTO training_annotations (trace_id, trainable) VALUES ('l-1', true)")
+        .await;
+    let before = db.definitions().await;
+    let run = db.rvbbit(&["training", "migrate"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("refusing to migrate database"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("training_examples_mv is a View, this version needs a materialized view"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(
+            "training_annotations.confidence is Float32, this version needs Nullable(Float32)"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("Nothing was changed"), "{}", run.stderr);
+    assert_eq!(db.definitions().await, before, "nothing created or changed");
+    let kept: Vec<(String, bool, f32)> = db
+        .rows("SELECT trace_id, trainable, confidence FROM training_annotations")
+        .await;
+    assert_eq!(kept, vec![("l-1".to_string(), true, 1.0)]);
+    db.drop().await;
+}

@@ -11,7 +11,7 @@ use crate::failure::classified;
 use crate::migrations::{creates, Creates, MIGRATIONS};
 use crate::output::{self, OutputArgs};
 use crate::say;
-use crate::schema::LOGS;
+use crate::schema::{ANNOTATIONS, LOGS, OBJECTS};
 use anyhow::Context;
 use clap::Parser;
 use rvbbit_plugin_api::exit;
@@ -174,6 +174,7 @@ async fn migrate(
             format!("table {database}.{LOGS} does not exist: the training system reads rvbbit's log table, which rvbbit creates when it first logs to this database; run rvbbit against it first, or choose another with --database"),
         ));
     }
+    refuse_foreign_objects(&db, &existing).await?;
     let mut indexes = index_names(&db).await?;
     let mut applied = 0usize;
     for migration in MIGRATIONS {
@@ -308,6 +309,62 @@ async fn backfill(db: &Db, view_query: &str, interrupt: &mut Interrupt) -> anyho
         bar.finish_with_message("done");
     }
     Ok(examples::count(db).await?.saturating_sub(before))
+}
+
+/// Refuses, before any statement, to build on objects of this schema's names that are
+/// something else (a hand-applied install of an earlier version: `training_examples_mv`
+/// a plain view, `confidence` not Nullable). `IF NOT EXISTS` would keep them, and the
+/// backfill would read through the old view. Upgrading those is not done yet.
+async fn refuse_foreign_objects(
+    db: &Db,
+    existing: &std::collections::BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    for expected in OBJECTS {
+        if let Some(engine) = existing.get(expected.name) {
+            if engine != expected.engine {
+                problems.push(format!(
+                    "{} is a {engine}, this version needs a {} ({})",
+                    expected.name, expected.kind, expected.engine
+                ));
+            }
+        }
+    }
+    if existing.contains_key(ANNOTATIONS) {
+        let q = db
+            .server_query("SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {t:String}")
+            .param("db", &db.target.database)
+            .param("t", ANNOTATIONS);
+        let live: std::collections::BTreeMap<String, String> = db
+            .fetch_all::<(String, String)>(q)
+            .await?
+            .into_iter()
+            .collect();
+        let expected = OBJECTS
+            .iter()
+            .find(|o| o.name == ANNOTATIONS)
+            .map_or(&[][..], |o| o.columns);
+        for (column, ty) in expected {
+            match live.get(*column) {
+                Some(t) if t != ty => problems.push(format!(
+                    "{ANNOTATIONS}.{column} is {t}, this version needs {ty}"
+                )),
+                None => problems.push(format!("{ANNOTATIONS} has no column {column}")),
+                Some(_) => {}
+            }
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(classified(
+        exit::CHECK_FAILED,
+        format!(
+            "refusing to migrate database {}: {}. This looks like an install applied by hand from an earlier version of the training SQL, which this version cannot upgrade yet. Nothing was changed; your annotations are untouched. See docs/MIGRATION_GUIDE.md, \"An install applied by hand\".",
+            db.target.database,
+            problems.join("; ")
+        ),
+    ))
 }
 
 async fn index_names(db: &Db) -> anyhow::Result<Vec<(String, String)>> {
