@@ -160,3 +160,54 @@ fn old_server_query(url: &str, password: &str, sql: &str) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+#[test]
+fn a_server_that_is_not_clickhouse_is_a_connection_error_without_its_page() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        if let Some(Ok(mut stream)) = listener.incoming().next() {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let body = format!(
+                "<!DOCTYPE html><html><body>{}</body></html>",
+                "Not Found. ".repeat(200)
+            );
+            let _ = write!(stream, "HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        }
+    });
+    let run = run(rvbbit().args(["training", "verify", "--url", &url]));
+    run.expect_code(3);
+    assert!(
+        run.stderr
+            .contains("answered, but not like ClickHouse's HTTP interface"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.len() < 600,
+        "the page is not dumped:\n{}",
+        run.stderr
+    );
+    server.join().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn commands_on_a_database_without_the_training_tables_say_to_migrate() {
+    let db = TestDb::with_logs("unmigrated").await;
+    for args in [
+        vec!["training", "stats"],
+        vec!["training", "examples", "--cascade", "c", "--cell", "x"],
+        vec!["training", "annotate", "x", "--force"],
+    ] {
+        let run = db.rvbbit(&args);
+        run.expect_code(6);
+        assert!(
+            run.stderr.contains("rvbbit training migrate"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    db.drop().await;
+}

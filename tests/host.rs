@@ -135,3 +135,15 @@ fn without_another_rvbbit_an_unknown_command_lists_what_is_available() {
         run.stderr
     );
 }
+
+#[test]
+fn options_before_the_command_get_a_clear_message() {
+    let run = run(rvbbit().args(["--url", "http://x", "training", "verify"]));
+    run.expect_code(2);
+    assert!(
+        run.stderr
+            .contains("'--url' is not a command: options go after the command"),
+        "{}",
+        run.stderr
+    );
+}

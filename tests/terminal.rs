@@ -123,6 +123,20 @@ async fn annotate_writes_like_studio_merges_flags_and_reports_unknown_ids() {
             .await,
         before + 1
     );
+    // Confidence back to "not assessed", tags emptied; the rest is kept.
+    db.rvbbit(&[
+        "training",
+        "annotate",
+        "t-2",
+        "--clear-confidence",
+        "--tags",
+        "",
+        "-q",
+    ])
+    .expect_code(0);
+    let t2: Vec<(Option<f32>, u64, String)> =
+        db.rows("SELECT confidence, length(tags), notes FROM training_examples_with_annotations WHERE trace_id = 't-2'").await;
+    assert_eq!(t2, vec![(None, 0, "it's \"fine\"\nreally".to_string())]);
     // --force writes them anyway.
     db.rvbbit(&["training", "annotate", "ghost-1", "--force", "-q"])
         .expect_code(0);

@@ -136,7 +136,9 @@ pub fn builtin(registry: &Registry, args: &[OsString], has_fallback: bool) -> Op
             return Some(exit::SUCCESS);
         }
         Some(PLUGINS) if args.len() == 2 && is_help(&args[1]) => {
-            let _ = root.find_subcommand_mut(PLUGINS).map(|c| c.print_help());
+            let _ = root
+                .find_subcommand_mut(PLUGINS)
+                .map(|c| c.clone().bin_name("rvbbit plugins").print_help());
             return Some(exit::SUCCESS);
         }
         Some(COMPLETIONS) => return Some(completions(&root, &args[1..])),
@@ -248,6 +250,16 @@ fn print_plugins(registry: &Registry) {
 
 /// The error for a command no plugin provides when there is no rvbbit to hand it to.
 pub fn no_such_command(registry: &Registry, args: &[OsString]) -> i32 {
+    if let Some(option) = args
+        .first()
+        .and_then(|a| a.to_str())
+        .filter(|a| a.starts_with('-'))
+    {
+        eprintln!(
+            "error: '{option}' is not a command: options go after the command, e.g. 'rvbbit training verify {option} …'; `rvbbit --help` lists the commands"
+        );
+        return exit::USAGE;
+    }
     let typed: Vec<String> = args
         .iter()
         .map(|a| a.to_string_lossy().into_owned())

@@ -14,7 +14,10 @@ fn main() {
         eprintln!("error: rvbbit hit an internal error ({info}); this is a bug, please report it");
     }));
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    std::process::exit(run(args));
+    // A panic in the host is a bug: the hook above says so, and the exit code is 70 like
+    // a plugin's panic (not Rust's default 101).
+    let code = std::panic::catch_unwind(|| run(args)).unwrap_or(exit::INTERNAL);
+    std::process::exit(code);
 }
 
 fn run(args: Vec<OsString>) -> i32 {

@@ -23,6 +23,7 @@ pub const MIN_VERSION: Version = Version {
 /// REQUIRED_PASSWORD, IP_ADDRESS_NOT_ALLOWED, AUTHENTICATION_FAILED.
 const AUTH_CODES: [u32; 5] = [192, 193, 194, 195, 516];
 const UNKNOWN_DATABASE: u32 = 81;
+const UNKNOWN_TABLE: u32 = 60;
 
 pub struct Db {
     pub target: Target,
@@ -44,6 +45,9 @@ impl Db {
             .with_compression(Compression::None);
         if !target.password.is_empty() {
             server = server.with_password(&target.password);
+        }
+        if crate::output::verbose() {
+            eprintln!("{}", crate::output::dim("-- SELECT version()"));
         }
         let probe = server.query_raw("SELECT version()");
         let bytes = with_timeout(&target, async {
@@ -216,6 +220,17 @@ fn classify(err: clickhouse::error::Error, target: &Target) -> anyhow::Error {
                     ),
                 ),
                 Some(UNKNOWN_DATABASE) => classified(exit::MISSING_PREREQUISITE, format!("ClickHouse said: {text}")),
+                Some(UNKNOWN_TABLE) => classified(
+                    exit::MISSING_PREREQUISITE,
+                    format!("ClickHouse said: {text} (if a training table or view is missing, run `rvbbit training migrate`)"),
+                ),
+                None => classified(
+                    exit::CONNECTION,
+                    format!(
+                        "the server at {address} answered, but not like ClickHouse's HTTP interface ({:?}); check --url: 8123 is ClickHouse's HTTP port, 9000 its native one",
+                        text.chars().take(120).collect::<String>()
+                    ),
+                ),
                 _ => classified(exit::SERVER_ERROR, format!("ClickHouse said: {text}")),
             }
         }

@@ -39,10 +39,13 @@ pub struct Args {
     /// Confidence from 0 to 1
     #[arg(long, value_name = "X", value_parser = parse_confidence, allow_hyphen_values = true)]
     pub confidence: Option<f32>,
+    /// Set confidence back to "not assessed"
+    #[arg(long, conflicts_with = "confidence")]
+    pub clear_confidence: bool,
     /// Free-text notes
     #[arg(long, value_name = "TEXT")]
     pub notes: Option<String>,
-    /// Comma-separated tags, e.g. --tags good,billing
+    /// Comma-separated tags, e.g. --tags good,billing (--tags "" removes all tags)
     #[arg(long, value_name = "A,B", value_delimiter = ',')]
     pub tags: Option<Vec<String>>,
     /// Who annotates [default: $USER]
@@ -188,9 +191,12 @@ async fn annotate(db: &Db, args: &Args, ids: Vec<String>) -> anyhow::Result<i32>
                 } else {
                     before.is_some_and(|b| b.verified)
                 },
-                confidence: args
-                    .confidence
-                    .or_else(|| before.and_then(|b| b.confidence)),
+                confidence: if args.clear_confidence {
+                    None
+                } else {
+                    args.confidence
+                        .or_else(|| before.and_then(|b| b.confidence))
+                },
                 notes: args
                     .notes
                     .clone()
@@ -198,7 +204,8 @@ async fn annotate(db: &Db, args: &Args, ids: Vec<String>) -> anyhow::Result<i32>
                     .unwrap_or_default(),
                 tags: args
                     .tags
-                    .clone()
+                    .as_ref()
+                    .map(|tags| tags.iter().filter(|t| !t.is_empty()).cloned().collect())
                     .or_else(|| before.map(|b| b.tags.clone()))
                     .unwrap_or_default(),
                 annotated_by: by.clone(),

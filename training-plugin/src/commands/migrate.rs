@@ -281,7 +281,7 @@ async fn backfill(db: &Db, view_query: &str, interrupt: &mut Interrupt) -> anyho
         let result = interrupt
             .guard(step, || {
                 format!(
-                    "the schema is in place and {done} of {} months of history were backfilled",
+                    "the schema is in place and at least {done} of {} months of history were backfilled",
                     months.len()
                 )
             })

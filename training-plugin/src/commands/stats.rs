@@ -64,7 +64,11 @@ async fn stats(db: &Db, args: &Args) -> anyhow::Result<i32> {
             .param("cascade", args.cascade.as_deref().unwrap_or_default()),
         )
         .await
-        .context("reading training_stats_by_cascade (run `rvbbit training migrate` if it is missing)")?;
+        .context("reading training_stats_by_cascade (run `rvbbit training migrate` if it is missing)")?
+        .into_iter()
+        // Confidences are Float32: their average carries float noise past 6 digits.
+        .map(|s| Stat { avg_confidence: s.avg_confidence.map(|c| (c * 1e6).round() / 1e6), ..s })
+        .collect::<Vec<_>>();
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
         Format::Table if !output::quiet() => {

@@ -182,7 +182,7 @@ pub async fn checks(db: &Db) -> anyhow::Result<Report> {
                 if duplicates == 0 {
                     "one example per trace".to_string()
                 } else {
-                    format!("{duplicates} examples are stored more than once (same trace_id)")
+                    format!("{duplicates} examples are stored more than once (same trace_id); they merge away in the background, and `OPTIMIZE TABLE training_examples FINAL` merges them now")
                 },
             ));
         } else if engines.contains_key(EXAMPLES_MV) {
