@@ -22,9 +22,20 @@ pub fn parse_version(text: &str) -> Option<Version> {
 }
 
 /// The `Code: N` a ClickHouse error message starts with (any server version).
+/// `N` is written as ClickHouse writes it, without leading zeros: `Code: 0516` is no code.
+/// Only a `Code: ` that starts a word counts (`StatusCode: 516` is not an error code).
 pub fn error_code(message: &str) -> Option<u32> {
-    let rest = &message[message.find("Code: ")? + "Code: ".len()..];
+    let start = message.match_indices("Code: ").map(|(i, _)| i).find(|&i| {
+        !message[..i]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_')
+    })?;
+    let rest = &message[start + "Code: ".len()..];
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    if digits.len() > 1 && digits.starts_with('0') {
+        return None;
+    }
     digits.parse().ok()
 }
 
@@ -84,5 +95,23 @@ mod tests {
             Some(193)
         );
         assert_eq!(error_code("bad response: 500 Internal Server Error"), None);
+        assert_eq!(error_code("Code: 0. DB::Exception: OK"), Some(0));
+    }
+
+    #[test]
+    fn only_a_code_that_starts_a_word_counts() {
+        assert_eq!(error_code("StatusCode: 516"), None);
+        assert_eq!(
+            error_code("HTTP StatusCode: 502; Code: 60. DB::Exception: x"),
+            Some(60)
+        );
+        assert_eq!(error_code("(Code: 81) gone"), Some(81));
+    }
+
+    #[test]
+    fn error_codes_with_leading_zeros_are_not_codes() {
+        // Found by fuzzing: "Code: 0000020000" read as 20000, a code the text does not say.
+        assert_eq!(error_code("Code: 0000020000. DB::w"), None);
+        assert_eq!(error_code("Code: 0516. DB::Exception: x"), None);
     }
 }

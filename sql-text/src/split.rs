@@ -25,7 +25,11 @@ pub fn split(script: &str) -> Result<Vec<Statement>, SplitError> {
     let mut start: Option<usize> = None; // byte offset of the current statement's first token
     let mut end = 0; // byte offset just after its last token
     let mut i = 0;
-    let line_at = |offset: usize| script[..offset].bytes().filter(|&b| b == b'\n').count() + 1;
+    let mut lines = Lines {
+        bytes,
+        offset: 0,
+        line: 1,
+    };
 
     while i < bytes.len() {
         let b = bytes[i];
@@ -39,7 +43,7 @@ pub fn split(script: &str) -> Result<Vec<Statement>, SplitError> {
                 loop {
                     if i >= bytes.len() {
                         return Err(SplitError::Unterminated {
-                            line: line_at(open),
+                            line: lines.at(open),
                             what: "a /* comment",
                         });
                     }
@@ -70,7 +74,7 @@ pub fn split(script: &str) -> Result<Vec<Statement>, SplitError> {
                                 _ => "a `…` identifier",
                             };
                             return Err(SplitError::Unterminated {
-                                line: line_at(open),
+                                line: lines.at(open),
                                 what,
                             });
                         }
@@ -88,13 +92,13 @@ pub fn split(script: &str) -> Result<Vec<Statement>, SplitError> {
             b';' => {
                 if let Some(s) = start.take() {
                     statements.push(Statement {
-                        line: line_at(s),
+                        line: lines.at(s),
                         text: script[s..end].to_string(),
                     });
                 }
                 i += 1;
             }
-            _ if b.is_ascii_whitespace() => i += 1,
+            _ if is_space(b) => i += 1,
             _ => {
                 start.get_or_insert(i);
                 i += 1;
@@ -104,11 +108,39 @@ pub fn split(script: &str) -> Result<Vec<Statement>, SplitError> {
     }
     if let Some(s) = start {
         statements.push(Statement {
-            line: line_at(s),
+            line: lines.at(s),
             text: script[s..end].to_string(),
         });
     }
     Ok(statements)
+}
+
+/// Line numbers of byte offsets, counted on from the last offset asked for, so that
+/// numbering every statement of a script costs one pass over it, not one per statement.
+struct Lines<'a> {
+    bytes: &'a [u8],
+    offset: usize,
+    line: usize,
+}
+
+impl Lines<'_> {
+    /// The 1-based line of `offset`.
+    fn at(&mut self, offset: usize) -> usize {
+        if offset < self.offset {
+            (self.offset, self.line) = (0, 1);
+        }
+        self.line += self.bytes[self.offset..offset]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        self.offset = offset;
+        self.line
+    }
+}
+
+/// Whitespace as ClickHouse's lexer has it: `is_ascii_whitespace` plus `\v` (0x0B).
+fn is_space(b: u8) -> bool {
+    b.is_ascii_whitespace() || b == 0x0B
 }
 
 fn skip_line(bytes: &[u8], mut i: usize) -> usize {
@@ -186,6 +218,45 @@ mod tests {
             SplitError::Unterminated { line: 1, .. }
         ));
         assert!(split("SELECT `x").is_err());
+    }
+
+    #[test]
+    fn vertical_tab_is_whitespace_as_in_clickhouse() {
+        // Found by fuzzing: "\x0B" alone was a statement, and "\x0BSELECT 1" one that
+        // started with whitespace.
+        assert!(texts("\x0B").is_empty());
+        assert_eq!(
+            texts("SELECT 1;\x0B\x0C\x0BSELECT 2\x0B;"),
+            vec!["SELECT 1", "SELECT 2"]
+        );
+    }
+
+    #[test]
+    fn many_statements_split_in_linear_time_with_their_lines() {
+        // Each statement's line was counted from the start of the script: 100,000
+        // statements (1 MB) took 16 s in release builds. Counting on from the previous
+        // statement makes it one pass.
+        let script = "SELECT 1;\n".repeat(100_000) + "SELECT 'x\ny';\n\nSELECT 'open";
+        let started = std::time::Instant::now();
+        assert_eq!(
+            split(&script).unwrap_err(),
+            SplitError::Unterminated {
+                line: 100_004,
+                what: "a '…' string"
+            }
+        );
+        let statements = split(&script[..script.len() - "SELECT 'open".len()]).unwrap();
+        assert_eq!(statements.len(), 100_001);
+        assert!(statements[..100_000]
+            .iter()
+            .enumerate()
+            .all(|(k, s)| s.line == k + 1 && s.text == "SELECT 1"));
+        assert_eq!(statements[100_000].line, 100_001);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
     }
 
     #[test]

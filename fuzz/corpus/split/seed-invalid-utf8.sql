@@ -1,0 +1,1 @@
+SELECT 1; SELECT ÿþ invalid utf8; SELECT 3
