@@ -147,3 +147,40 @@ fn options_before_the_command_get_a_clear_message() {
         run.stderr
     );
 }
+
+#[test]
+fn plugins_as_json_and_a_closed_pipe_is_not_an_error() {
+    let listing = run(rvbbit().args(["plugins", "--format", "json"]));
+    listing.expect_code(0);
+    let json: serde_json::Value = serde_json::from_str(&listing.stdout).expect("JSON");
+    let training = json["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "training")
+        .expect("training plugin");
+    assert_eq!(training["abi_version"], 1);
+    assert!(training["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["path"] == "training migrate"));
+    assert!(json["not_loaded"].as_array().is_some());
+    run(rvbbit().args(["plugins", "--format", "xml"])).expect_code(2);
+
+    // The reader is gone before rvbbit writes, as in a shell pipeline: no "failed
+    // printing" panic, no error.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "'{}' plugins --format json | true",
+            rvbbit_tests::bin_dir().join("rvbbit").display()
+        ))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("internal error") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+}

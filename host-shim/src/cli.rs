@@ -131,15 +131,42 @@ pub fn builtin(registry: &Registry, args: &[OsString], has_fallback: bool) -> Op
             }
             return Some(exit::SUCCESS);
         }
-        Some(PLUGINS) if args.len() == 1 => {
-            print_plugins(registry);
-            return Some(exit::SUCCESS);
-        }
-        Some(PLUGINS) if args.len() == 2 && is_help(&args[1]) => {
-            let _ = root
-                .find_subcommand_mut(PLUGINS)
-                .map(|c| c.clone().bin_name("rvbbit plugins").print_help());
-            return Some(exit::SUCCESS);
+        Some(PLUGINS) => {
+            let command = root
+                .find_subcommand(PLUGINS)
+                .cloned()
+                .unwrap_or_else(|| clap::Command::new(PLUGINS))
+                .bin_name("rvbbit plugins")
+                .arg(
+                    clap::Arg::new("format")
+                        .long("format")
+                        .help("Output format")
+                        .value_parser(["table", "json"])
+                        .default_value("table"),
+                );
+            let argv =
+                std::iter::once(OsString::from("rvbbit plugins")).chain(args[1..].iter().cloned());
+            return Some(match command.try_get_matches_from(argv) {
+                Ok(matches) => {
+                    if matches
+                        .get_one::<String>("format")
+                        .is_some_and(|f| f == "json")
+                    {
+                        println!("{}", plugins_json(registry));
+                    } else {
+                        print_plugins(registry);
+                    }
+                    exit::SUCCESS
+                }
+                Err(e) => {
+                    let _ = e.print();
+                    if e.use_stderr() {
+                        exit::USAGE
+                    } else {
+                        exit::SUCCESS
+                    }
+                }
+            });
         }
         Some(COMPLETIONS) => return Some(completions(&root, &args[1..])),
         _ => {}
@@ -215,6 +242,31 @@ fn completions(root: &clap::Command, args: &[OsString]) -> i32 {
             WRITE_FAILED
         }
     }
+}
+
+/// `rvbbit plugins --format json`: the loaded plugins with their commands, and the
+/// files that were not loaded with the reason.
+fn plugins_json(registry: &Registry) -> String {
+    let plugins: Vec<serde_json::Value> = registry
+        .plugins
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "name": p.name,
+                "version": p.version,
+                "abi_version": p.abi_version,
+                "file": p.file.display().to_string(),
+                "commands": p.commands.iter().map(|c| serde_json::json!({"path": c.path_string(), "about": c.about})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let not_loaded: Vec<serde_json::Value> = registry
+        .rejected
+        .iter()
+        .map(|r| serde_json::json!({"file": r.file.display().to_string(), "reason": r.reason}))
+        .collect();
+    serde_json::to_string_pretty(&serde_json::json!({"plugins": plugins, "not_loaded": not_loaded}))
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
 fn print_plugins(registry: &Registry) {

@@ -10,6 +10,14 @@ use rvbbit_plugin_api::exit;
 use std::ffi::OsString;
 
 fn main() {
+    // Like other Unix tools: when the reader of our output goes away (`rvbbit … | head`),
+    // end quietly instead of failing to print. Rust ignores SIGPIPE by default; plugins
+    // run in this process, so this covers their output too.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of a signal, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     std::panic::set_hook(Box::new(|info| {
         eprintln!("error: rvbbit hit an internal error ({info}); this is a bug, please report it");
     }));
