@@ -3,16 +3,7 @@
 use rvbbit_tests::logs::{insert, LogRow};
 use rvbbit_tests::TestDb;
 
-#[derive(clickhouse::Row, serde::Deserialize, Debug, PartialEq)]
-struct Joined {
-    trace_id: String,
-    trainable: bool,
-    verified: bool,
-    confidence: Option<f32>,
-    notes: String,
-    tags: Vec<String>,
-    annotated_by: String,
-}
+use rvbbit_tests::logs::Annotated as Joined;
 
 async fn migrated(label: &str) -> TestDb {
     let db = TestDb::with_logs(label).await;

@@ -295,15 +295,7 @@ fn a_server_killed_mid_migrate_fails_clearly_and_a_rerun_completes() {
         &[],
         &std::fs::read_to_string(repo_root().join("tests/fixtures/unified_logs.sql")).unwrap(),
     );
-    sql(
-        &logs,
-        &[],
-        "INSERT INTO unified_logs (session_id, trace_id, node_type, role, cascade_id, cell_name, full_request_json, content_json, timestamp) \
-         SELECT 's', concat('k-', toString(number)), 'agent', 'assistant', 'casc', 'cell', \
-                concat('{\"messages\": [{\"role\": \"user\", \"content\": \"q ', toString(number), '\"}]}'), \
-                concat('\"a ', toString(number), '\"'), now64(6) - toIntervalDay(1 + (number % 11) * 30) \
-         FROM numbers(44000)",
-    );
+    sql(&logs, &[], &rvbbit_tests::logs::history_sql(44000));
     let mut migrate = rvbbit()
         .args(["training", "migrate", "--url", &url, "--database", "faults"])
         .stdout(Stdio::null())

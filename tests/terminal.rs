@@ -22,16 +22,7 @@ async fn migrated_with_examples(label: &str) -> TestDb {
     db
 }
 
-#[derive(clickhouse::Row, serde::Deserialize, Debug, PartialEq)]
-struct Latest {
-    trace_id: String,
-    trainable: bool,
-    verified: bool,
-    confidence: Option<f32>,
-    notes: String,
-    tags: Vec<String>,
-    annotated_by: String,
-}
+use rvbbit_tests::logs::Annotated as Latest;
 
 async fn latest(db: &TestDb) -> Vec<Latest> {
     db.rows(
@@ -351,15 +342,7 @@ async fn color_and_progress_only_on_a_terminal() {
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_during_the_backfill_stops_cleanly_and_a_rerun_resumes() {
     let db = TestDb::with_logs("ctrlc").await;
-    // Eleven months of history (within rvbbit's one-year TTL), a few thousand examples each.
-    db.exec(
-        "INSERT INTO unified_logs (session_id, trace_id, node_type, role, cascade_id, cell_name, full_request_json, content_json, timestamp) \
-         SELECT 's', concat('h-', toString(number)), 'agent', 'assistant', 'casc', 'cell', \
-                concat('{\"messages\": [{\"role\": \"user\", \"content\": \"question ', toString(number), '\"}]}'), \
-                concat('\"answer ', toString(number), '\"'), now64(6) - toIntervalDay(1 + (number % 11) * 30) \
-         FROM numbers(44000)",
-    )
-    .await;
+    db.exec(&rvbbit_tests::logs::history_sql(44000)).await;
     let mut child = rvbbit()
         .args([
             "training",

@@ -64,6 +64,31 @@ impl LogRow {
 /// ClickHouse fills the other columns with their defaults, as for a partial insert.
 /// (Validation would insist on every column without a default; rvbbit fills those,
 /// these tests leave them NULL.)
+/// SQL inserting `rows` examples-to-be spread over eleven past months (within rvbbit's
+/// one-year TTL), a few thousand per month: enough history for a backfill that runs
+/// month by month long enough to be interrupted.
+pub fn history_sql(rows: u64) -> String {
+    format!(
+        "INSERT INTO unified_logs (session_id, trace_id, node_type, role, cascade_id, cell_name, full_request_json, content_json, timestamp) \
+         SELECT 's', concat('h-', toString(number)), 'agent', 'assistant', 'casc', 'cell', \
+                concat('{{\"messages\": [{{\"role\": \"user\", \"content\": \"question ', toString(number), '\"}}]}}'), \
+                concat('\"answer ', toString(number), '\"'), now64(6) - toIntervalDay(1 + (number % 11) * 30) \
+         FROM numbers({rows})"
+    )
+}
+
+/// A trace's latest annotation as `training_examples_with_annotations` shows it.
+#[derive(clickhouse::Row, serde::Deserialize, Debug, PartialEq)]
+pub struct Annotated {
+    pub trace_id: String,
+    pub trainable: bool,
+    pub verified: bool,
+    pub confidence: Option<f32>,
+    pub notes: String,
+    pub tags: Vec<String>,
+    pub annotated_by: String,
+}
+
 pub async fn insert(client: &clickhouse::Client, rows: &[LogRow]) {
     let client = client.clone().with_validation(false);
     let mut insert = client
