@@ -211,3 +211,34 @@ async fn commands_on_a_database_without_the_training_tables_say_to_migrate() {
     }
     db.drop().await;
 }
+
+#[test]
+fn out_of_range_numbers_are_usage_errors() {
+    for args in [
+        vec!["training", "verify", "--timeout", "0"],
+        vec![
+            "training",
+            "examples",
+            "--cascade",
+            "c",
+            "--cell",
+            "x",
+            "--limit",
+            "0",
+        ],
+        vec![
+            "training",
+            "examples",
+            "--cascade",
+            "c",
+            "--cell",
+            "x",
+            "--min-confidence",
+            "1.5",
+        ],
+    ] {
+        let run = run(rvbbit().args(&args).args(["--url", "http://127.0.0.1:9"]));
+        run.expect_code(2);
+        assert!(run.stderr.starts_with("error:"), "{args:?}: {}", run.stderr);
+    }
+}

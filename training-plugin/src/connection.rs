@@ -228,6 +228,28 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_http_port_or_a_zero_timeout_is_a_usage_error() {
+        let env = |k: &str| (k == "RVBBIT_CLICKHOUSE_HTTP_PORT").then(|| "81x23".to_string());
+        let err = resolve_with(&args(), env).unwrap_err();
+        let c = err.downcast_ref::<crate::failure::Classified>().unwrap();
+        assert_eq!(c.exit_code, exit::USAGE);
+        assert!(
+            c.message
+                .contains("RVBBIT_CLICKHOUSE_HTTP_PORT=\"81x23\" is not a port number"),
+            "{}",
+            c.message
+        );
+        let mut a = args();
+        a.timeout = 0;
+        let err = resolve_with(&a, |_| None).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("--timeout must be at least 1 second"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn flags_win_over_environment() {
         let mut a = args();
         a.url = Some("https://flag:8443".into());
