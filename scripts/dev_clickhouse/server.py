@@ -1,33 +1,37 @@
 """Local ClickHouse HTTP server for development and tests.
 
 The SQL engine is the real ClickHouse engine, embedded in-process through the
-`chdb` module of the `chdb-core` package.  This file only implements the HTTP
-front: it follows ClickHouse's own HTTP handler (URL `query` + body, settings
-and `param_*` URL parameters, multipart forms, authentication, native and
-HTTP compression, error codes and statuses, response headers) closely enough
-that ClickHouse clients such as the Rust `clickhouse` crate and curl work
-against it unchanged.
+`chdb` module of the `chdb-core` package (ClickHouse 26.9), or of an older
+`chdb` release (23.10, 24.8, 25.8; see "engine adapters" below).  This file
+only implements the HTTP front: it follows ClickHouse's own HTTP handler (URL
+`query` + body, settings and `param_*` URL parameters, multipart forms,
+authentication, native and HTTP compression, error codes and statuses,
+response headers) closely enough that ClickHouse clients such as the Rust
+`clickhouse` crate and curl work against it unchanged.
 
 How requests map onto the engine:
 
-* Every request runs on a fresh engine connection to the data directory
-  (connections are cheap, and each has its own session state).  URL settings
-  are applied with `SET name = '<value>'` on that connection, so they apply to
-  this one query and vanish with the connection; the engine itself validates
+* Every request runs in a fresh engine session on the data directory.  URL
+  settings are applied with `SET name = '<value>'` in that session, so they
+  apply to this one query and vanish with it; the engine itself validates
   names and values (UNKNOWN_SETTING, parse errors, readonly rules).  HTTP
   sessions (`session_id`) are accepted but not kept: each request starts from
-  a clean session.
-* `param_<name>` values go to the engine's `params=` argument; they are never
-  spliced into the SQL text.
+  a clean session.  `database` and `default_format` are settings in 26.x;
+  for older engines they are the handler's own parameters (`USE`, the output
+  format), as in servers of those versions.
+* `param_<name>` values go to the engine's `params=` argument, or (engines
+  without it) to `SET param_<name> = '<value>'`; they are never spliced into
+  the statement.
 * The statement is what ClickHouse would parse: the URL `query`, a line break
-  and the (decompressed) request body.  For an INSERT with inline data, the
-  data starts where ClickHouse's INSERT parser starts it (after `FORMAT <name>`
-  and one line break, or at `VALUES`); the statement head and the data bytes
-  are handed to the engine's streaming insert (`send_insert`), which is
-  binary-safe.  (The engine's plain `query()` would end inline data at the
-  first empty line, as its multi-statement client does.)  Query parameters of
-  such an INSERT are set with `SET param_<name> = '<value>'`, since the
-  streaming insert takes no `params=`.
+  and the (decompressed) request body.  Before it runs, the engine's own
+  parser checks it (formatQuery): one statement only, no INTO OUTFILE, and
+  its FORMAT clause.  For an INSERT with inline data, the data starts where
+  ClickHouse's INSERT parser starts it (after `FORMAT <name>` and one line
+  break, or at `VALUES`); the statement head and the data bytes reach the
+  engine binary-safe: through its streaming insert (`send_insert`, 26.x) or
+  as a file read with `INSERT ... FROM INFILE` (older engines).  (The
+  engines' plain `query()` would end inline data at the first empty line, as
+  their multi-statement client does.)
 * All engine calls are serialised by one lock.
 * Relative paths of file() resolve in <data dir>/user_files, as in a server.
 
@@ -48,6 +52,7 @@ import signal
 import ssl
 import struct
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -173,9 +178,15 @@ class ClickHouseError(Exception):
 # --- the engine ---------------------------------------------------------------
 
 _LEADING_NOISE = re.compile(rb"(?:\s+|--[^\n]*|#[^\n]*|/\*.*?\*/|\()*", re.S)
-_ENGINE_ERROR = re.compile(r"Code: (\d+)\. DB::Exception: ")
+# 23.x also names subclasses (DB::ParsingException); the server says DB::Exception.
+_ENGINE_ERROR = re.compile(r"Code: (\d+)\. DB::\w*Exception: ")
 _FORMAT_CLAUSE = re.compile(r"\nFORMAT (\S+)(?=\n|$)")
-_SCOPE_OF_CHECK = ": In scope SELECT formatQuery("
+# What formatQuery() appends to the parse errors it reports (24.x on; 23.x).
+_SCOPES_OF_CHECK = (": In scope SELECT formatQuery(", ": While processing formatQuery(")
+# The statement of a formatQuery() check may be longer than the setting allows
+# (it holds the checked statement as a literal); the statement checked inside
+# is then limited by this value too, and the execution by the real one.
+_CHECK_MAX_QUERY_SIZE = 1 << 30
 
 
 def leading_keyword(sql):
@@ -191,6 +202,8 @@ _TOKEN = re.compile(rb"""
   | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<other>.)
 """, re.X | re.S)
+# Words after which the next word names a table, not a clause.
+_NAME_FOLLOWS = (b"INTO", b"TABLE", b"FUNCTION", b".")
 
 
 def split_insert(sql):
@@ -198,7 +211,8 @@ def split_insert(sql):
 
     Follows ClickHouse's INSERT parser: inline data follows `FORMAT <name>`
     (after blanks and at most one line break) or starts at the first token
-    after `VALUES`.  INSERT ... SELECT has no inline data.
+    after `VALUES`.  INSERT ... SELECT has no inline data.  `data` is always
+    the tail of `sql`.
     """
     tokens = (m for m in _TOKEN.finditer(sql) if m.lastgroup != "blank")
     depth = 0
@@ -210,7 +224,7 @@ def split_insert(sql):
         elif text == b")":
             depth -= 1
         # The table name directly follows INTO, TABLE, FUNCTION or a dot.
-        elif depth == 0 and token.lastgroup == "word" and previous not in (b"INTO", b"TABLE", b"FUNCTION", b"."):
+        elif depth == 0 and token.lastgroup == "word" and previous not in _NAME_FOLLOWS:
             if text == b"VALUES":
                 data = next(tokens, None)
                 return sql[:token.start()], "Values", sql[data.start():] if data else b""
@@ -231,12 +245,70 @@ def split_insert(sql):
     return None
 
 
+def _insert_head_parts(head):
+    """(start of the SETTINGS clause or len(head), whether a column list follows the table)."""
+    tokens = [m for m in _TOKEN.finditer(head) if m.lastgroup != "blank"]
+    columns = False
+    at = 0
+    # INSERT INTO [TABLE] name[.name] | INSERT INTO FUNCTION name(...), then maybe (columns)
+    while at < len(tokens) and tokens[at].group().upper() in (b"INSERT", b"INTO", b"TABLE"):
+        at += 1
+    if at < len(tokens) and tokens[at].group().upper() == b"FUNCTION":
+        at += 2  # FUNCTION name
+        depth = 0
+        while at < len(tokens):
+            depth += {b"(": 1, b")": -1}.get(tokens[at].group(), 0)
+            at += 1
+            if depth == 0:
+                break
+    else:
+        at += 1
+        while at + 1 < len(tokens) and tokens[at].group() == b".":
+            at += 2
+    columns = at < len(tokens) and tokens[at].group() == b"("
+    depth = 0
+    previous = b""
+    for token in tokens:
+        text = token.group().upper()
+        if text == b"(":
+            depth += 1
+        elif text == b")":
+            depth -= 1
+        elif depth == 0 and text == b"SETTINGS" and previous not in _NAME_FOLLOWS:
+            return token.start(), columns
+        previous = text
+    return len(head), columns
+
+
+def insert_from_file(head, path, fmt, infile_takes_columns=True):
+    """The INSERT `head` (up to its data) reading its data from file `path`.
+
+    `INSERT ... FROM INFILE` parses the file as inline data.  Where it would
+    ignore the statement's column list (23.x, 24.x: it reads all columns),
+    `INSERT ... SELECT * FROM file()` reads it instead, the file's structure
+    taken from the inserted columns.  FROM INFILE must come before the
+    statement's SETTINGS clause.  Line breaks keep a line comment at the end
+    of `head` from swallowing the rest.
+    """
+    cut, columns = _insert_head_parts(head)
+    if columns and not infile_takes_columns:
+        source = b"SELECT * FROM file(" + quote_string(path).encode() + b", " + quote_string(fmt).encode() + b")"
+        return head[:cut] + b"\n" + head[cut:] + b"\n" + source
+    return (head[:cut] + b"\nFROM INFILE " + quote_string(path).encode() + b"\n" + head[cut:]
+            + b"\nFORMAT " + quote_identifier(fmt).encode())
+
+
 def quote_string(value):
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return "'" + (value.replace("\\", "\\\\").replace("'", "\\'").replace("\0", "\\0")) + "'"
 
 
 def quote_identifier(name):
-    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`").replace("\0", "\\0") + "`"
+
+
+def quote_bytes(value):
+    """A string literal holding `value` (any bytes; no NUL in the literal)."""
+    return b"'" + value.replace(b"\\", b"\\\\").replace(b"'", b"\\'").replace(b"\0", b"\\0") + b"'"
 
 
 def escape_parameter(value):
@@ -245,18 +317,538 @@ def escape_parameter(value):
             .replace("\r", "\\r").replace("\0", "\\0"))
 
 
-class QueryResult:
-    def __init__(self, data, output_format, result, elapsed_ns):
+def _rows(raw):
+    return [line.split("\t") for line in raw.decode().splitlines()]
+
+
+# --- engine adapters ----------------------------------------------------------
+#
+# Each chdb release exposes the engine through a different Python API.  Every
+# difference lives in this section, behind one interface (EngineAPI and
+# EngineSession), and the rest of the server (Engine, the HTTP front) does not
+# know which release runs.  They raise EngineError with the engine's own error
+# text (CheckFailed for the parse checks), which Engine turns into
+# ClickHouse's HTTP errors.
+#
+#   release            ClickHouse   adapter                 a request is
+#   chdb 1.4.1, 2.1.1  23.10, 24.8  OneShotEngineAPI        one clickhouse-local run
+#   chdb 3.7.2         25.8         ReopeningEngineAPI      engine opened, statements, engine closed
+#   chdb-core 26.9.0   26.9         ConnectionEngineAPI     a fresh connection
+
+class EngineError(Exception):
+    """An error as the engine reported it: its text."""
+
+
+class CheckFailed(EngineError):
+    """A statement failed the parse check of formatQuery()."""
+
+
+class EngineAPI:
+    """The engine of one chdb release, bound to the data directory."""
+
+    release = "chdb"  # package and version, e.g. "chdb-core 26.9.0"
+
+    def scalar_rows(self, sql):
+        """Rows of a start-up query (TabSeparatedRaw, split into fields)."""
+        raise NotImplementedError
+
+    def session(self):
+        """An EngineSession: the engine's side of one request."""
+        raise NotImplementedError
+
+    def close(self):
+        raise NotImplementedError
+
+
+class EngineSession:
+    """The engine's side of one request: a fresh session, as in a server."""
+
+    def statement_count(self, sql):
+        """Statements in `sql`, or None if the API cannot tell."""
+        raise NotImplementedError
+
+    def format_query(self, sql):
+        """The engine's formatQuery() of `sql` (None: cannot); CheckFailed if it fails."""
+        raise NotImplementedError
+
+    def execute(self, plan):
+        """Carry out a Plan; return a RawResult."""
+        raise NotImplementedError
+
+    def close(self):
+        raise NotImplementedError
+
+
+class Plan:
+    """One request's work for the engine, in the order it is done."""
+
+    def __init__(self, database, tables, settings, params, output_format,
+                 statement=None, insert=None, insert_text=None):
+        self.database = database  # `USE` it first, or None (engines with a `database` setting)
+        self.tables = tables  # [ExternalTable]: temporary tables to create and fill
+        self.settings = settings  # [(name, value)] to SET, in order
+        self.params = params  # {name: value} for {name:Type} placeholders
+        self.output_format = output_format  # used when the statement has no FORMAT clause
+        self.statement = statement  # bytes: a statement without inline data, or None
+        self.insert = insert  # (head, format, data) of an INSERT with inline data, or None
+        self.insert_text = insert_text  # bytes: that INSERT's text up to its data
+
+
+class RawResult:
+    """What the engine produced; counters the API does not report are 0."""
+
+    def __init__(self, data, read_rows=0, read_bytes=0, written_rows=0, written_bytes=0,
+                 result_rows=0, result_bytes=0):
         self.data = data
+        self.read_rows = read_rows
+        self.read_bytes = read_bytes
+        self.written_rows = written_rows
+        self.written_bytes = written_bytes
+        self.result_rows = result_rows
+        self.result_bytes = result_bytes
+
+
+def engine_release():
+    from importlib import metadata
+    for package in ("chdb-core", "chdb"):
+        try:
+            return f"{package} {metadata.version(package)}"
+        except metadata.PackageNotFoundError:
+            continue
+    return "chdb (version unknown)"
+
+
+def open_engine_api(data_dir):
+    """Import the engine and pick the adapter for its API."""
+    # The engine drops scratch files (tmp/) into the working directory when
+    # imported, and resolves relative file() paths against the working
+    # directory at query time: keep the former in the data directory and make
+    # the latter user_files/, like a server's user_files_path.
+    user_files = os.path.join(data_dir, "user_files")
+    os.makedirs(user_files, exist_ok=True)
+    os.chdir(data_dir)
+    from chdb import _chdb  # imported here, after the chdir
+    if not hasattr(_chdb, "connect"):
+        return OneShotEngineAPI(_chdb, data_dir, user_files)
+    os.chdir(user_files)
+    if hasattr(_chdb.connect, "send_insert"):
+        return ConnectionEngineAPI(_chdb, data_dir)
+    return ReopeningEngineAPI(_chdb, data_dir)
+
+
+class _SpoolingSession(EngineSession):
+    """Common part of the sessions of engines without query parameters or a
+    streaming insert: inline INSERT data and external tables are written to
+    files that the engine reads with `INSERT ... FROM INFILE`, which parses
+    them exactly as inline data (binary-safe, same format settings);
+    parameters are set with `SET param_<name>`."""
+
+    def __init__(self):
+        self._files = []
+
+    def close(self):
+        for path in self._files:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+    def _spill(self, data):
+        fd, path = tempfile.mkstemp(prefix="insert-", suffix=".data")
+        self._files.append(path)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        return path
+
+    def statement_count(self, sql):
+        return None  # these APIs cannot tell; format_query() refuses multi-statements
+
+    def execute(self, plan):
+        try:
+            return self._execute(plan)
+        except CheckFailed:
+            raise
+        except EngineError as exc:
+            raise EngineError(self._as_inline(str(exc))) from None
+
+    def _as_inline(self, text):
+        """An error about a spilled file as the server reports inline data."""
+        for path in self._files:
+            text = (text.replace(f": (in file/uri {path})", "")
+                    .replace(": While executing File: data for INSERT was parsed from file", "")
+                    .replace(path, "(INSERT data)"))
+        return text
+
+    def _statements(self, plan, database):
+        """(setup statements, last statement) carrying out `plan` in `database`."""
+        steps = []
+        if database:
+            steps.append(b"USE " + quote_identifier(database).encode())
+        for table in plan.tables:
+            name = quote_identifier(table.name)
+            steps.append(f"CREATE TEMPORARY TABLE {name} ({table.structure})".encode())
+            steps.append(insert_from_file(f"INSERT INTO {name}".encode(), self._spill(table.data), table.format,
+                                          self.api.infile_takes_columns))
+        for name, value in plan.settings:
+            steps.append(f"SET {quote_identifier(name)} = {quote_string(value)}".encode())
+        for name, value in plan.params.items():
+            steps.append(f"SET {quote_identifier(PARAM_PREFIX + name)} = {quote_string(value)}".encode())
+        if plan.insert:
+            head, fmt, data = plan.insert
+            last = insert_from_file(head, self._spill(data), fmt, self.api.infile_takes_columns)
+        else:
+            last = plan.statement
+        return steps, last
+
+    def _result(self, plan, result, storage=None):
+        if plan.insert:
+            # What the INSERT read from its file is what it wrote.
+            rows, size = result.rows_read(), result.bytes_read()
+            return RawResult(result.bytes(), rows, size, rows, size)
+        read_rows, read_bytes = storage or (0, 0)
+        return RawResult(result.bytes(), read_rows, read_bytes,
+                         result_rows=result.rows_read(), result_bytes=result.bytes_read())
+
+
+def probe_infile_columns(api):
+    """Whether `INSERT INTO t (columns) FROM INFILE` fills just those columns."""
+    fd, path = tempfile.mkstemp(prefix="probe-", suffix=".data")
+    with os.fdopen(fd, "wb") as out:
+        out.write(b"7\n")
+    try:
+        return api.scalar_rows(
+            "CREATE TEMPORARY TABLE dev_clickhouse_probe (a UInt8, b UInt8);\n"
+            f"INSERT INTO dev_clickhouse_probe (b) FROM INFILE {quote_string(path)} FORMAT TabSeparated;\n"
+            "SELECT a, b FROM dev_clickhouse_probe") == [["0", "7"]]
+    except EngineError:
+        return False
+    finally:
+        os.unlink(path)
+
+
+class OneShotEngineAPI(EngineAPI):
+    """chdb 1.x and 2.x (ClickHouse 23.10, 24.8).
+
+    No connection object: each `_chdb.query(sql, format, path=data_dir)` is a
+    whole clickhouse-local run on the data directory (15-30 ms), and nothing
+    but what is on disk survives it.  A request is one run of several
+    statements: `USE`, temporary tables, `SET`s, `SET param_<name>`s, then the
+    statement.  Its SQL travels as a C string (no NUL), so inline INSERT data
+    goes through files, and a statement holding a NUL byte is refused.
+
+    These releases keep a "session" in the data directory: every SET is
+    appended to <data dir>/set_statements and replayed at the start of each
+    later run, and the database of the last USE is kept in
+    <data dir>/default_database (a later run fails at once if it is gone).  A
+    server's settings and database live for one query, so both files are
+    removed around every run.
+
+    The engine's own default database lives in memory: `_local` in 23.10,
+    `default` in 24.8.  The server's `default` is an Atomic database on disk,
+    made current with `USE` in every run; for 24.8 a config.xml in the
+    working directory (the only place these releases read one from) renames
+    the in-memory one to `_local`.
+    """
+
+    HOME = "default"
+    CONFIG_MARK = "<!-- written by dev-clickhouse -->"
+
+    def __init__(self, chdb_module, data_dir, user_files):
+        self._chdb = chdb_module
+        self._data_dir = data_dir
+        self._session_files = [os.path.join(data_dir, name) for name in ("set_statements", "default_database")]
+        self.release = engine_release()
+        # The engine's default database, asked of a run without a data path
+        # (still in the data directory, away from any config.xml).
+        builtin_default = _rows(self._run_raw(b"SELECT currentDatabase()", "TabSeparatedRaw", None))[0][0]
+        os.chdir(user_files)
+        self._config = os.path.join(user_files, "config.xml")
+        self._config_text = None
+        if builtin_default != "_local":
+            self._config_text = (f"<clickhouse>{self.CONFIG_MARK}<default_database>_local</default_database>"
+                                 "</clickhouse>\n")
+            self._ensure_config()
+        elif os.path.exists(self._config):
+            with open(self._config) as existing:
+                if self.CONFIG_MARK in existing.read():
+                    os.unlink(self._config)
+        self.run(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(self.HOME)}".encode(), "TabSeparated")
+        engine = self.scalar_rows(f"SELECT engine FROM system.databases WHERE name = {quote_string(self.HOME)}")
+        if engine != [["Atomic"]]:
+            raise RuntimeError(f"database {self.HOME} is {engine} in {data_dir}, not an Atomic database on disk")
+        self.infile_takes_columns = probe_infile_columns(self)
+
+    def _run_raw(self, sql, fmt, path):
+        result = self._chdb.query(sql, fmt, path=path or "")
+        if result.has_error():
+            raise EngineError(result.error_message())
+        return result.bytes()
+
+    def _forget_session(self):
+        for path in self._session_files:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+    def _ensure_config(self):
+        """(Re)write config.xml: it sits among the user's files."""
+        try:
+            with open(self._config) as existing:
+                if existing.read() == self._config_text:
+                    return
+        except OSError:
+            pass
+        with open(self._config, "w") as out:
+            out.write(self._config_text)
+
+    def run(self, sql, fmt):
+        if self._config_text:
+            self._ensure_config()
+        self._forget_session()
+        try:
+            result = self._chdb.query(sql, fmt, path=self._data_dir)
+        finally:
+            self._forget_session()
+        if result.has_error():
+            raise EngineError(result.error_message())
+        return result
+
+    def scalar_rows(self, sql):
+        return _rows(self.run(sql.encode(), "TabSeparatedRaw").bytes())
+
+    def session(self):
+        return _OneShotSession(self)
+
+    def close(self):
+        pass
+
+
+class _OneShotSession(_SpoolingSession):
+    UNFINISHED_DROP = "Code: 341. DB::Exception: Did not finish dropping the table with UUID "
+
+    def __init__(self, api):
+        super().__init__()
+        self.api = api
+
+    def format_query(self, sql):
+        check = (f"SET max_query_size = {_CHECK_MAX_QUERY_SIZE};\n".encode()
+                 + b"SELECT formatQuery(" + quote_bytes(sql) + b")")
+        try:
+            result = self.api.run(check, "RawBLOB")
+        except EngineError as exc:
+            raise CheckFailed(str(exc)) from None
+        return result.bytes().decode("utf-8", "replace")
+
+    def _execute(self, plan):
+        if plan.insert:
+            self.format_query(plan.insert_text)  # one statement, parsed as the engine would
+        steps, last = self._statements(plan, plan.database or self.api.HOME)
+        if b"\0" in last:  # (values of settings and parameters are escaped)
+            raise EngineError("Code: 36. DB::Exception: This engine (chdb 1.x/2.x) takes no NUL byte "
+                              "in the statement text")
+        try:
+            result = self.api.run(b";\n".join(steps + [last]), plan.output_format)
+        except EngineError as exc:
+            # DROP/DETACH ... SYNC waits for the table's data to go, which the
+            # run's own shutdown cuts short; the table is gone all the same,
+            # and its files go at the start of the next run.
+            if not (plan.statement and leading_keyword(plan.statement) in ("DROP", "DETACH")
+                    and str(exc).startswith(self.UNFINISHED_DROP)):
+                raise
+            return RawResult(b"")
+        return self._result(plan, result)
+
+
+class ReopeningEngineAPI(EngineAPI):
+    """chdb 3.x (ClickHouse 25.8).
+
+    A connection API, but all connections to a path share one session (a SET,
+    a parameter or a temporary table would leak into the next request), and
+    closing any of them shuts the engine down; `query()` takes no parameters
+    and there is no streaming insert.  So each request opens the engine on
+    the data directory, runs its statements one by one and closes it (about
+    15 ms), which gives every request a fresh session as in a server.
+
+    (Holding the engine open and resetting the session instead is no option:
+    parameters cannot be unset, and in this release `DROP ... SYNC` of a table
+    that the running engine created never returns.)
+    """
+
+    def __init__(self, chdb_module, data_dir):
+        self._connect = chdb_module.connect
+        self.release = engine_release()
+        self._conn_str = data_dir
+        # `implicit_select` is on in the embedded engine but off in a server.
+        if self.scalar_rows("SELECT count() FROM system.settings WHERE name = 'implicit_select'") != [["0"]]:
+            self._conn_str = f"{data_dir}?implicit_select=0"
+        self.infile_takes_columns = probe_infile_columns(self)
+
+    def connect(self):
+        try:
+            return self._connect(self._conn_str)
+        except RuntimeError as exc:
+            raise EngineError(str(exc)) from None
+
+    @staticmethod
+    def query(conn, sql, fmt="TabSeparated"):
+        try:
+            result = conn.query(sql, fmt)
+        except RuntimeError as exc:
+            raise EngineError(str(exc)) from None
+        if result.has_error():
+            raise EngineError(result.error_message())
+        return result
+
+    def scalar_rows(self, sql):
+        conn = self.connect()
+        try:
+            return _rows(self.query(conn, sql, "TabSeparatedRaw").bytes())
+        finally:
+            conn.close()
+
+    def session(self):
+        return _ReopeningSession(self)
+
+    def close(self):
+        pass
+
+
+class _ReopeningSession(_SpoolingSession):
+    def __init__(self, api):
+        super().__init__()
+        self.api = api
+        self.conn = api.connect()
+
+    def close(self):
+        try:
+            self.conn.close()
+        finally:
+            super().close()
+
+    def format_query(self, sql):
+        # Runs before any SET of the request, so DEFAULT restores the session.
+        self.api.query(self.conn, f"SET max_query_size = {_CHECK_MAX_QUERY_SIZE}")
+        try:
+            result = self.api.query(self.conn, b"SELECT formatQuery(" + quote_bytes(sql) + b")", "RawBLOB")
+        except EngineError as exc:
+            raise CheckFailed(str(exc)) from None
+        finally:
+            self.api.query(self.conn, "SET max_query_size = DEFAULT")
+        return result.bytes().decode("utf-8", "replace")
+
+    def _execute(self, plan):
+        if plan.insert:
+            self.format_query(plan.insert_text)  # one statement, parsed as the engine would
+        steps, last = self._statements(plan, plan.database)
+        for step in steps:
+            self.api.query(self.conn, step)
+        result = self.api.query(self.conn, last, plan.output_format)
+        return self._result(plan, result, (result.storage_rows_read(), result.storage_bytes_read()))
+
+
+class ConnectionEngineAPI(EngineAPI):
+    """chdb-core 26.x (ClickHouse 26.9).
+
+    Independent connections to one engine, each its own session; `query()`
+    takes `params=`; `send_insert()` streams binary-safe INSERT data; and
+    `classify_query()` counts statements.  Each request gets a fresh
+    connection; one more is held for the life of the process, because the
+    engine shuts down when its last connection closes.  (The engine's plain
+    `query()` would end inline INSERT data at the first empty line, as its
+    multi-statement client does; `send_insert` does not.)
+    """
+
+    def __init__(self, chdb_module, data_dir):
+        self._connect = chdb_module.connect
+        self.release = engine_release()
+        # `implicit_select` is on in the embedded engine but off in a server.
+        self._conn_str = f"{data_dir}?implicit_select=0"
+        self._anchor = self._connect(self._conn_str)
+
+    def scalar_rows(self, sql):
+        return _rows(self._anchor.query(sql, "TabSeparatedRaw").bytes())
+
+    def session(self):
+        return _ConnectionSession(self._connect(self._conn_str))
+
+    def close(self):
+        self._anchor.close()
+
+
+class _ConnectionSession(EngineSession):
+    def __init__(self, conn):
+        self.conn = conn
+
+    def close(self):
+        self.conn.close()
+
+    def _query(self, sql, fmt="TabSeparated", params=None):
+        try:
+            return self.conn.query(sql, fmt, params=params or {})
+        except RuntimeError as exc:
+            raise EngineError(str(exc)) from None
+
+    def _insert(self, head, fmt, data):
+        try:
+            inserter = self.conn.send_insert(head, fmt)
+        except RuntimeError as exc:
+            raise EngineError(str(exc)) from None
+        try:
+            self.conn.insert_append(inserter, data)
+            return self.conn.insert_done(inserter)
+        except RuntimeError as exc:
+            self.conn.insert_cancel(inserter)
+            raise EngineError(str(exc)) from None
+
+    def statement_count(self, sql):
+        return self.conn.classify_query(sql)["statement_count"]
+
+    def format_query(self, sql):
+        try:
+            text = sql.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        try:
+            result = self.conn.query("SELECT formatQuery({q:String})", "RawBLOB",
+                                     params={"q": escape_parameter(text)})
+        except RuntimeError as exc:
+            raise CheckFailed(str(exc)) from None
+        return result.bytes().decode("utf-8", "replace")
+
+    def execute(self, plan):
+        for table in plan.tables:
+            self._query(f"CREATE TEMPORARY TABLE {quote_identifier(table.name)} ({table.structure})")
+            self._insert(f"INSERT INTO {quote_identifier(table.name)}", table.format, table.data)
+        if plan.database:
+            self._query(f"USE {quote_identifier(plan.database)}")
+        for name, value in plan.settings:
+            self._query(f"SET {quote_identifier(name)} = {quote_string(value)}")
+        if plan.insert:
+            # The streaming insert takes no `params=`.
+            for name, value in plan.params.items():
+                self._query(f"SET {quote_identifier(PARAM_PREFIX + name)} = {quote_string(value)}")
+            result = self._insert(*plan.insert)
+        else:
+            result = self._query(plan.statement, plan.output_format, plan.params)
+        return RawResult(result.bytes(), result.storage_rows_read(), result.storage_bytes_read(),
+                         result.rows_written(), result.bytes_written(), result.rows_read(), result.bytes_read())
+
+
+# --- engine (release-independent) -------------------------------------------------
+
+class QueryResult:
+    def __init__(self, raw, output_format, elapsed_ns):
+        self.data = raw.data
         self.output_format = output_format  # None for statements without output
         self.summary = {
-            "read_rows": result.storage_rows_read(),
-            "read_bytes": result.storage_bytes_read(),
-            "written_rows": result.rows_written(),
-            "written_bytes": result.bytes_written(),
-            "total_rows_to_read": result.storage_rows_read(),
-            "result_rows": result.rows_read(),
-            "result_bytes": result.bytes_read(),
+            "read_rows": raw.read_rows,
+            "read_bytes": raw.read_bytes,
+            "written_rows": raw.written_rows,
+            "written_bytes": raw.written_bytes,
+            "total_rows_to_read": raw.read_rows,
+            "result_rows": raw.result_rows,
+            "result_bytes": raw.result_bytes,
             "elapsed_ns": elapsed_ns,
         }
 
@@ -265,39 +857,22 @@ class Engine:
     """The embedded ClickHouse engine bound to one data directory."""
 
     def __init__(self, data_dir):
-        # The engine drops scratch files (tmp/) into the working directory when
-        # imported, and resolves relative file() paths against the working
-        # directory at query time: keep the former in the data directory and
-        # make the latter user_files/, like a server's user_files_path.
-        user_files = os.path.join(data_dir, "user_files")
-        os.makedirs(user_files, exist_ok=True)
-        os.chdir(data_dir)
-        from chdb import _chdb  # imported here, after the chdir
-        os.chdir(user_files)
-        self._connect = _chdb.connect
-        # `implicit_select` is on in the embedded engine but off in a server.
-        self._conn_str = f"{data_dir}?implicit_select=0"
+        self.api = open_engine_api(data_dir)
+        self.release = self.api.release
         self._lock = threading.Lock()
-        # Held for the life of the process: the engine shuts down when its
-        # last connection closes.
-        self._anchor = self._connect(self._conn_str)
-        info = self._scalar_rows("SELECT version(), fqdn(), timezone()")[0]
+        info = self.api.scalar_rows("SELECT version(), fqdn(), timezone()")[0]
         self.version, self.display_name, self.timezone = info
-        self.error_names = {int(code): name for code, name in self._scalar_rows(
+        self.error_names = {int(code): name for code, name in self.api.scalar_rows(
             "SELECT number, errorCodeToName(number) FROM numbers(10000)"
             " WHERE errorCodeToName(number) != ''")}
         self.error_codes = {name: code for code, name in self.error_names.items()}
-        self.setting_names = {row[0] for row in self._scalar_rows("SELECT name FROM system.settings")}
-        self.default_http_compression = self._scalar_rows(
+        self.setting_names = {row[0] for row in self.api.scalar_rows("SELECT name FROM system.settings")}
+        self.default_http_compression = self.api.scalar_rows(
             "SELECT value FROM system.settings WHERE name = 'enable_http_compression'")[0][0] in ("1", "true")
-
-    def _scalar_rows(self, sql):
-        raw = self._anchor.query(sql, "TabSeparatedRaw").bytes().decode()
-        return [line.split("\t") for line in raw.splitlines()]
 
     def close(self):
         with self._lock:
-            self._anchor.close()
+            self.api.close()
 
     def error(self, name, message):
         return ClickHouseError(self.error_codes[name], name, message)
@@ -307,7 +882,8 @@ class Engine:
 
         The engine's text already reads like ClickHouse's, but errors raised
         while applying settings come back nested ("Code: N. DB::Exception:
-        Code: N. ... (version V). (NAME)"): unwrap them.
+        Code: N. ... (version V). (NAME)"): unwrap them.  Parse checks lose
+        the scope of the formatQuery() call that made them.
         """
         text = str(exc).strip()
         match = _ENGINE_ERROR.match(text)
@@ -315,10 +891,10 @@ class Engine:
             return self.error("UNKNOWN_EXCEPTION", text)
         code = int(match.group(1))
         name = self.error_names.get(code, "UNKNOWN_EXCEPTION")
-        prefix = match.group(0)
-        body = text[len(prefix):]
-        while body.startswith(prefix):
-            body = body[len(prefix):]
+        body = text[match.end():]
+        nested = re.compile(rf"Code: {code}\. DB::\w*Exception: ")
+        while nested.match(body):
+            body = body[nested.match(body).end():]
         version_suffix = f" (version {self.version})"
         if body.endswith(version_suffix):
             body = body[:-len(version_suffix)]
@@ -328,98 +904,72 @@ class Engine:
         own_suffix = f" ({name})"
         if body.endswith(own_suffix):
             body = body[:-len(own_suffix)]
+        if isinstance(exc, CheckFailed):
+            cut = max(body.rfind(scope) for scope in _SCOPES_OF_CHECK)
+            if cut >= 0:
+                body = body[:cut]
         return ClickHouseError(code, name, body)
 
     def run(self, job):
         with self._lock:
-            conn = self._connect(self._conn_str)
             try:
-                return self._run(conn, job)
+                session = self.api.session()
+            except EngineError as exc:
+                raise self.from_engine(exc) from None
+            try:
+                return self._run(session, job)
+            except EngineError as exc:
+                raise self.from_engine(exc) from None
             finally:
-                conn.close()
+                session.close()
 
-    def _query(self, conn, sql, fmt="TabSeparated", params=None):
-        try:
-            return conn.query(sql, fmt, params=params or {})
-        except RuntimeError as exc:
-            raise self.from_engine(exc) from None
-
-    def _normalized(self, conn, sql):
-        """The engine's own parse of a single statement (formatQuery).
-
-        Raises the parse error (empty query, multi-statements, syntax) the way
-        the server's parser reports it, without the wrapper's scope.
-        """
-        try:
-            text = sql.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-        try:
-            res = conn.query("SELECT formatQuery({q:String})", "RawBLOB",
-                             params={"q": escape_parameter(text)})
-        except RuntimeError as exc:
-            err = self.from_engine(exc)
-            cut = err.message.rfind(_SCOPE_OF_CHECK)
-            if cut >= 0:
-                err.message = err.message[:cut]
-            raise err from None
-        return res.bytes().decode("utf-8", "replace")
-
-    def _analyze(self, conn, sql):
+    def _analyze(self, session, sql):
         """Reject what the server's parser rejects; find the output format.
 
-        Returns the normalized statement, or None for an INSERT or a statement
-        that cannot be normalized.
+        Returns the normalized statement (the engine's formatQuery()), or
+        None for an INSERT or a statement that cannot be normalized.
         """
-        statements = conn.classify_query(sql)["statement_count"]
+        statements = session.statement_count(sql)  # None: the API cannot tell
         is_insert = leading_keyword(sql) == "INSERT"
         if statements == 1 and is_insert:
             return None
         try:
-            normalized = self._normalized(conn, sql)
-        except ClickHouseError:
+            normalized = session.format_query(sql)
+        except CheckFailed:
             if statements == 1:
                 return None  # let the execution report its own error
-            raise
-        if statements > 1:
+            raise  # the parse error (multi-statements, syntax) as the server's parser reports it
+        if statements is not None and statements > 1:
             # Both parsers of the engine should agree; never run two statements.
             raise self.error("SYNTAX_ERROR", "Multi-statements are not allowed")
         if normalized and "\nINTO OUTFILE " in normalized:
             raise self.error("INTO_OUTFILE_NOT_ALLOWED", "INTO OUTFILE is not allowed")
         return None if is_insert else normalized
 
-    def _insert(self, conn, head, fmt, data):
-        try:
-            inserter = conn.send_insert(head, fmt)
-        except RuntimeError as exc:
-            raise self.from_engine(exc) from None
-        try:
-            conn.insert_append(inserter, data)
-            return conn.insert_done(inserter)
-        except RuntimeError as exc:
-            conn.insert_cancel(inserter)
-            raise self.from_engine(exc) from None
-
-    def _run(self, conn, job):
+    def _run(self, session, job):
         insert = split_insert(job.sql) if leading_keyword(job.sql) == "INSERT" else None
-        normalized = None if insert else self._analyze(conn, job.sql)
-        for table in job.external_tables:
-            self._query(conn, f"CREATE TEMPORARY TABLE {quote_identifier(table.name)} ({table.structure})")
-            self._insert(conn, f"INSERT INTO {quote_identifier(table.name)}", table.format, table.data)
-        if job.readonly:
-            self._query(conn, "SET readonly = 2")
-        for name, value in job.settings:
-            self._query(conn, f"SET {quote_identifier(name)} = {quote_string(value)}")
+        normalized = None if insert else self._analyze(session, job.sql)
 
-        settings = dict(job.settings)
-        default_format = settings.get("default_format") or "TabSeparated"
-        started = time.monotonic_ns()
+        given = dict(job.settings)
+        settings = [("readonly", "2")] if job.readonly else []
+        database = None
+        for name, value in job.settings:
+            # Settings in 26.x; before, the HTTP handler's own parameters.
+            if name in ("database", "default_format") and name not in self.setting_names:
+                if name == "database" and value:
+                    database = value
+                continue
+            settings.append((name, value))
+        default_format = given.get("default_format") or "TabSeparated"
+        plan = Plan(database, job.external_tables, settings, job.params, default_format)
         if insert:
-            for name, value in job.params.items():
-                self._query(conn, f"SET {quote_identifier(PARAM_PREFIX + name)} = {quote_string(value)}")
-            result = self._insert(conn, *insert)
+            plan.insert = insert
+            plan.insert_text = job.sql[:len(job.sql) - len(insert[2])]
         else:
-            result = self._query(conn, job.sql, default_format, job.params)
+            plan.statement = job.sql
+
+        started = time.monotonic_ns()
+        raw = session.execute(plan)
         elapsed_ns = time.monotonic_ns() - started
 
         output_format = None
@@ -427,9 +977,9 @@ class Engine:
             clause = _FORMAT_CLAUSE.findall(normalized)
             # The engine lets the `output_format`/`format` settings override
             # the FORMAT clause, which overrides `default_format`.
-            output_format = (settings.get("output_format") or settings.get("format")
+            output_format = (given.get("output_format") or given.get("format")
                              or (clause[-1].strip("`") if clause else default_format))
-        return QueryResult(result.bytes(), output_format, result, elapsed_ns)
+        return QueryResult(raw, output_format, elapsed_ns)
 
 
 class ExternalTable:
@@ -841,7 +1391,8 @@ class Handler(BaseHTTPRequestHandler):
         for name, value in url_params:
             if not name or name in RESERVED_PARAMS or name.startswith(PARAM_PREFIX):
                 continue
-            if multipart and name.endswith(EXTERNAL_TABLE_SUFFIXES) and name not in self.engine.setting_names:
+            if (multipart and name.endswith(EXTERNAL_TABLE_SUFFIXES) and name not in self.engine.setting_names
+                    and name != "default_format"):  # the handler's own parameter before 26.x
                 continue
             settings.append((name, value))
         for header, name in (("X-ClickHouse-Database", "database"), ("X-ClickHouse-Format", "default_format")):
@@ -931,6 +1482,11 @@ def serve(port, data_dir, password, parent_pid, tls=None):
         server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
         scheme = "https"
     server.daemon_threads = True
+    # Engines before 26.x read an INSERT's data from standard input when the
+    # statement carries none: give them nothing to read.
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
     Handler.engine = Engine(data_dir)
     Handler.password = password
 
@@ -941,7 +1497,8 @@ def serve(port, data_dir, password, parent_pid, tls=None):
     signal.signal(signal.SIGINT, stop)
     if parent_pid:
         threading.Thread(target=watch_parent, args=(parent_pid, stop), daemon=True).start()
-    sys.stderr.write(f"ClickHouse {Handler.engine.version} (chdb) on {scheme}://{HOST}:{port}/, data in {data_dir}\n")
+    sys.stderr.write(f"ClickHouse {Handler.engine.version} ({Handler.engine.release}) on {scheme}://{HOST}:{port}/, "
+                     f"data in {data_dir}\n")
     sys.stderr.flush()
     try:
         server.serve_forever()

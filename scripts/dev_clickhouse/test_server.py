@@ -2,9 +2,12 @@
 
 Run with the virtualenv's Python (the one scripts/dev-clickhouse installs):
     .dev/venv/bin/python scripts/dev_clickhouse/test_server.py
-(pytest collects the same tests.)  Servers are started through
-`scripts/dev-clickhouse serve --parent-pid <this process>`, on free ports and
-temporary data directories, so none outlives the test run.
+    .dev/venv-23.10/bin/python scripts/dev_clickhouse/test_server.py --engine 23.10
+(pytest collects the same tests; the engine then comes from the variable
+RVBBIT_DEV_CLICKHOUSE_ENGINE.)  Without an engine the servers run in this
+Python's own virtualenv; with one, in that engine's virtualenv.  Servers are
+started through `scripts/dev-clickhouse serve --parent-pid <this process>`, on
+free ports and temporary data directories, so none outlives the test run.
 """
 
 import base64
@@ -32,6 +35,9 @@ from clickhouse_cityhash.cityhash import CityHash128
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "dev-clickhouse")
 ERROR_BODY = re.compile(r"^Code: (\d+)\. DB::Exception: .*\((\w+)\) \(version \d+(\.\d+)+\)\n$", re.S)
+# The ClickHouse version to test (scripts/dev-clickhouse --engine), or None:
+# the engine of this Python's virtualenv.
+ENGINE = os.environ.get("RVBBIT_DEV_CLICKHOUSE_ENGINE") or None
 
 
 def free_port():
@@ -47,10 +53,11 @@ class Server:
         self.port = free_port()
         self.data_dir = data_dir
         self.log_path = os.path.join(os.path.dirname(data_dir), f"server-{self.port}.log")
-        env = dict(os.environ, RVBBIT_DEV_CLICKHOUSE_PASSWORD=password, RVBBIT_DEV_VENV=sys.prefix)
+        env = dict(os.environ, RVBBIT_DEV_CLICKHOUSE_PASSWORD=password)
+        engine = ["--engine", ENGINE] if ENGINE else ["--venv", sys.prefix]
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [SCRIPT, "serve", "--port", str(self.port), "--data-dir", data_dir,
+                [SCRIPT, "serve", *engine, "--port", str(self.port), "--data-dir", data_dir,
                  "--parent-pid", str(parent_pid or os.getpid())],
                 env=env, stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + 60
@@ -96,6 +103,9 @@ class Server:
         assert status == 200, body
         return body
 
+    def version(self):
+        return tuple(int(part) for part in self.ok("SELECT version()").decode().split(".")[:2])
+
 
 def native_compress(data, corrupt=False):
     """One ClickHouse compressed block: checksum, method 0x82 (LZ4), sizes, LZ4 block."""
@@ -138,6 +148,9 @@ class ServerTest(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="dev-clickhouse-test-")
         cls.server = Server(os.path.join(cls.tmp, "data"))
+        cls.version = cls.server.version()
+        sys.stderr.write(f"ClickHouse {'.'.join(map(str, cls.version))} "
+                         f"({cls.server.ok('SELECT version()').decode().strip()}) ")
 
     @classmethod
     def tearDownClass(cls):
@@ -234,6 +247,11 @@ class ServerTest(unittest.TestCase):
         status, _, got = self.server.request(
             "POST", "/", body.encode(), {"Content-Type": f"multipart/form-data; boundary={boundary}"})
         self.assertEqual((status, got), (200, b"42\tx y\n"))
+        # `default_format` is no external table's format (the Rust crate sends both).
+        status, headers, got = self.server.request(
+            "POST", "/?default_format=JSONCompactEachRow", body.encode(),
+            {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        self.assertEqual((status, got, headers["X-ClickHouse-Format"]), (200, b'[42, "x y"]\n', "JSONCompactEachRow"))
 
     def test_external_table_in_multipart_form(self):
         boundary = "b" + uuid.uuid4().hex
@@ -248,6 +266,7 @@ class ServerTest(unittest.TestCase):
         self.assertEqual((status, got), (200, b"3\ty\n"))
 
     def test_database(self):
+        self.assertEqual(self.server.ok("SELECT currentDatabase()"), b"default\n")
         self.server.ok("CREATE DATABASE IF NOT EXISTS db_param")
         self.server.ok("CREATE TABLE IF NOT EXISTS db_param.t (a UInt8) ENGINE = Memory")
         self.assertEqual(self.server.ok("SELECT currentDatabase(), count() FROM t", database="db_param"),
@@ -269,6 +288,24 @@ class ServerTest(unittest.TestCase):
         # Parameters the HTTP handler consumes are not settings.
         self.assertEqual(self.server.ok("SELECT 1", wait_end_of_query="1", buffer_size="10", session_id="s1",
                                         client_protocol_version="0", role="r"), b"1\n")
+
+    def test_no_setting_outlives_its_request(self):
+        default = self.server.ok("SELECT getSetting('max_threads')")
+        # A SET statement, a SETTINGS clause, and the readonly mode of a GET.
+        self.server.ok("SET max_threads = 3")
+        self.assertEqual(self.server.ok("SELECT getSetting('max_threads')"), default)
+        self.assertEqual(self.server.ok("SELECT getSetting('max_threads') SETTINGS max_threads = 3"), b"3\n")
+        self.assertEqual(self.server.ok("SELECT getSetting('max_threads')"), default)
+        self.server.ok("SELECT 1", param_leak="x")
+        self.assert_error(self.server.query("SELECT {leak:String}"), 500, 456, "UNKNOWN_QUERY_PARAMETER")
+        self.assertEqual(self.server.request("GET", "/?query=SELECT+getSetting('readonly')")[2], b"2\n")
+        self.assertEqual(self.server.ok("SELECT getSetting('readonly')"), b"0\n")
+        self.server.ok("CREATE TABLE after_get (a UInt8) ENGINE = Memory")
+        # Nor a temporary table or a USE.
+        self.server.ok("CREATE TEMPORARY TABLE session_bound (a UInt8)")
+        self.assertEqual(self.server.ok("EXISTS TEMPORARY TABLE session_bound"), b"0\n")
+        self.server.ok("USE system")
+        self.assertEqual(self.server.ok("SELECT currentDatabase()"), b"default\n")
 
     def test_unknown_setting(self):
         body = self.assert_error(self.server.query("SELECT 1", no_such_setting="1"), 404, 115, "UNKNOWN_SETTING")
@@ -325,6 +362,29 @@ class ServerTest(unittest.TestCase):
         self.assertEqual(json.loads(headers["X-ClickHouse-Summary"])["written_rows"], str(len(values)))
         body = self.server.ok("SELECT s FROM nasty ORDER BY id FORMAT RowBinary")
         self.assertEqual(body, b"".join(row_binary_string(v) for v in values))
+        # RowBinaryWithNamesAndTypes (what the Rust crate sends), LZ4-compressed blocks.
+        header = b"\x02" + row_binary_string(b"id") + row_binary_string(b"s") \
+            + row_binary_string(b"UInt32") + row_binary_string(b"String")
+        more = b"".join(struct.pack("<I", 0x0B0A + i) + row_binary_string(v) for i, v in enumerate(values))
+        status, _, body = self.server.query(native_compress(header + more), decompress="1",
+                                            query="INSERT INTO nasty (id, s) FORMAT RowBinaryWithNamesAndTypes")
+        self.assertEqual(status, 200, body)
+        body = self.server.ok("SELECT s FROM nasty WHERE id >= 0x0B0A ORDER BY id FORMAT RowBinaryWithNamesAndTypes")
+        self.assertEqual(body, b"\x01" + row_binary_string(b"s") + row_binary_string(b"String")
+                         + b"".join(row_binary_string(v) for v in values))
+
+    def test_drop_sync(self):
+        self.server.ok("CREATE DATABASE dropped_sync")
+        self.server.ok("CREATE TABLE dropped_sync.t (a UInt8) ENGINE = MergeTree ORDER BY a")
+        self.server.ok("INSERT INTO dropped_sync.t VALUES (1)")
+        self.server.ok("DROP TABLE dropped_sync.t SYNC")
+        self.server.ok("CREATE TABLE dropped_sync.t (a UInt8) ENGINE = MergeTree ORDER BY a")
+        self.assertEqual(self.server.ok("SELECT count() FROM dropped_sync.t"), b"0\n")
+        # Dropping the request's own database leaves the next requests unharmed.
+        self.server.ok("DROP DATABASE IF EXISTS dropped_sync SYNC", database="dropped_sync")
+        self.assertEqual(self.server.ok("EXISTS DATABASE dropped_sync"), b"0\n")
+        self.server.ok("CREATE DATABASE dropped_sync")
+        self.server.ok("DROP DATABASE dropped_sync SYNC")
 
     def test_insert_text_formats(self):
         self.server.ok("CREATE TABLE formats (a UInt32, b String) ENGINE = MergeTree ORDER BY a")
@@ -341,11 +401,54 @@ class ServerTest(unittest.TestCase):
         self.assertEqual(self.server.ok("SELECT a, b FROM formats ORDER BY a FORMAT JSONCompactEachRow"),
                          b'[1, "t\\tab"]\n[2, "c,sv"]\n[3, "j\\"son"]\n[4, "va\'l"]\n[5, "inline"]\n')
 
+    def test_insert_with_settings_clause_and_parameters(self):
+        self.server.ok("CREATE TABLE ins_settings (a UInt32, b String) ENGINE = MergeTree ORDER BY a")
+        self.server.ok(b'{"a": 1, "b": "x", "unknown": 2}\n',
+                       query="INSERT INTO ins_settings SETTINGS input_format_skip_unknown_fields = 1 FORMAT JSONEachRow")
+        self.server.ok("INSERT INTO ins_settings (a, b) -- a comment\nVALUES (2, 'y')")
+        self.server.ok("INSERT INTO ins_settings SELECT {a:UInt32}, {b:String}", param_a="3", param_b="z")
+        # A column list: some columns, in another order.
+        self.server.ok(b"w\t4\n", query="INSERT INTO ins_settings (b, a) SETTINGS max_threads = 1 FORMAT TSV")
+        self.server.ok(b"\x05\x00\x00\x00", query="INSERT INTO default.ins_settings (a) FORMAT RowBinary")
+        self.assertEqual(self.server.ok("SELECT a, b FROM ins_settings ORDER BY a"),
+                         b"1\tx\n2\ty\n3\tz\n4\tw\n5\t\n")
+        response = self.server.query(b"4\tw\n", query="INSERT INTO ins_settings SETTINGS no_such_setting = 1 FORMAT TSV")
+        self.assert_error(response, 404, 115, "UNKNOWN_SETTING")
+
+    def test_insert_is_one_statement(self):
+        self.server.ok("CREATE TABLE one_statement (a UInt32) ENGINE = Memory")
+        response = self.server.query(b"1\n", query="INSERT INTO one_statement; DROP TABLE one_statement FORMAT TSV")
+        self.assertEqual(response[0], 400, response[2])
+        self.assertEqual(self.server.ok("EXISTS TABLE one_statement"), b"1\n")
+
+    def test_bad_insert_data(self):
+        self.server.ok("CREATE TABLE bad_data (a UInt32, s String) ENGINE = Memory")
+        body = self.assert_error(self.server.query(b"1\tx\nz\ty\n", query="INSERT INTO bad_data FORMAT TSV"),
+                                 400, 27, "CANNOT_PARSE_INPUT_ASSERTION_FAILED")
+        self.assertNotIn("Code: 27. DB::", body[10:])
+        self.assertNotIn("insert-", body)  # no trace of how the data reached the engine
+        self.assertEqual(self.server.ok("SELECT count() FROM bad_data"), b"0\n")
+
+    def test_nul_byte_in_statement(self):
+        if self.version < (25, 8):
+            self.skipTest("chdb 1.x/2.x take the statement as a C string: a NUL byte in the "
+                          "statement text (outside INSERT data) is refused")
+        self.assertEqual(self.server.ok(b"SELECT 'a\0b' FORMAT RawBLOB"), b"a\0b")
+
+    def test_memory_tables_keep_rows_between_requests(self):
+        if self.version < (26, 0):
+            self.skipTest("chdb 1.x-3.x give each request an engine of its own (chdb 3.x shares one session "
+                          "among its connections): Memory tables (and other in-memory engines) keep their "
+                          "definition but no rows between requests")
+        self.server.ok("CREATE TABLE in_memory (a UInt32) ENGINE = Memory")
+        self.server.ok("INSERT INTO in_memory VALUES (1), (2)")
+        self.assertEqual(self.server.ok("SELECT count() FROM in_memory"), b"2\n")
+
     def test_chunked_request_bodies_and_keep_alive(self):
         conn = self.server.connection()
         try:
             # http.client sends iterables with Transfer-Encoding: chunked.
-            self.server.request("POST", "/", iter([b"CREATE TABLE chunked ", b"(a UInt32) ENGINE = Memory"]),
+            self.server.request("POST", "/", iter([b"CREATE TABLE chunked ", b"(a UInt32) ENGINE = MergeTree ORDER BY a"]),
                                 connection=conn)
             rows = [struct.pack("<I", i) for i in range(1000)]
             status, _, body = self.server.request(
@@ -362,7 +465,7 @@ class ServerTest(unittest.TestCase):
     # --- compression ---
 
     def test_native_compression_both_ways(self):
-        self.server.ok("CREATE TABLE compressed (a UInt32, s String) ENGINE = Memory")
+        self.server.ok("CREATE TABLE compressed (a UInt32, s String) ENGINE = MergeTree ORDER BY a")
         data = b"".join(struct.pack("<I", i) + row_binary_string(b"v%d" % i) for i in range(5000))
         status, _, body = self.server.query(native_compress(data), query="INSERT INTO compressed FORMAT RowBinary",
                                             decompress="1")
@@ -383,20 +486,26 @@ class ServerTest(unittest.TestCase):
         expected = b"".join(b"%d\n" % i for i in range(1000))
         decoders = {"gzip": gzip.decompress, "lz4": lz4.frame.decompress,
                     "zstd": lambda d: zstandard.ZstdDecompressor().decompress(d, max_output_size=1 << 20)}
+        on = {"enable_http_compression": "1"}
         for encoding, decode in decoders.items():
             with self.subTest(encoding=encoding):
-                status, headers, body = self.server.query(sql, headers={"Accept-Encoding": encoding})
+                status, headers, body = self.server.query(sql, headers={"Accept-Encoding": encoding}, **on)
                 self.assertEqual(headers.get("Content-Encoding"), encoding)
                 self.assertEqual(decode(body), expected)
         # ClickHouse prefers zstd over gzip.
-        _, headers, _ = self.server.query(sql, headers={"Accept-Encoding": "gzip, zstd"})
+        _, headers, _ = self.server.query(sql, headers={"Accept-Encoding": "gzip, zstd"}, **on)
         self.assertEqual(headers["Content-Encoding"], "zstd")
         status, headers, body = self.server.query(sql, headers={"Accept-Encoding": "gzip"}, enable_http_compression="0")
         self.assertNotIn("Content-Encoding", headers)
         self.assertEqual(body, expected)
+        # Without the setting, the engine's default decides (on from 26.x, off before).
+        default = self.server.ok("SELECT value FROM system.settings WHERE name = 'enable_http_compression'")
+        _, headers, body = self.server.query(sql, headers={"Accept-Encoding": "lz4"})
+        self.assertEqual(headers.get("Content-Encoding"), "lz4" if default in (b"1\n", b"true\n") else None)
         status, _, body = self.server.query(gzip.compress(b"SELECT 42"), headers={"Content-Encoding": "gzip"})
         self.assertEqual((status, body), (200, b"42\n"))
-        status, headers, body = self.server.query("SELECT * FROM no_such_table", headers={"Accept-Encoding": "gzip"})
+        status, headers, body = self.server.query("SELECT * FROM no_such_table", headers={"Accept-Encoding": "gzip"},
+                                                  **on)
         self.assertEqual((status, headers["Content-Encoding"]), (404, "gzip"))
         self.assertTrue(gzip.decompress(body).startswith(b"Code: 60."))
 
@@ -500,4 +609,13 @@ class LifecycleTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
+    for at, arg in enumerate(sys.argv):
+        if arg == "--engine" and at + 1 < len(sys.argv):
+            ENGINE = sys.argv[at + 1]
+            del sys.argv[at:at + 2]
+            break
+        if arg.startswith("--engine="):
+            ENGINE = arg.partition("=")[2]
+            del sys.argv[at]
+            break
     unittest.main(verbosity=2)
