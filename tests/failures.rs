@@ -77,7 +77,11 @@ fn a_too_old_server_is_refused_with_both_versions_and_nothing_created() {
         .env("RVBBIT_CLICKHOUSE_PASSWORD", &password));
     run.expect_code(5);
     assert!(run.stderr.contains("is version 18.16"), "{}", run.stderr);
-    assert!(run.stderr.contains("needs 23.10 or newer"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("needs 23.10 or newer"),
+        "{}",
+        run.stderr
+    );
     let tables = old_server_query(
         &url,
         &password,
