@@ -3,7 +3,7 @@
 
 use rvbbit_tests::logs::{insert, LogRow};
 use rvbbit_tests::{assert_snapshot, run, run_in_terminal, rvbbit, TestDb};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
 async fn migrated_with_examples(label: &str) -> TestDb {
@@ -142,30 +142,14 @@ async fn annotate_writes_like_studio_merges_flags_and_reports_unknown_ids() {
 #[tokio::test(flavor = "multi_thread")]
 async fn annotate_reads_ids_from_stdin_and_refuses_bad_confidence() {
     let db = migrated_with_examples("annotate_stdin").await;
-    let mut child = rvbbit()
-        .args([
-            "training",
-            "annotate",
-            "-",
-            "--format",
-            "json",
-            "--url",
-            &db.url,
-            "--database",
-            &db.name,
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"t-3\n\nt-4\r\nt-3\n")
-        .unwrap();
-    let out = rvbbit_tests::Run::from_output(child.wait_with_output().unwrap());
+    let out = db.rvbbit_with_stdin(
+        &["training", "annotate", "-", "--format", "json"],
+        b"t-3
+
+t-4
+t-3
+",
+    );
     out.expect_code(0);
     let json: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
     let ids: Vec<&str> = json["annotated"]

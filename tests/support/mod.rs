@@ -214,6 +214,26 @@ impl TestDb {
             .args(["--url", &self.url, "--database", &self.name]))
     }
 
+    /// Like [`TestDb::rvbbit`], with `input` on standard input.
+    pub fn rvbbit_with_stdin(&self, args: &[&str], input: &[u8]) -> Run {
+        use std::io::Write;
+        let mut child = rvbbit()
+            .args(args)
+            .args(["--url", &self.url, "--database", &self.name])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("rvbbit starts");
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(input)
+            .expect("write stdin");
+        Run::from_output(child.wait_with_output().expect("rvbbit runs"))
+    }
+
     pub async fn scalar<T>(&self, sql: &str) -> T
     where
         T: clickhouse::RowOwned + clickhouse::RowRead,
