@@ -19,6 +19,8 @@ pub const MISSING_PREREQUISITE: i32 = 6;
 pub const SERVER_ERROR: i32 = 7;
 /// The host could not find a command, or a plugin could not be loaded.
 pub const NO_SUCH_COMMAND: i32 = 8;
+/// Another `migrate` holds the database's migrate lease and did not finish in time; nothing was changed.
+pub const BUSY: i32 = 9;
 /// A bug: a plugin panicked or broke the ABI contract.
 pub const INTERNAL: i32 = 70;
 /// Interrupted by the user (Ctrl-C); the message says what was done and how to resume.

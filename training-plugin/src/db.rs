@@ -25,6 +25,7 @@ const AUTH_CODES: [u32; 5] = [192, 193, 194, 195, 516];
 const UNKNOWN_DATABASE: u32 = 81;
 const UNKNOWN_TABLE: u32 = 60;
 
+#[derive(Clone)]
 pub struct Db {
     pub target: Target,
     /// Without a default database: for the checks done before the database is known to exist.
@@ -107,6 +108,55 @@ impl Db {
     pub async fn fetch_one<T: RowOwned + RowRead>(&self, query: Query) -> anyhow::Result<T> {
         self.trace(&query);
         with_timeout(&self.target, query.fetch_one::<T>()).await
+    }
+
+    /// Runs a DDL statement; with `cluster`, rendered `ON CLUSTER` with Replicated
+    /// engines, waiting for every host and failing with each host that failed.
+    pub async fn execute_ddl(&self, sql: &str, cluster: Option<&str>) -> anyhow::Result<()> {
+        let Some(cluster) = cluster else {
+            return self.execute(self.query(sql)).await;
+        };
+        let rendered = rvbbit_sql_text::cluster::render(sql, cluster).map_err(|e| {
+            classified(
+                exit::USAGE,
+                format!("cannot run this statement on cluster {cluster}: {e}"),
+            )
+        })?;
+        if rendered == sql {
+            return self.execute(self.query(sql)).await;
+        }
+        let query = self
+            .query(&rendered)
+            .with_setting("distributed_ddl_output_mode", "never_throw");
+        self.trace(&query);
+        let bytes = with_timeout(&self.target, async {
+            query.fetch_bytes("TabSeparatedWithNames")?.collect().await
+        })
+        .await?;
+        let text = String::from_utf8_lossy(&bytes);
+        let hosts = rvbbit_sql_text::cluster::parse_ddl_status(&text).map_err(|e| {
+            classified(
+                exit::SERVER_ERROR,
+                format!("cannot read the per-host status of the distributed DDL on cluster {cluster}: {e}"),
+            )
+        })?;
+        let failed = rvbbit_sql_text::cluster::failed_hosts(&hosts);
+        if failed.is_empty() {
+            return Ok(());
+        }
+        Err(classified(
+            exit::SERVER_ERROR,
+            format!(
+                "the statement failed on {} of {} hosts of cluster {cluster}: {}",
+                failed.len(),
+                hosts.len(),
+                failed
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        ))
     }
 
     /// Writes `rows` into `table` with one INSERT (RowBinary; values never touch SQL).

@@ -7,8 +7,11 @@
 mod commands;
 mod connection;
 mod db;
+mod drift;
 mod examples;
 mod failure;
+mod lease;
+mod ledger;
 mod migrations;
 mod output;
 mod schema;

@@ -18,6 +18,12 @@ pub enum Creates {
     Object { kind: &'static str, name: String },
     /// `ALTER TABLE table ADD INDEX IF NOT EXISTS name`.
     Index { table: String, name: String },
+    /// `CREATE OR REPLACE VIEW name`: replaces whatever view has the name.
+    Replace { name: String },
+    /// `ALTER TABLE table MATERIALIZE INDEX name`: builds an index for existing parts.
+    Materialize { table: String, name: String },
+    /// `INSERT INTO table ... NOT IN ...`: fills a table with the rows it lacks.
+    Fill { table: String },
 }
 
 impl std::fmt::Display for Creates {
@@ -25,6 +31,11 @@ impl std::fmt::Display for Creates {
         match self {
             Creates::Object { kind, name } => write!(f, "{kind} {name}"),
             Creates::Index { table, name } => write!(f, "index {name} on {table}"),
+            Creates::Replace { name } => write!(f, "view {name}"),
+            Creates::Materialize { table, name } => {
+                write!(f, "index {name} on {table} for existing rows")
+            }
+            Creates::Fill { table } => write!(f, "rows of {table}"),
         }
     }
 }
@@ -56,6 +67,14 @@ pub fn creates(statement: &str) -> Option<Creates> {
             table: name(2)?,
             name: name(8)?,
         }),
+        ["CREATE", "OR", "REPLACE", "VIEW", ..] => Some(Creates::Replace { name: name(4)? }),
+        ["ALTER", "TABLE", _, "MATERIALIZE", "INDEX", ..] => Some(Creates::Materialize {
+            table: name(2)?,
+            name: name(5)?,
+        }),
+        ["INSERT", "INTO", ..] if statement.to_ascii_uppercase().contains(" NOT IN ") => {
+            Some(Creates::Fill { table: name(2)? })
+        }
         _ => None,
     }
 }

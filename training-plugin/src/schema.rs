@@ -24,13 +24,30 @@ const EXAMPLE_COLUMNS: &[(&str, &str)] = &[
     ("assistant_output", "String"),
 ];
 
+const ANNOTATED_EXAMPLE_COLUMNS: &[(&str, &str)] = &[
+    ("trace_id", "String"),
+    ("timestamp", "DateTime64(6)"),
+    ("session_id", "String"),
+    ("cascade_id", "String"),
+    ("cell_name", "String"),
+    ("species_hash", "String"),
+    ("model", "String"),
+    ("user_input", "String"),
+    ("assistant_output", "String"),
+    ("trainable", "Bool"),
+    ("verified", "Bool"),
+    ("confidence", "Nullable(Float32)"),
+    ("notes", "String"),
+    ("tags", "Array(String)"),
+    ("annotated_at", "DateTime64(6)"),
+    ("annotated_by", "String"),
+];
+
 pub const ANNOTATIONS: &str = "training_annotations";
+pub const ANNOTATED_EXAMPLES: &str = "training_annotated_examples";
 pub const EXAMPLES_TABLE: &str = "training_examples";
 pub const EXAMPLES_MV: &str = "training_examples_mv";
 pub const LOGS: &str = "unified_logs";
-
-/// Skipping indexes on `training_annotations`.
-pub const ANNOTATION_INDEXES: &[&str] = &["idx_trainable", "idx_verified"];
 
 pub const OBJECTS: &[Expected] = &[
     Expected {
@@ -59,6 +76,24 @@ pub const OBJECTS: &[Expected] = &[
         engine: "MaterializedView",
         kind: "materialized view",
         columns: EXAMPLE_COLUMNS,
+    },
+    Expected {
+        name: ANNOTATED_EXAMPLES,
+        engine: "ReplacingMergeTree",
+        kind: "table",
+        columns: ANNOTATED_EXAMPLE_COLUMNS,
+    },
+    Expected {
+        name: "training_annotated_examples_by_annotation_mv",
+        engine: "MaterializedView",
+        kind: "materialized view",
+        columns: ANNOTATED_EXAMPLE_COLUMNS,
+    },
+    Expected {
+        name: "training_annotated_examples_by_example_mv",
+        engine: "MaterializedView",
+        kind: "materialized view",
+        columns: ANNOTATED_EXAMPLE_COLUMNS,
     },
     Expected {
         name: "training_examples_with_annotations",

@@ -6,12 +6,15 @@
 use super::{parse, run, verify, Format};
 use crate::connection::{ConnectionArgs, ENV_HELP};
 use crate::db::Db;
+use crate::drift::{self, Finding, Refill, Repair};
 use crate::examples;
 use crate::failure::classified;
-use crate::migrations::{creates, Creates, MIGRATIONS};
+use crate::lease;
+use crate::ledger::{self, Entry};
+use crate::migrations::{creates, Creates, Migration, MIGRATIONS};
 use crate::output::{self, OutputArgs};
 use crate::say;
-use crate::schema::{ANNOTATIONS, LOGS, OBJECTS};
+use crate::schema::{ANNOTATED_EXAMPLES, LOGS, OBJECTS};
 use anyhow::Context;
 use clap::Parser;
 use rvbbit_plugin_api::exit;
@@ -28,6 +31,18 @@ pub struct Args {
     /// Create the database first if it does not exist
     #[arg(long)]
     pub create_database: bool,
+    /// Print the statements migrate would run, in order, against the live state (what exists is skipped); change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also put right every object that differs from this version where that loses nothing (views replaced; missing objects, columns and indexes added); anything that would rewrite or drop data is refused
+    #[arg(long)]
+    pub repair: bool,
+    /// Run every DDL ON CLUSTER NAME, with Replicated table engines, and wait for every host (see docs/CLUSTER.md)
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// How long to wait for another migrate of the same database to finish
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    pub wait: u64,
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -41,13 +56,15 @@ fn exec_as(bin_name: &'static str, args: Vec<OsString>) -> CommandResult {
     let args: Args = parse(bin_name, args)?;
     run(&args.connection, &args.output, |target| async move {
         let mut interrupt = Interrupt::new()?;
-        migrate(
-            Db::connect(target).await?,
-            args.create_database,
-            args.format,
-            &mut interrupt,
-        )
-        .await
+        let options = Options {
+            create_database: args.create_database,
+            format: args.format,
+            dry_run: args.dry_run,
+            repair: args.repair,
+            cluster: args.cluster.as_deref(),
+            wait: std::time::Duration::from_secs(args.wait),
+        };
+        migrate(Db::connect(target).await?, options, &mut interrupt).await
     })
 }
 
@@ -111,12 +128,17 @@ impl Interrupt {
 struct Outcome {
     database: String,
     server_version: String,
+    /// What migrate found before it began: "new", "current", "pending", or
+    /// "hand-applied" (an install made by hand from an earlier version of the SQL).
+    found: String,
+    findings: Vec<String>,
     actions: Vec<Action>,
     backfilled_examples: u64,
     verify: verify::Report,
 }
 
-/// One object and what happened to it: "created", "exists" or "ran".
+/// One object and what happened to it: "created", "exists", "ran", "replaced",
+/// "repaired" or "resumed".
 #[derive(serde::Serialize)]
 struct Action {
     action: &'static str,
@@ -135,31 +157,283 @@ fn act(actions: &mut Vec<Action>, format: Format, action: &'static str, object: 
     actions.push(Action { action, object });
 }
 
-async fn migrate(
-    db: Db,
+/// One thing migrate does, in order.
+#[derive(Debug, Clone)]
+enum Step {
+    /// A statement of migration `version`, number `index` (0-based) of its steps.
+    Statement {
+        version: u32,
+        index: u32,
+        sql: String,
+        what: String,
+        /// The object it creates already exists (shown as skipped by --dry-run).
+        exists: bool,
+    },
+    /// The backfill of `training_examples` from history, the last step of migration 1.
+    Backfill { version: u32, index: u32 },
+    /// A repair of drift (or of a hand-applied install), outside any migration.
+    Repair {
+        sql: Vec<String>,
+        what: String,
+        refill: Refill,
+    },
+}
+
+/// The whole plan: what was found and the steps that bring the database to this version.
+struct Plan {
+    found: &'static str,
+    findings: Vec<Finding>,
+    steps: Vec<Step>,
+    /// Migrations a previous run left in progress: (version, done, total, who).
+    resuming: Vec<String>,
+    /// Applied migrations whose file changed since.
+    mismatched: Vec<(Entry, &'static Migration)>,
+}
+
+/// The migration that creates the examples' materialized view; its last step is the backfill.
+const BACKFILL_AFTER: u32 = 1;
+
+/// Steps of one migration: its statements, plus the backfill for migration 1.
+fn migration_steps(migration: &Migration) -> anyhow::Result<Vec<(String, Option<Creates>)>> {
+    let statements = split(migration.sql).map_err(|e| {
+        classified(
+            exit::INTERNAL,
+            format!("migration {:04}_{}: {e}", migration.version, migration.name),
+        )
+    })?;
+    Ok(statements
+        .into_iter()
+        .map(|s| {
+            let target = creates(&s.text);
+            (s.text, target)
+        })
+        .collect())
+}
+
+fn step_count(migration: &Migration) -> anyhow::Result<u32> {
+    let n = migration_steps(migration)?.len() + usize::from(migration.version == BACKFILL_AFTER);
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// Looks at the live database and the ledger, and plans the run.
+async fn plan(db: &Db, repair: bool) -> anyhow::Result<Plan> {
+    let live = drift::snapshot(db).await?;
+    let entries = ledger::read(db).await?;
+    let existing = drift::compare(db, &live, false).await?;
+    let ours_in_ledger = !entries.is_empty();
+    let any_object = OBJECTS.iter().any(|o| live.engines.contains_key(o.name));
+    let hand_applied = !ours_in_ledger && !existing.is_empty();
+    let found = if hand_applied {
+        "hand-applied"
+    } else if !any_object && !ours_in_ledger {
+        "new"
+    } else {
+        "installed"
+    };
+    let mut steps = Vec::new();
+    let mut resuming = Vec::new();
+    let mut mismatched = Vec::new();
+    let fix_now = hand_applied || repair;
+    if fix_now {
+        // Before the migrations: columns of tables (later statements read them) and
+        // plain views standing where a materialized view belongs (its CREATE ... IF NOT
+        // EXISTS would otherwise keep them).
+        for finding in &existing {
+            match &finding.repair {
+                Repair::Run(sql)
+                    if OBJECTS
+                        .iter()
+                        .any(|o| o.name == finding.object && o.kind == "table") =>
+                {
+                    steps.push(Step::Repair {
+                        sql: sql.clone(),
+                        what: format!("{}: {}", finding.object, finding.problem),
+                        refill: Refill::None,
+                    });
+                }
+                Repair::Recreate {
+                    drop: Some(drop), ..
+                } => steps.push(Step::Repair {
+                    sql: vec![drop.clone()],
+                    what: format!(
+                        "{}: {} (dropped, to be created again)",
+                        finding.object, finding.problem
+                    ),
+                    refill: Refill::None,
+                }),
+                _ => {}
+            }
+        }
+    }
+    for migration in MIGRATIONS {
+        let entry = entries.iter().find(|e| e.version == migration.version);
+        let total = step_count(migration)?;
+        let mut done = 0;
+        if let Some(entry) = entry {
+            if entry.status == ledger::APPLIED {
+                if entry.checksum != ledger::checksum(migration.sql) {
+                    mismatched.push((entry.clone(), migration));
+                }
+                continue;
+            }
+            if entry.checksum == ledger::checksum(migration.sql) && entry.statements_total == total
+            {
+                done = entry.statements_done.min(total);
+            }
+            resuming.push(format!(
+                "migration {:04}_{} was left {} after step {} of {} by host {} (pid {}) at {}{}",
+                migration.version,
+                migration.name,
+                if entry.status == ledger::FAILED {
+                    "failed"
+                } else {
+                    "in progress"
+                },
+                entry.statements_done,
+                entry.statements_total,
+                entry.host,
+                entry.pid,
+                entry.started_at,
+                if entry.error.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", entry.error)
+                }
+            ));
+        }
+        for (index, (sql, target)) in migration_steps(migration)?.into_iter().enumerate() {
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
+            if index < done {
+                continue;
+            }
+            let exists = match &target {
+                Some(Creates::Object { name, .. }) => live.engines.contains_key(name),
+                Some(Creates::Index { table, name }) => {
+                    live.indexes.contains(&(table.clone(), name.clone()))
+                }
+                _ => false,
+            };
+            let what = target
+                .as_ref()
+                .map_or_else(|| format!("statement {}", index + 1), ToString::to_string);
+            steps.push(Step::Statement {
+                version: migration.version,
+                index,
+                sql,
+                what,
+                exists,
+            });
+        }
+        if migration.version == BACKFILL_AFTER && total > done {
+            steps.push(Step::Backfill {
+                version: migration.version,
+                index: total - 1,
+            });
+        }
+    }
+    Ok(Plan {
+        found,
+        findings: existing,
+        steps,
+        resuming,
+        mismatched,
+    })
+}
+
+/// Refuses, before any change, drift that cannot be put right without losing data,
+/// and (without --repair) migrations whose file changed after they were applied.
+fn refuse(db: &Db, plan: &Plan, repair: bool) -> anyhow::Result<()> {
+    let refused: Vec<String> = plan
+        .findings
+        .iter()
+        .filter_map(|f| match &f.repair {
+            Repair::Refuse(why) => Some(format!("{} {} ({why})", f.object, f.problem)),
+            _ => None,
+        })
+        .collect();
+    if !refused.is_empty() {
+        return Err(classified(
+            exit::CHECK_FAILED,
+            format!(
+                "refusing to migrate database {}: {}. Putting this right would rewrite or drop data, which migrate never does by itself. Nothing was changed; your annotations are untouched. See docs/MIGRATION_GUIDE.md, \"Drift\".",
+                db.target.database,
+                refused.join("; ")
+            ),
+        ));
+    }
+    if !repair && !plan.mismatched.is_empty() {
+        let list: Vec<String> = plan
+            .mismatched
+            .iter()
+            .map(|(entry, m)| {
+                format!(
+                    "{:04}_{} was applied with checksum {} but this version's file has {}",
+                    m.version,
+                    m.name,
+                    short(&entry.checksum),
+                    short(&ledger::checksum(m.sql))
+                )
+            })
+            .collect();
+        return Err(classified(
+            exit::CHECK_FAILED,
+            format!(
+                "checksum mismatch in database {}: {}. An applied migration is never run again. `rvbbit training verify` shows how the objects differ from this version; `rvbbit training migrate --repair` puts them right and records the new checksum. Nothing was changed.",
+                db.target.database,
+                list.join("; ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn short(checksum: &str) -> &str {
+    checksum.get(..12).unwrap_or(checksum)
+}
+
+#[derive(Clone, Copy)]
+struct Options<'a> {
     create_database: bool,
     format: Format,
-    interrupt: &mut Interrupt,
-) -> anyhow::Result<i32> {
+    dry_run: bool,
+    repair: bool,
+    cluster: Option<&'a str>,
+    wait: std::time::Duration,
+}
+
+async fn migrate(db: Db, options: Options<'_>, interrupt: &mut Interrupt) -> anyhow::Result<i32> {
+    let format = options.format;
+    let cluster = options.cluster;
     let database = db.target.database.clone();
     let mut actions = Vec::new();
     if format == Format::Table {
         say!(
-            "ClickHouse {} at {}, database {database}",
+            "ClickHouse {} at {}, database {database}{}",
             db.version,
-            db.target.address()
+            db.target.address(),
+            cluster
+                .map(|c| format!(", cluster {c}"))
+                .unwrap_or_default()
         );
     }
     if !db.database_exists().await? {
-        if !create_database {
+        if !options.create_database {
             return Err(classified(
                 exit::MISSING_PREREQUISITE,
                 format!("database {database} does not exist on {}; pass --create-database to create it, or choose another with --database", db.target.address()),
             ));
         }
-        db.execute(db.server_query(&format!("CREATE DATABASE IF NOT EXISTS `{database}`")))
-            .await
-            .with_context(|| format!("creating database {database}"))?;
+        let sql = format!("CREATE DATABASE IF NOT EXISTS `{database}`");
+        if options.dry_run {
+            say!("{sql};");
+            say!("-- then every statement of every migration; the database does not exist yet, so nothing more can be planned");
+            return Ok(exit::SUCCESS);
+        }
+        match cluster {
+            None => db.execute(db.server_query(&sql)).await,
+            Some(_) => db.execute_ddl(&sql, cluster).await,
+        }
+        .with_context(|| format!("creating database {database}"))?;
         act(
             &mut actions,
             format,
@@ -167,67 +441,37 @@ async fn migrate(
             format!("database {database}"),
         );
     }
-    let mut existing = db.objects().await?;
-    if !existing.contains_key(LOGS) {
+    if !db.objects().await?.contains_key(LOGS) {
         return Err(classified(
             exit::MISSING_PREREQUISITE,
             format!("table {database}.{LOGS} does not exist: the training system reads rvbbit's log table, which rvbbit creates when it first logs to this database; run rvbbit against it first, or choose another with --database"),
         ));
     }
-    refuse_foreign_objects(&db, &existing).await?;
-    let mut indexes = index_names(&db).await?;
-    let mut applied = 0usize;
-    for migration in MIGRATIONS {
-        let statements = split(migration.sql).map_err(|e| {
-            classified(
-                exit::INTERNAL,
-                format!("migration {:04}_{}: {e}", migration.version, migration.name),
-            )
-        })?;
-        for (n, statement) in statements.iter().enumerate() {
-            let target = creates(&statement.text);
-            let already = match &target {
-                Some(Creates::Object { name, .. }) => existing.contains_key(name),
-                Some(Creates::Index { table, name }) => {
-                    indexes.contains(&(table.clone(), name.clone()))
-                }
-                None => false,
-            };
-            let what = target
-                .as_ref()
-                .map_or_else(|| format!("statement {}", n + 1), ToString::to_string);
-            let step = async {
-                db.execute(db.query(&statement.text))
-                    .await
-                    .with_context(|| {
-                        format!(
-                            "migration {:04}_{} statement {} of {} (line {}, {what})",
-                            migration.version,
-                            migration.name,
-                            n + 1,
-                            statements.len(),
-                            statement.line
-                        )
-                    })
-            };
-            interrupt
-                .guard(step, || format!("{applied} statements were applied"))
-                .await?;
-            applied += 1;
-            let action = match (&target, already) {
-                (Some(_), true) => "exists",
-                (Some(_), false) => "created",
-                (None, _) => "ran",
-            };
-            act(&mut actions, format, action, what);
-        }
-        existing = db.objects().await?;
-        indexes = index_names(&db).await?;
+
+    let first = plan(&db, options.repair).await?;
+    refuse(&db, &first, options.repair)?;
+    if options.dry_run {
+        print_dry_run(&first, cluster)?;
+        return Ok(exit::SUCCESS);
     }
-    let view_query = examples::view_query(&db)
-        .await?
-        .ok_or_else(|| classified(exit::SERVER_ERROR, "the materialized view was not created"))?;
-    let added = backfill(&db, &view_query, interrupt).await?;
+
+    db.execute_ddl(ledger::CREATE_LEDGER, cluster)
+        .await
+        .context("creating the migration ledger")?;
+    db.execute_ddl(lease::CREATE_LEASES, cluster)
+        .await
+        .context("creating the migrate lease table")?;
+    let lease = lease::acquire(&db, options.wait, |holder| {
+        if !output::quiet() {
+            eprintln!("  waiting: another {holder} holds the migrate lease of this database");
+        }
+    })
+    .await?;
+    let result = apply(&db, options, interrupt, &mut actions).await;
+    let released = lease.release().await;
+    let (plan, added) = result?;
+    released?;
+
     let report = verify::checks(&db).await?;
     let ok = report.ok;
     if format == Format::Table {
@@ -242,6 +486,12 @@ async fn migrate(
         let outcome = Outcome {
             database,
             server_version: db.version.clone(),
+            found: plan.found.to_string(),
+            findings: plan
+                .findings
+                .iter()
+                .map(|f| format!("{}: {}", f.object, f.problem))
+                .collect(),
             actions,
             backfilled_examples: added,
             verify: report,
@@ -253,6 +503,300 @@ async fn migrate(
     } else {
         exit::CHECK_FAILED
     })
+}
+
+/// Under the lease: plans again (another run may have done the work while this one
+/// waited), runs the steps with the ledger written around each, then repairs what is
+/// still drifted when asked to (or when the install was made by hand).
+async fn apply(
+    db: &Db,
+    options: Options<'_>,
+    interrupt: &mut Interrupt,
+    actions: &mut Vec<Action>,
+) -> anyhow::Result<(Plan, u64)> {
+    let format = options.format;
+    let cluster = options.cluster;
+    let plan = plan(db, options.repair).await?;
+    refuse(db, &plan, options.repair)?;
+    if format == Format::Table {
+        match plan.found {
+            "hand-applied" => {
+                say!("  found an install applied by hand from an earlier version of the training SQL:");
+                for f in &plan.findings {
+                    say!("    {}: {}", f.object, f.problem);
+                }
+                say!("  upgrading it in place; every annotation is kept");
+            }
+            "new" => say!("  no training objects yet: installing"),
+            _ => {}
+        }
+        for line in &plan.resuming {
+            say!("  resuming: {line}");
+        }
+    }
+    let mut failpoint = Failpoint::from_env();
+    let mut added = 0u64;
+    let mut run: Option<ledger::Run<'_>> = None;
+    let mut performed = 0u32;
+    for step in &plan.steps {
+        let version = match step {
+            Step::Statement { version, .. } | Step::Backfill { version, .. } => Some(*version),
+            Step::Repair { .. } => None,
+        };
+        // Finish the previous migration's ledger row when this step belongs to another.
+        if run.is_some() && run.as_ref().map(|r| r.version) != version {
+            if let Some(r) = run.take() {
+                r.applied().await?;
+            }
+        }
+        if let (Some(version), None) = (version, &run) {
+            let migration = MIGRATIONS
+                .iter()
+                .find(|m| m.version == version)
+                .ok_or_else(|| classified(exit::INTERNAL, format!("no migration {version}")))?;
+            let done = match step {
+                Step::Statement { index, .. } | Step::Backfill { index, .. } => *index,
+                Step::Repair { .. } => 0,
+            };
+            let note = if plan.found == "hand-applied" {
+                "upgraded a hand-applied install"
+            } else {
+                ""
+            };
+            run =
+                Some(ledger::Run::start(db, migration, step_count(migration)?, done, note).await?);
+        }
+        let outcome = match step {
+            Step::Statement {
+                sql, what, exists, ..
+            } => {
+                let step_future = db.execute_ddl(sql, cluster);
+                interrupt
+                    .guard(step_future, || format!("{performed} steps were done"))
+                    .await
+                    .with_context(|| what.to_string())
+                    .map(|()| {
+                        let action = match creates(sql) {
+                            Some(Creates::Object { .. }) | Some(Creates::Index { .. })
+                                if *exists =>
+                            {
+                                "exists"
+                            }
+                            Some(Creates::Object { .. }) | Some(Creates::Index { .. }) => "created",
+                            Some(Creates::Replace { .. }) => "replaced",
+                            _ => "ran",
+                        };
+                        act(actions, format, action, what.clone());
+                    })
+            }
+            Step::Backfill { .. } => {
+                let view_query = examples::view_query(db).await?.ok_or_else(|| {
+                    classified(exit::SERVER_ERROR, "the materialized view was not created")
+                })?;
+                backfill(db, &view_query, interrupt)
+                    .await
+                    .map(|n| added += n)
+            }
+            Step::Repair { sql, what, refill } => {
+                let mut result = Ok(());
+                for statement in sql {
+                    let step_future = db.execute_ddl(statement, cluster);
+                    result = interrupt
+                        .guard(step_future, || format!("{performed} steps were done"))
+                        .await
+                        .with_context(|| format!("repairing {what}"));
+                    if result.is_err() {
+                        break;
+                    }
+                }
+                if result.is_ok() {
+                    result = refill_after(db, *refill, interrupt)
+                        .await
+                        .map(|n| added += n);
+                }
+                result.map(|()| act(actions, format, "repaired", what.clone()))
+            }
+        };
+        if let Err(e) = outcome {
+            if let Some(r) = &run {
+                let done = match step {
+                    Step::Statement { index, .. } | Step::Backfill { index, .. } => *index,
+                    Step::Repair { .. } => 0,
+                };
+                let _ = r.failed(done, &db.target.redact(&format!("{e:#}"))).await;
+            }
+            return Err(e);
+        }
+        if let (Some(r), Step::Statement { index, .. } | Step::Backfill { index, .. }) =
+            (&run, step)
+        {
+            r.progress(index + 1).await?;
+        }
+        performed += 1;
+        failpoint.after_step(performed);
+    }
+    if let Some(r) = run.take() {
+        r.applied().await?;
+    }
+    // What is still drifted after the migrations (views kept by IF NOT EXISTS, objects
+    // dropped by hand) is put right when repairing or upgrading.
+    if options.repair || plan.found == "hand-applied" {
+        let live = drift::snapshot(db).await?;
+        for finding in drift::compare(db, &live, true).await? {
+            let (sql, refill) = match &finding.repair {
+                Repair::Run(sql) => (sql.clone(), Refill::None),
+                Repair::Recreate {
+                    drop,
+                    create,
+                    refill,
+                } => (
+                    drop.iter()
+                        .cloned()
+                        .chain(std::iter::once(create.clone()))
+                        .collect(),
+                    *refill,
+                ),
+                Repair::Refuse(_) => continue,
+            };
+            for statement in &sql {
+                interrupt
+                    .guard(db.execute_ddl(statement, cluster), || {
+                        format!("{performed} steps were done")
+                    })
+                    .await
+                    .with_context(|| {
+                        format!("repairing {}: {}", finding.object, finding.problem)
+                    })?;
+            }
+            added += refill_after(db, refill, interrupt).await?;
+            act(
+                actions,
+                format,
+                "repaired",
+                format!("{}: {}", finding.object, finding.problem),
+            );
+            performed += 1;
+            failpoint.after_step(performed);
+        }
+        for (entry, migration) in &plan.mismatched {
+            ledger::accept_checksum(db, entry, migration).await?;
+            act(
+                actions,
+                format,
+                "recorded",
+                format!(
+                    "checksum {} of migration {:04}_{}",
+                    short(&ledger::checksum(migration.sql)),
+                    migration.version,
+                    migration.name
+                ),
+            );
+        }
+    }
+    Ok((plan, added))
+}
+
+/// Fills what a recreated view feeds: examples from history, or the annotated examples.
+async fn refill_after(db: &Db, refill: Refill, interrupt: &mut Interrupt) -> anyhow::Result<u64> {
+    match refill {
+        Refill::None => Ok(0),
+        Refill::Examples => {
+            let view_query = examples::view_query(db).await?.ok_or_else(|| {
+                classified(exit::SERVER_ERROR, "the materialized view was not created")
+            })?;
+            backfill(db, &view_query, interrupt).await
+        }
+        Refill::Annotated => {
+            for migration in MIGRATIONS {
+                for (sql, target) in migration_steps(migration)? {
+                    if matches!(target, Some(Creates::Fill { ref table }) if table == ANNOTATED_EXAMPLES)
+                    {
+                        db.execute(db.query(&sql))
+                            .await
+                            .context("copying annotated examples")?;
+                    }
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// `--dry-run`: the statements, in order, that a run would send now.
+fn print_dry_run(plan: &Plan, cluster: Option<&str>) -> anyhow::Result<()> {
+    let render = |sql: &str| -> anyhow::Result<String> {
+        match cluster {
+            None => Ok(sql.to_string()),
+            Some(c) => rvbbit_sql_text::cluster::render(sql, c)
+                .map_err(|e| classified(exit::USAGE, format!("cannot run on cluster {c}: {e}"))),
+        }
+    };
+    say!("-- dry run: nothing is changed. Found: {}.", plan.found);
+    for f in &plan.findings {
+        say!("-- differs: {}: {}", f.object, f.problem);
+    }
+    for line in &plan.resuming {
+        say!("-- would resume: {line}");
+    }
+    if plan.steps.is_empty() {
+        say!("-- every migration is applied; nothing to run");
+    }
+    for step in &plan.steps {
+        match step {
+            Step::Statement { version, index, sql, what, exists } => {
+                if *exists {
+                    say!("-- {:04} step {}: {what} exists, skipped", version, index + 1);
+                } else {
+                    say!("-- {:04} step {}: {what}", version, index + 1);
+                    say!("{};\n", render(sql)?);
+                }
+            }
+            Step::Backfill { version, index } => say!(
+                "-- {:04} step {}: backfill {} from {LOGS}, one month at a time, skipping traces that already have an example\n",
+                version,
+                index + 1,
+                crate::schema::EXAMPLES_TABLE
+            ),
+            Step::Repair { sql, what, .. } => {
+                say!("-- repair: {what}");
+                for s in sql {
+                    say!("{};\n", render(s)?);
+                }
+            }
+        }
+    }
+    if plan.found == "hand-applied" {
+        say!("-- then: every view still differing from this version is replaced");
+    }
+    Ok(())
+}
+
+/// Test-only (debug builds): `RVBBIT_TRAINING_FAILPOINT=exit-after-step:N` ends the
+/// process abruptly, as a kill would, right after the N-th step of a migrate run.
+struct Failpoint {
+    exit_after: Option<u32>,
+}
+
+impl Failpoint {
+    fn from_env() -> Failpoint {
+        let exit_after = if cfg!(debug_assertions) {
+            std::env::var("RVBBIT_TRAINING_FAILPOINT")
+                .ok()
+                .and_then(|v| {
+                    v.strip_prefix("exit-after-step:")
+                        .and_then(|n| n.parse().ok())
+                })
+        } else {
+            None
+        };
+        Failpoint { exit_after }
+    }
+
+    fn after_step(&mut self, performed: u32) {
+        if self.exit_after == Some(performed) {
+            std::process::exit(137);
+        }
+    }
 }
 
 /// Backfills month by month, showing progress: a bar on a terminal, one line per
@@ -309,69 +853,4 @@ async fn backfill(db: &Db, view_query: &str, interrupt: &mut Interrupt) -> anyho
         bar.finish_with_message("done");
     }
     Ok(examples::count(db).await?.saturating_sub(before))
-}
-
-/// Refuses, before any statement, to build on objects of this schema's names that are
-/// something else (a hand-applied install of an earlier version: `training_examples_mv`
-/// a plain view, `confidence` not Nullable). `IF NOT EXISTS` would keep them, and the
-/// backfill would read through the old view. Upgrading those is not done yet.
-async fn refuse_foreign_objects(
-    db: &Db,
-    existing: &std::collections::BTreeMap<String, String>,
-) -> anyhow::Result<()> {
-    let mut problems = Vec::new();
-    for expected in OBJECTS {
-        if let Some(engine) = existing.get(expected.name) {
-            if engine != expected.engine {
-                problems.push(format!(
-                    "{} is a {engine}, this version needs a {} ({})",
-                    expected.name, expected.kind, expected.engine
-                ));
-            }
-        }
-    }
-    if existing.contains_key(ANNOTATIONS) {
-        let q = db
-            .server_query("SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {t:String}")
-            .param("db", &db.target.database)
-            .param("t", ANNOTATIONS);
-        let live: std::collections::BTreeMap<String, String> = db
-            .fetch_all::<(String, String)>(q)
-            .await?
-            .into_iter()
-            .collect();
-        let expected = OBJECTS
-            .iter()
-            .find(|o| o.name == ANNOTATIONS)
-            .map_or(&[][..], |o| o.columns);
-        for (column, ty) in expected {
-            match live.get(*column) {
-                Some(t) if t != ty => problems.push(format!(
-                    "{ANNOTATIONS}.{column} is {t}, this version needs {ty}"
-                )),
-                None => problems.push(format!("{ANNOTATIONS} has no column {column}")),
-                Some(_) => {}
-            }
-        }
-    }
-    if problems.is_empty() {
-        return Ok(());
-    }
-    Err(classified(
-        exit::CHECK_FAILED,
-        format!(
-            "refusing to migrate database {}: {}. This looks like an install applied by hand from an earlier version of the training SQL, which this version cannot upgrade yet. Nothing was changed; your annotations are untouched. See docs/MIGRATION_GUIDE.md, \"An install applied by hand\".",
-            db.target.database,
-            problems.join("; ")
-        ),
-    ))
-}
-
-async fn index_names(db: &Db) -> anyhow::Result<Vec<(String, String)>> {
-    let q = db
-        .server_query(
-            "SELECT table, name FROM system.data_skipping_indices WHERE database = {db:String}",
-        )
-        .param("db", &db.target.database);
-    db.fetch_all::<(String, String)>(q).await
 }

@@ -4,10 +4,13 @@
 use super::{parse, run, Format};
 use crate::connection::{ConnectionArgs, ENV_HELP};
 use crate::db::Db;
+use crate::drift;
 use crate::examples;
+use crate::ledger;
+use crate::migrations::MIGRATIONS;
 use crate::output::{self, OutputArgs};
 use crate::say;
-use crate::schema::{ANNOTATIONS, ANNOTATION_INDEXES, EXAMPLES_MV, EXAMPLES_TABLE, LOGS, OBJECTS};
+use crate::schema::{EXAMPLES_MV, EXAMPLES_TABLE, LOGS, OBJECTS};
 use clap::Parser;
 use rvbbit_plugin_api::exit;
 use rvbbit_plugin_api::plugin::CommandResult;
@@ -89,72 +92,44 @@ pub async fn checks(db: &Db) -> anyhow::Result<Report> {
             checks: out,
         });
     }
-    let engines = db.objects().await?;
-    let q = db
-        .server_query("SELECT table, name, type FROM system.columns WHERE database = {db:String}")
-        .param("db", &database);
-    let mut columns: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    for (table, name, ty) in db.fetch_all::<(String, String, String)>(q).await? {
-        columns.entry(table).or_default().insert(name, ty);
-    }
-
+    let live = drift::snapshot(db).await?;
+    let engines = live.engines.clone();
+    let findings = drift::compare(db, &live, true).await?;
     for expected in OBJECTS {
         let name = format!("{} {}", expected.kind, expected.name);
-        let Some(engine) = engines.get(expected.name) else {
-            out.push(check(name, false, "missing; run `rvbbit training migrate`"));
-            continue;
-        };
-        if engine != expected.engine {
-            out.push(check(
-                name,
-                false,
-                format!(
-                    "is a {engine}, expected a {} ({})",
-                    expected.kind, expected.engine
-                ),
-            ));
-            continue;
-        }
-        let live = columns.get(expected.name).cloned().unwrap_or_default();
-        let problems: Vec<String> = expected
-            .columns
+        let mine: Vec<&drift::Finding> = findings
             .iter()
-            .filter_map(|(col, ty)| match live.get(*col) {
-                None => Some(format!("column {col} missing")),
-                Some(t) if t != ty => Some(format!("column {col} is {t}, expected {ty}")),
-                Some(_) => None,
-            })
+            .filter(|f| f.object == expected.name)
             .collect();
-        if problems.is_empty() {
+        if mine.is_empty() {
+            let columns = live.columns.get(expected.name).map_or(0, |c| c.len());
+            let engine = engines.get(expected.name).cloned().unwrap_or_default();
             out.push(check(
                 name,
                 true,
-                format!("{engine}, {} columns", live.len()),
+                format!("{engine}, {columns} columns, as this version defines it"),
             ));
+            continue;
+        }
+        let problems: Vec<String> = mine.iter().map(|f| f.problem.clone()).collect();
+        let missing = !engines.contains_key(expected.name);
+        let hint = if missing {
+            "run `rvbbit training migrate`".to_string()
+        } else if let Some(why) = mine.iter().find_map(|f| match &f.repair {
+            drift::Repair::Refuse(why) => Some(why.clone()),
+            _ => None,
+        }) {
+            format!("not repairable without rewriting data: {why}")
         } else {
-            out.push(check(name, false, problems.join("; ")));
-        }
+            "run `rvbbit training migrate --repair` to put it right (nothing is lost)".to_string()
+        };
+        out.push(check(
+            name,
+            false,
+            format!("{}; {hint}", problems.join("; ")),
+        ));
     }
-
-    if engines.contains_key(ANNOTATIONS) {
-        let q = db
-            .server_query("SELECT name FROM system.data_skipping_indices WHERE database = {db:String} AND table = {t:String}")
-            .param("db", &database)
-            .param("t", ANNOTATIONS);
-        let present = db.fetch_all::<String>(q).await?;
-        for index in ANNOTATION_INDEXES {
-            let ok = present.iter().any(|p| p == index);
-            out.push(check(
-                format!("index {index} on {ANNOTATIONS}"),
-                ok,
-                if ok {
-                    "present"
-                } else {
-                    "missing; run `rvbbit training migrate`"
-                },
-            ));
-        }
-    }
+    out.push(migrations_check(db, &engines).await?);
 
     if !engines.contains_key(LOGS) {
         out.push(check(
@@ -199,6 +174,56 @@ pub async fn checks(db: &Db) -> anyhow::Result<Report> {
         database,
         server_version: db.version.clone(),
         checks: out,
+    })
+}
+
+/// Whether every migration of this version is applied, with the checksum it has now.
+async fn migrations_check(db: &Db, engines: &BTreeMap<String, String>) -> anyhow::Result<Check> {
+    let name = "migrations applied";
+    if !engines.contains_key(ledger::LEDGER) {
+        return Ok(check(
+            name,
+            false,
+            format!(
+                "no migration ledger ({}); run `rvbbit training migrate`",
+                ledger::LEDGER
+            ),
+        ));
+    }
+    let entries = ledger::read(db).await?;
+    let mut problems = Vec::new();
+    for m in MIGRATIONS {
+        match entries.iter().find(|e| e.version == m.version) {
+            None => problems.push(format!("{:04}_{} pending", m.version, m.name)),
+            Some(e) if e.status != ledger::APPLIED => problems.push(format!(
+                "{:04}_{} {} at step {} of {} (host {}, pid {})",
+                m.version, m.name, e.status, e.statements_done, e.statements_total, e.host, e.pid
+            )),
+            Some(e) if e.checksum != ledger::checksum(m.sql) => problems.push(format!(
+                "{:04}_{} was applied from a file with another checksum ({} here, {} applied)",
+                m.version,
+                m.name,
+                &ledger::checksum(m.sql)[..12],
+                e.checksum.get(..12).unwrap_or(&e.checksum)
+            )),
+            Some(_) => {}
+        }
+    }
+    Ok(if problems.is_empty() {
+        check(
+            name,
+            true,
+            format!("all {} applied, checksums match", MIGRATIONS.len()),
+        )
+    } else {
+        check(
+            name,
+            false,
+            format!(
+                "{}; run `rvbbit training migrate` (`rvbbit training status` has the details)",
+                problems.join("; ")
+            ),
+        )
     })
 }
 

@@ -1,0 +1,1 @@
+CREATE TABLE IF NOT EXISTS _rvbbit_plugin_migrations ON CLUSTER 'rvbbit_cluster' (plugin String, version UInt32, updated_at DateTime64(6)) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/_rvbbit_plugin_migrations', '{replica}', updated_at) ORDER BY (plugin, version);

@@ -1,0 +1,585 @@
+//! Drift: how the live objects differ from the definitions this version expects, and
+//! what putting each difference right would take. The expected definition of an object
+//! is the last statement of the embedded migrations that creates it; the expected
+//! columns are `schema::OBJECTS`. Views are compared by their query, both sides
+//! formatted by the server itself (`formatQuerySingleLine`), so spacing, comments and
+//! the database prefix the server adds do not count as differences.
+//!
+//! A difference is repairable when putting it right loses nothing: views are replaced,
+//! a plain view standing where the materialized view belongs is replaced by it (and the
+//! examples refilled), missing objects, columns and indexes are added, a column becomes
+//! `Nullable` of its type. Anything else (another engine or sorting key for a table, a
+//! column of another type) would rewrite or drop data, and is refused with the reason.
+
+use crate::db::Db;
+use crate::migrations::{creates, Creates, MIGRATIONS};
+use crate::schema::{LOGS, OBJECTS};
+use anyhow::Context;
+use rvbbit_sql_text::split;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Table,
+    View,
+    MaterializedView,
+}
+
+impl Kind {
+    fn engine(self) -> &'static str {
+        match self {
+            Kind::Table => "",
+            Kind::View => "View",
+            Kind::MaterializedView => "MaterializedView",
+        }
+    }
+}
+
+/// What this version expects one object to be.
+#[derive(Debug, Clone)]
+pub struct Definition {
+    pub name: String,
+    pub kind: Kind,
+    /// The creating statement, as written in the migration.
+    pub statement: String,
+    /// For views: the query after `AS`.
+    pub select: Option<String>,
+}
+
+/// The expected definition of every object, in the order the migrations first create them.
+pub fn definitions() -> Vec<Definition> {
+    let mut order: Vec<String> = Vec::new();
+    let mut by_name: BTreeMap<String, Definition> = BTreeMap::new();
+    for migration in MIGRATIONS {
+        let Ok(statements) = split(migration.sql) else {
+            continue;
+        };
+        for statement in statements {
+            let (kind, name) = match creates(&statement.text) {
+                Some(Creates::Object { kind, name }) => (kind, name),
+                Some(Creates::Replace { name }) => ("view", name),
+                _ => continue,
+            };
+            let kind = match kind {
+                "table" => Kind::Table,
+                "view" => Kind::View,
+                _ => Kind::MaterializedView,
+            };
+            let select = (kind != Kind::Table)
+                .then(|| view_select(&statement.text))
+                .flatten();
+            if !by_name.contains_key(&name) {
+                order.push(name.clone());
+            }
+            by_name.insert(
+                name.clone(),
+                Definition {
+                    name,
+                    kind,
+                    statement: statement.text.clone(),
+                    select,
+                },
+            );
+        }
+    }
+    order
+        .into_iter()
+        .filter_map(|name| by_name.remove(&name))
+        .collect()
+}
+
+/// Skipping indexes the migrations add: (table, index, statement).
+pub fn index_statements() -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for migration in MIGRATIONS {
+        let Ok(statements) = split(migration.sql) else {
+            continue;
+        };
+        for statement in statements {
+            if let Some(Creates::Index { table, name }) = creates(&statement.text) {
+                out.push((table, name, statement.text.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// The query of `CREATE [OR REPLACE] [MATERIALIZED] VIEW [IF NOT EXISTS] name [TO t] AS query`.
+pub fn view_select(statement: &str) -> Option<String> {
+    let mut offset = 0;
+    for word in statement.split_whitespace() {
+        let at = statement[offset..].find(word)? + offset;
+        offset = at + word.len();
+        if word.eq_ignore_ascii_case("AS") {
+            return Some(statement[offset..].trim().to_string());
+        }
+        if word.contains('(') {
+            return None;
+        }
+    }
+    None
+}
+
+/// Column definitions (`name Type [DEFAULT expr]`) of a `CREATE TABLE ... ( ... )`.
+pub fn column_definitions(statement: &str) -> Vec<(String, String)> {
+    let Some(open) = statement.find('(') else {
+        return Vec::new();
+    };
+    let mut depth = 0i32;
+    let mut items = Vec::new();
+    let mut current = String::new();
+    let mut quote: Option<char> = None;
+    for c in statement[open + 1..].chars() {
+        if let Some(q) = quote {
+            current.push(c);
+            if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '\'' | '`' | '"' => {
+                quote = Some(c);
+                current.push(c);
+            }
+            '(' => {
+                depth += 1;
+                current.push(c);
+            }
+            ')' if depth == 0 => {
+                items.push(std::mem::take(&mut current));
+                break;
+            }
+            ')' => {
+                depth -= 1;
+                current.push(c);
+            }
+            ',' if depth == 0 => items.push(std::mem::take(&mut current)),
+            _ => current.push(c),
+        }
+    }
+    items
+        .into_iter()
+        .map(|item| item.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|item| !item.is_empty() && !item.to_ascii_uppercase().starts_with("INDEX "))
+        .filter_map(|item| {
+            let name = item
+                .split_whitespace()
+                .next()?
+                .trim_matches('`')
+                .to_string();
+            Some((name, item))
+        })
+        .collect()
+}
+
+/// The live state of the database, as far as drift is concerned.
+pub struct Live {
+    pub engines: BTreeMap<String, String>,
+    sorting_keys: BTreeMap<String, String>,
+    /// table -> column -> (type, default_kind, default_expression)
+    pub columns: BTreeMap<String, BTreeMap<String, (String, String, String)>>,
+    pub indexes: BTreeSet<(String, String)>,
+    as_select: BTreeMap<String, String>,
+}
+
+pub async fn snapshot(db: &Db) -> anyhow::Result<Live> {
+    let database = &db.target.database;
+    let q = db
+        .server_query("SELECT name, engine, sorting_key, as_select FROM system.tables WHERE database = {db:String}")
+        .param("db", database);
+    let mut engines = BTreeMap::new();
+    let mut sorting_keys = BTreeMap::new();
+    let mut as_select = BTreeMap::new();
+    for (name, engine, key, select) in db
+        .fetch_all::<(String, String, String, String)>(q)
+        .await
+        .context("reading the tables of the database")?
+    {
+        engines.insert(name.clone(), engine);
+        sorting_keys.insert(name.clone(), key);
+        as_select.insert(name, select);
+    }
+    let q = db
+        .server_query("SELECT table, name, type, default_kind, default_expression FROM system.columns WHERE database = {db:String}")
+        .param("db", database);
+    let mut columns: BTreeMap<String, BTreeMap<String, (String, String, String)>> = BTreeMap::new();
+    for (table, name, ty, kind, expr) in db
+        .fetch_all::<(String, String, String, String, String)>(q)
+        .await
+        .context("reading the columns of the database")?
+    {
+        columns
+            .entry(table)
+            .or_default()
+            .insert(name, (ty, kind, expr));
+    }
+    let q = db
+        .server_query(
+            "SELECT table, name FROM system.data_skipping_indices WHERE database = {db:String}",
+        )
+        .param("db", database);
+    let indexes = db
+        .fetch_all::<(String, String)>(q)
+        .await
+        .context("reading the skipping indexes of the database")?
+        .into_iter()
+        .collect();
+    Ok(Live {
+        engines,
+        sorting_keys,
+        columns,
+        indexes,
+        as_select,
+    })
+}
+
+/// What putting a difference right takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Repair {
+    /// Statements that lose nothing, run in order.
+    Run(Vec<String>),
+    /// Drop a view or materialized view (none holds data) and create it as expected;
+    /// `refill` says what to fill again afterwards.
+    Recreate {
+        drop: Option<String>,
+        create: String,
+        refill: Refill,
+    },
+    /// Not done: it would rewrite or drop data. The reason says why and what to do.
+    Refuse(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refill {
+    None,
+    /// Backfill `training_examples` from `unified_logs`.
+    Examples,
+    /// Copy annotated examples made while the view was missing.
+    Annotated,
+}
+
+/// One difference between the live database and this version's definitions.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub object: String,
+    pub problem: String,
+    pub repair: Repair,
+}
+
+fn refill_for(name: &str) -> Refill {
+    match name {
+        crate::schema::EXAMPLES_MV => Refill::Examples,
+        n if n.starts_with("training_annotated_examples_by_") => Refill::Annotated,
+        _ => Refill::None,
+    }
+}
+
+/// As `CREATE OR REPLACE VIEW` (plain views) or the creating statement (others).
+fn replace_statement(def: &Definition) -> String {
+    match (&def.kind, &def.select) {
+        (Kind::View, Some(select)) => format!("CREATE OR REPLACE VIEW {} AS\n{select}", def.name),
+        _ => def.statement.clone(),
+    }
+}
+
+/// Every difference between `live` and this version's definitions. Objects that do not
+/// exist at all are reported only when `include_missing`.
+pub async fn compare(db: &Db, live: &Live, include_missing: bool) -> anyhow::Result<Vec<Finding>> {
+    let mut out = Vec::new();
+    let defs = definitions();
+    let known: Vec<String> = defs
+        .iter()
+        .map(|d| d.name.clone())
+        .chain(std::iter::once(LOGS.to_string()))
+        .collect();
+    for def in &defs {
+        let name = def.name.as_str();
+        let Some(engine) = live.engines.get(name) else {
+            if include_missing {
+                out.push(Finding {
+                    object: name.to_string(),
+                    problem: "missing".into(),
+                    repair: match def.kind {
+                        Kind::Table => Repair::Run(vec![def.statement.clone()]),
+                        _ => Repair::Recreate {
+                            drop: None,
+                            create: def.statement.clone(),
+                            refill: refill_for(name),
+                        },
+                    },
+                });
+            }
+            continue;
+        };
+        let expected_columns = OBJECTS
+            .iter()
+            .find(|o| o.name == name)
+            .map_or(&[][..], |o| o.columns);
+        let live_columns = live.columns.get(name).cloned().unwrap_or_default();
+        match def.kind {
+            Kind::Table => {
+                let expected_engine = OBJECTS
+                    .iter()
+                    .find(|o| o.name == name)
+                    .map_or("", |o| o.engine);
+                if !expected_engine.is_empty() && engine != expected_engine {
+                    out.push(Finding {
+                        object: name.into(),
+                        problem: format!("is a {engine}, expected a {expected_engine}"),
+                        repair: Repair::Refuse(format!("changing the engine of {name} means copying its rows into a new table; create it beside, copy, check and EXCHANGE TABLES by hand")),
+                    });
+                    continue;
+                }
+                let expected_key = expected_sorting_key(&def.statement);
+                let live_key = live.sorting_keys.get(name).cloned().unwrap_or_default();
+                if let Some(key) = expected_key {
+                    if normalize_key(&key) != normalize_key(&live_key) {
+                        out.push(Finding {
+                            object: name.into(),
+                            problem: format!("is sorted by ({live_key}), expected ({key})"),
+                            repair: Repair::Refuse(format!("changing the sorting key of {name} rewrites all its rows; not done automatically")),
+                        });
+                    }
+                }
+                let definitions: BTreeMap<String, String> =
+                    column_definitions(&def.statement).into_iter().collect();
+                for (column, ty) in expected_columns {
+                    match live_columns.get(*column) {
+                        None => {
+                            let definition = definitions
+                                .get(*column)
+                                .cloned()
+                                .unwrap_or_else(|| format!("{column} {ty}"));
+                            out.push(Finding {
+                                object: name.into(),
+                                problem: format!("column {column} missing"),
+                                repair: Repair::Run(vec![format!(
+                                    "ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {definition}"
+                                )]),
+                            });
+                        }
+                        Some((live_ty, kind, expr)) => {
+                            if live_ty != ty {
+                                let widening = *ty == format!("Nullable({live_ty})");
+                                out.push(Finding {
+                                    object: name.into(),
+                                    problem: format!("column {column} is {live_ty}, expected {ty}"),
+                                    repair: if widening {
+                                        Repair::Run(vec![format!(
+                                            "ALTER TABLE {name} MODIFY COLUMN {column} {ty}"
+                                        )])
+                                    } else {
+                                        Repair::Refuse(format!("converting {name}.{column} from {live_ty} to {ty} could change or lose values"))
+                                    },
+                                });
+                            }
+                            let expected_default = definitions
+                                .get(*column)
+                                .map(|d| d.to_ascii_uppercase().contains(" DEFAULT "))
+                                .unwrap_or(false);
+                            if !expected_default && !kind.is_empty() && !expr.is_empty() {
+                                out.push(Finding {
+                                    object: name.into(),
+                                    problem: format!(
+                                        "column {column} has {kind} {expr}, expected none"
+                                    ),
+                                    repair: Repair::Run(vec![format!(
+                                        "ALTER TABLE {name} MODIFY COLUMN {column} REMOVE {kind}"
+                                    )]),
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+            Kind::View | Kind::MaterializedView => {
+                let expected_engine = def.kind.engine();
+                if engine != expected_engine {
+                    let is_view = engine == "View" || engine == "MaterializedView";
+                    out.push(Finding {
+                        object: name.into(),
+                        problem: format!("is a {engine}, expected a {expected_engine}"),
+                        repair: if is_view {
+                            Repair::Recreate {
+                                drop: Some(format!("DROP VIEW IF EXISTS {name}")),
+                                create: def.statement.clone(),
+                                refill: refill_for(name),
+                            }
+                        } else {
+                            Repair::Refuse(format!("{name} is a table holding data where this version needs a view; rename or drop it by hand"))
+                        },
+                    });
+                    continue;
+                }
+                let mut problems: Vec<String> = expected_columns
+                    .iter()
+                    .filter_map(|(col, ty)| match live_columns.get(*col) {
+                        None => Some(format!("column {col} missing")),
+                        Some((t, _, _)) if t != ty => {
+                            Some(format!("column {col} is {t}, expected {ty}"))
+                        }
+                        Some(_) => None,
+                    })
+                    .collect();
+                if let (Some(select), Some(live_select)) = (&def.select, live.as_select.get(name)) {
+                    if !same_query(db, select, live_select, &known).await? {
+                        problems.push("its query differs from this version's".into());
+                    }
+                }
+                if !problems.is_empty() {
+                    out.push(Finding {
+                        object: name.into(),
+                        problem: problems.join("; "),
+                        repair: match def.kind {
+                            Kind::View => Repair::Run(vec![replace_statement(def)]),
+                            _ => Repair::Recreate {
+                                drop: Some(format!("DROP VIEW IF EXISTS {name}")),
+                                create: def.statement.clone(),
+                                refill: refill_for(name),
+                            },
+                        },
+                    });
+                }
+            }
+        }
+    }
+    for (table, index, statement) in index_statements() {
+        if live.engines.contains_key(&table)
+            && !live.indexes.contains(&(table.clone(), index.clone()))
+        {
+            out.push(Finding {
+                object: table.clone(),
+                problem: format!("index {index} missing"),
+                repair: Repair::Run(vec![statement]),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn expected_sorting_key(statement: &str) -> Option<String> {
+    let upper = statement.to_ascii_uppercase();
+    let at = upper.find("ORDER BY")?;
+    let rest = statement[at + "ORDER BY".len()..].trim_start();
+    let key = if let Some(inner) = rest.strip_prefix('(') {
+        let mut depth = 1;
+        let mut end = 0;
+        for (i, c) in inner.char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = i;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        inner[..end].to_string()
+    } else {
+        rest.split_whitespace().next()?.to_string()
+    };
+    Some(key)
+}
+
+fn normalize_key(key: &str) -> String {
+    key.chars()
+        .filter(|c| !c.is_whitespace() && *c != '`')
+        .collect()
+}
+
+/// Whether two queries are the same once the server has formatted both and the
+/// database prefix it adds to our objects' names is taken off the live one.
+async fn same_query(db: &Db, expected: &str, live: &str, known: &[String]) -> anyhow::Result<bool> {
+    let q = db
+        .server_query("SELECT formatQuerySingleLine({a:String}), formatQuerySingleLine({b:String})")
+        .param("a", expected)
+        .param("b", live);
+    let (a, b) = db
+        .fetch_one::<(String, String)>(q)
+        .await
+        .context("comparing view queries")?;
+    let database = &db.target.database;
+    let mut b = b;
+    for name in known {
+        b = b.replace(&format!("{database}.{name}"), name);
+        b = b.replace(&format!("`{database}`.`{name}`"), name);
+        b = b.replace(&format!("{database}.`{name}`"), name);
+    }
+    Ok(a == b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_object_has_one_definition() {
+        let defs = definitions();
+        for expected in OBJECTS {
+            assert!(
+                defs.iter().any(|d| d.name == expected.name),
+                "{} has no creating statement",
+                expected.name
+            );
+        }
+        for def in defs.iter().filter(|d| d.kind != Kind::Table) {
+            assert!(def.select.is_some(), "{}: no query found", def.name);
+        }
+    }
+
+    #[test]
+    fn the_joined_view_is_defined_by_its_last_statement() {
+        let defs = definitions();
+        let view = defs
+            .iter()
+            .find(|d| d.name == "training_examples_with_annotations")
+            .unwrap();
+        assert!(view.statement.starts_with("CREATE OR REPLACE VIEW"));
+    }
+
+    #[test]
+    fn view_select_takes_the_query_after_as() {
+        assert_eq!(
+            view_select("CREATE MATERIALIZED VIEW IF NOT EXISTS mv TO t AS\nSELECT 1 AS x")
+                .as_deref(),
+            Some("SELECT 1 AS x")
+        );
+        assert_eq!(view_select("CREATE TABLE t (x UInt8)"), None);
+    }
+
+    #[test]
+    fn column_definitions_keep_defaults_and_nested_types() {
+        let cols = column_definitions(
+            "CREATE TABLE IF NOT EXISTS t\n(\n  a Bool DEFAULT false,\n  b Array(String) DEFAULT [],\n  c Nullable(Float32)\n)\nENGINE = MergeTree ORDER BY a",
+        );
+        assert_eq!(
+            cols,
+            vec![
+                ("a".to_string(), "a Bool DEFAULT false".to_string()),
+                ("b".to_string(), "b Array(String) DEFAULT []".to_string()),
+                ("c".to_string(), "c Nullable(Float32)".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn sorting_keys_are_read_from_the_statement() {
+        assert_eq!(
+            expected_sorting_key(
+                "CREATE TABLE t (x UInt8) ENGINE = ReplacingMergeTree(v) ORDER BY (a, b)"
+            )
+            .as_deref(),
+            Some("a, b")
+        );
+        assert_eq!(
+            expected_sorting_key("CREATE TABLE t (x UInt8) ENGINE = MergeTree ORDER BY trace_id")
+                .as_deref(),
+            Some("trace_id")
+        );
+        assert_eq!(normalize_key("a, b"), normalize_key("a,b"));
+    }
+}
