@@ -42,6 +42,25 @@ impl LogRow {
         }
     }
 
+    /// Whether the training system makes an example of this row (README, "What
+    /// `migrate` creates"): an `assistant` row with a non-empty `cascade_id` and a
+    /// non-empty reply (a JSON null or an empty JSON string is no reply). The ground
+    /// truth to count examples against.
+    pub fn is_example(&self) -> bool {
+        let reply = match self.content_json.as_deref() {
+            None => false,
+            Some(json) => match serde_json::from_str::<Value>(json) {
+                Ok(Value::String(text)) => !text.is_empty(),
+                Ok(Value::Null) => false,
+                Ok(_) => true,
+                Err(_) => !json.is_empty(),
+            },
+        };
+        self.role == "assistant"
+            && self.cascade_id.as_deref().is_some_and(|c| !c.is_empty())
+            && reply
+    }
+
     /// A simple example: system prompt, one user turn, a text reply.
     pub fn simple(
         trace_id: &str,

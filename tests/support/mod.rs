@@ -273,10 +273,63 @@ impl TestDb {
         .await
     }
 
+    /// Runs the SQL file `tests/fixtures/<relative>` in this database, one statement at a
+    /// time: `--` comment lines are dropped and statements are split at `;` (so the
+    /// fixture must not use `;` inside a string).
+    pub async fn apply_fixture(&self, relative: &str) {
+        let path = repo_root().join("tests/fixtures").join(relative);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        let text: String = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for statement in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            self.exec(statement).await;
+        }
+    }
+
+    /// Every row of `training_annotations`, every column, ordered by trace and time:
+    /// to check that something kept the annotations value for value. `confidence` is
+    /// read as `Nullable(Float32)` whatever its type (a `Float32` 1.0 and a
+    /// `Nullable(Float32)` 1.0 compare equal), `trace_id` and `annotated_at` as text.
+    pub async fn snapshot_annotations(&self) -> Vec<AnnotationRow> {
+        self.rows(
+            "SELECT toString(trace_id) AS trace_id, trainable, verified, \
+             CAST(confidence AS Nullable(Float32)) AS confidence, notes, tags, \
+             toString(annotated_at) AS annotated_at, annotated_by \
+             FROM training_annotations \
+             ORDER BY trace_id, annotated_at, trainable, verified, confidence, notes, annotated_by",
+        )
+        .await
+    }
+
+    /// Row count and a checksum of every row of `unified_logs`: to check it was not touched.
+    pub async fn logs_fingerprint(&self) -> (u64, u64) {
+        self.scalar(
+            "SELECT count(), sum(cityHash64(formatRow('TabSeparated', *))) FROM unified_logs",
+        )
+        .await
+    }
+
     pub async fn drop(self) {
         self.exec(&format!("DROP DATABASE IF EXISTS `{}` SYNC", self.name))
             .await;
     }
+}
+
+/// One row of `training_annotations` (see [`TestDb::snapshot_annotations`]).
+#[derive(clickhouse::Row, serde::Deserialize, Debug, Clone, PartialEq)]
+pub struct AnnotationRow {
+    pub trace_id: String,
+    pub trainable: bool,
+    pub verified: bool,
+    pub confidence: Option<f32>,
+    pub notes: String,
+    pub tags: Vec<String>,
+    pub annotated_at: String,
+    pub annotated_by: String,
 }
 
 /// Compares `actual` with `tests/snapshots/<name>.txt` (trailing spaces ignored).

@@ -267,6 +267,14 @@ pub struct Finding {
     pub repair: Repair,
 }
 
+impl Finding {
+    /// The object or index does not exist at all (creating it loses nothing).
+    pub fn is_missing(&self) -> bool {
+        self.problem == "missing"
+            || (self.problem.starts_with("index ") && self.problem.ends_with(" missing"))
+    }
+}
+
 fn refill_for(name: &str) -> Refill {
     match name {
         crate::schema::EXAMPLES_MV => Refill::Examples,

@@ -3,7 +3,7 @@
 //! so history and live rows go through exactly one definition.
 
 use crate::db::Db;
-use crate::schema::{example_columns, EXAMPLES_MV, EXAMPLES_TABLE};
+use crate::schema::{example_columns, ANNOTATED_EXAMPLES, EXAMPLES_MV, EXAMPLES_TABLE};
 use anyhow::Context;
 
 /// The materialized view's SELECT as the server stores it, if the view exists.
@@ -78,4 +78,33 @@ pub async fn duplicates(db: &Db) -> anyhow::Result<u64> {
         .await
         .context("looking for duplicate examples")?;
     Ok(extra.max(0).unsigned_abs())
+}
+
+/// Copies into `training_annotated_examples` every annotated example it lacks, with
+/// its trace's latest annotation (the statement of the migration that created it).
+pub async fn copy_annotated(db: &Db) -> anyhow::Result<()> {
+    let sql = crate::migrations::fill_statement(ANNOTATED_EXAMPLES).ok_or_else(|| {
+        crate::failure::classified(
+            rvbbit_plugin_api::exit::INTERNAL,
+            format!("no migration fills {ANNOTATED_EXAMPLES}"),
+        )
+    })?;
+    db.execute(db.query(&sql))
+        .await
+        .with_context(|| format!("copying annotated examples into {ANNOTATED_EXAMPLES}"))
+}
+
+/// After annotations of `trace_id` were deleted: drops its copies and copies it
+/// again with what is now its latest annotation (if any is left).
+pub async fn recopy_annotated(db: &Db, trace_id: &str) -> anyhow::Result<()> {
+    db.execute(
+        db.query(&format!(
+            "DELETE FROM {ANNOTATED_EXAMPLES} WHERE trace_id = {{id:String}}"
+        ))
+        .param("id", trace_id)
+        .with_setting("mutations_sync", "2"),
+    )
+    .await
+    .with_context(|| format!("removing the annotated copy of trace {trace_id:?}"))?;
+    copy_annotated(db).await
 }

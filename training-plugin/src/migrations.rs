@@ -40,6 +40,19 @@ impl std::fmt::Display for Creates {
     }
 }
 
+/// The statement of the migrations that fills `table` with the rows it lacks.
+pub fn fill_statement(table: &str) -> Option<String> {
+    MIGRATIONS.iter().rev().find_map(|m| {
+        rvbbit_sql_text::split(m.sql)
+            .ok()?
+            .into_iter()
+            .find_map(|s| {
+                matches!(creates(&s.text), Some(Creates::Fill { table: t }) if t == table)
+                    .then_some(s.text)
+            })
+    })
+}
+
 /// Recognises the statement forms the migrations use. Anything else is `None`.
 pub fn creates(statement: &str) -> Option<Creates> {
     let words: Vec<String> = statement

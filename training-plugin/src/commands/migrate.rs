@@ -14,7 +14,7 @@ use crate::ledger::{self, Entry};
 use crate::migrations::{creates, Creates, Migration, MIGRATIONS};
 use crate::output::{self, OutputArgs};
 use crate::say;
-use crate::schema::{ANNOTATED_EXAMPLES, LOGS, OBJECTS};
+use crate::schema::{LOGS, OBJECTS};
 use anyhow::Context;
 use clap::Parser;
 use rvbbit_plugin_api::exit;
@@ -234,6 +234,7 @@ async fn plan(db: &Db, repair: bool) -> anyhow::Result<Plan> {
     let mut resuming = Vec::new();
     let mut mismatched = Vec::new();
     let fix_now = hand_applied || repair;
+    let mut dropped: Vec<String> = Vec::new();
     if fix_now {
         // Before the migrations: columns of tables (later statements read them) and
         // plain views standing where a materialized view belongs (its CREATE ... IF NOT
@@ -253,14 +254,17 @@ async fn plan(db: &Db, repair: bool) -> anyhow::Result<Plan> {
                 }
                 Repair::Recreate {
                     drop: Some(drop), ..
-                } => steps.push(Step::Repair {
-                    sql: vec![drop.clone()],
-                    what: format!(
-                        "{}: {} (dropped, to be created again)",
-                        finding.object, finding.problem
-                    ),
-                    refill: Refill::None,
-                }),
+                } => {
+                    dropped.push(finding.object.clone());
+                    steps.push(Step::Repair {
+                        sql: vec![drop.clone()],
+                        what: format!(
+                            "{}: {} (dropped, to be created again)",
+                            finding.object, finding.problem
+                        ),
+                        refill: Refill::None,
+                    });
+                }
                 _ => {}
             }
         }
@@ -307,7 +311,9 @@ async fn plan(db: &Db, repair: bool) -> anyhow::Result<Plan> {
                 continue;
             }
             let exists = match &target {
-                Some(Creates::Object { name, .. }) => live.engines.contains_key(name),
+                Some(Creates::Object { name, .. }) => {
+                    live.engines.contains_key(name) && !dropped.contains(name)
+                }
                 Some(Creates::Index { table, name }) => {
                     live.indexes.contains(&(table.clone(), name.clone()))
                 }
@@ -408,7 +414,8 @@ async fn migrate(db: Db, options: Options<'_>, interrupt: &mut Interrupt) -> any
     let mut actions = Vec::new();
     if format == Format::Table {
         say!(
-            "ClickHouse {} at {}, database {database}{}",
+            "{}ClickHouse {} at {}, database {database}{}",
+            if options.dry_run { "-- " } else { "" },
             db.version,
             db.target.address(),
             cluster
@@ -521,7 +528,7 @@ async fn apply(
     if format == Format::Table {
         match plan.found {
             "hand-applied" => {
-                say!("  found an install applied by hand from an earlier version of the training SQL:");
+                say!("  found a hand-applied install (made by hand from an earlier version of the training SQL):");
                 for f in &plan.findings {
                     say!("    {}: {}", f.object, f.problem);
                 }
@@ -638,11 +645,20 @@ async fn apply(
     if let Some(r) = run.take() {
         r.applied().await?;
     }
-    // What is still drifted after the migrations (views kept by IF NOT EXISTS, objects
-    // dropped by hand) is put right when repairing or upgrading.
-    if options.repair || plan.found == "hand-applied" {
+    // Objects or indexes missing although their migration is applied (dropped by hand)
+    // are created again: that loses nothing. What else still differs (views kept by IF
+    // NOT EXISTS, definitions changed by hand) is put right when repairing or upgrading.
+    let repairing = options.repair || plan.found == "hand-applied";
+    let mut backfilled = plan
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::Backfill { .. }));
+    {
         let live = drift::snapshot(db).await?;
         for finding in drift::compare(db, &live, true).await? {
+            if !repairing && !finding.is_missing() {
+                continue;
+            }
             let (sql, refill) = match &finding.repair {
                 Repair::Run(sql) => (sql.clone(), Refill::None),
                 Repair::Recreate {
@@ -668,16 +684,35 @@ async fn apply(
                         format!("repairing {}: {}", finding.object, finding.problem)
                     })?;
             }
+            backfilled |= refill == Refill::Examples;
             added += refill_after(db, refill, interrupt).await?;
             act(
                 actions,
                 format,
-                "repaired",
+                if finding.is_missing() {
+                    "created"
+                } else {
+                    "repaired"
+                },
                 format!("{}: {}", finding.object, finding.problem),
             );
             performed += 1;
             failpoint.after_step(performed);
         }
+    }
+    // Every run ends with the catch-up backfill: log rows whose example was lost (the
+    // view missing for a while, a table truncated) get one; nothing is duplicated.
+    if !backfilled && db.objects().await?.contains_key(crate::schema::EXAMPLES_MV) {
+        added += refill_after(db, Refill::Examples, interrupt).await?;
+    }
+    if db
+        .objects()
+        .await?
+        .contains_key(crate::schema::ANNOTATED_EXAMPLES)
+    {
+        examples::copy_annotated(db).await?;
+    }
+    if repairing {
         for (entry, migration) in &plan.mismatched {
             ledger::accept_checksum(db, entry, migration).await?;
             act(
@@ -707,16 +742,7 @@ async fn refill_after(db: &Db, refill: Refill, interrupt: &mut Interrupt) -> any
             backfill(db, &view_query, interrupt).await
         }
         Refill::Annotated => {
-            for migration in MIGRATIONS {
-                for (sql, target) in migration_steps(migration)? {
-                    if matches!(target, Some(Creates::Fill { ref table }) if table == ANNOTATED_EXAMPLES)
-                    {
-                        db.execute(db.query(&sql))
-                            .await
-                            .context("copying annotated examples")?;
-                    }
-                }
-            }
+            examples::copy_annotated(db).await?;
             Ok(0)
         }
     }

@@ -9,11 +9,13 @@
 //! | `rvbbit training annotate`                | [`annotate`]        |
 //! | `rvbbit training stats`                   | [`stats`]           |
 //! | `rvbbit training examples`                | [`examples`]        |
+//! | `rvbbit training status`                  | [`status`]          |
 
 pub mod annotate;
 pub mod examples;
 pub mod migrate;
 pub mod stats;
+pub mod status;
 pub mod test_annotation;
 pub mod verify;
 

@@ -1,0 +1,201 @@
+//! `rvbbit training status`: the migrations this version has, which are applied and
+//! which pending, their checksums, any left in progress, and who holds the migrate lease.
+
+use super::{parse, run, Format};
+use crate::connection::{ConnectionArgs, ENV_HELP};
+use crate::db::Db;
+use crate::lease;
+use crate::ledger::{self, Entry};
+use crate::migrations::MIGRATIONS;
+use crate::output::{self, OutputArgs};
+use crate::say;
+use clap::Parser;
+use rvbbit_plugin_api::exit;
+use rvbbit_plugin_api::plugin::CommandResult;
+use serde::Serialize;
+use std::ffi::OsString;
+
+/// Show applied and pending migrations, checksums, and any migrate in progress
+#[derive(Parser, Debug)]
+#[command(after_help = ENV_HELP)]
+pub struct Args {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+pub fn exec(args: Vec<OsString>) -> CommandResult {
+    let args: Args = parse("rvbbit training status", args)?;
+    run(&args.connection, &args.output, |target| async move {
+        let db = Db::connect(target).await?;
+        status(&db, args.format).await
+    })
+}
+
+rvbbit_plugin_api::register_command!(
+    path: "training status",
+    about: "Show applied and pending migrations, checksums, and any migrate in progress",
+    run: exec,
+);
+
+#[derive(Serialize, Debug)]
+struct Migration {
+    version: u32,
+    name: String,
+    /// "applied", "pending", "in progress", "failed" or "checksum mismatch".
+    state: String,
+    checksum: String,
+    applied_checksum: Option<String>,
+    steps_done: u32,
+    steps_total: u32,
+    host: Option<String>,
+    pid: Option<u32>,
+    started_at: Option<String>,
+    finished_at: Option<String>,
+    duration_ms: Option<u64>,
+    error: Option<String>,
+    note: Option<String>,
+}
+
+#[derive(Serialize, Debug)]
+struct Status {
+    database: String,
+    server_version: String,
+    up_to_date: bool,
+    migrations: Vec<Migration>,
+    lease: Option<lease::Holder>,
+}
+
+fn state_of(entry: Option<&Entry>, checksum: &str) -> &'static str {
+    match entry {
+        None => "pending",
+        Some(e) if e.status == ledger::APPLIED && e.checksum != checksum => "checksum mismatch",
+        Some(e) if e.status == ledger::APPLIED => "applied",
+        Some(e) if e.status == ledger::FAILED => "failed",
+        Some(_) => "in progress",
+    }
+}
+
+async fn status(db: &Db, format: Format) -> anyhow::Result<i32> {
+    if !db.database_exists().await? {
+        return Err(crate::failure::classified(
+            exit::MISSING_PREREQUISITE,
+            format!(
+                "database {} does not exist on {}; `rvbbit training migrate --create-database` creates it",
+                db.target.database,
+                db.target.address()
+            ),
+        ));
+    }
+    let entries = ledger::read(db).await?;
+    let holder = lease::holders(db).await?.into_iter().next();
+    let migrations: Vec<Migration> = MIGRATIONS
+        .iter()
+        .map(|m| {
+            let entry = entries.iter().find(|e| e.version == m.version);
+            let checksum = ledger::checksum(m.sql);
+            let total = entry.map_or(0, |e| e.statements_total);
+            Migration {
+                version: m.version,
+                name: m.name.to_string(),
+                state: state_of(entry, &checksum).to_string(),
+                applied_checksum: entry.map(|e| e.checksum.clone()),
+                checksum,
+                steps_done: entry.map_or(0, |e| e.statements_done),
+                steps_total: total,
+                host: entry.map(|e| e.host.clone()),
+                pid: entry.map(|e| e.pid),
+                started_at: entry.map(|e| e.started_at.clone()),
+                finished_at: entry.and_then(|e| e.finished_at.clone()),
+                duration_ms: entry.map(|e| e.duration_ms),
+                error: entry.map(|e| e.error.clone()).filter(|e| !e.is_empty()),
+                note: entry.map(|e| e.note.clone()).filter(|n| !n.is_empty()),
+            }
+        })
+        .collect();
+    let up_to_date = migrations.iter().all(|m| m.state == "applied");
+    let report = Status {
+        database: db.target.database.clone(),
+        server_version: db.version.clone(),
+        up_to_date,
+        migrations,
+        lease: holder,
+    };
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Table => {
+            let mut table = output::table(&[
+                "version",
+                "name",
+                "state",
+                "steps",
+                "checksum",
+                "applied at",
+                "by",
+                "took",
+            ]);
+            for m in &report.migrations {
+                let state = match m.state.as_str() {
+                    "applied" => output::green(&m.state),
+                    "pending" => m.state.clone(),
+                    _ => output::red(&m.state),
+                };
+                table.add_row(vec![
+                    format!("{:04}", m.version),
+                    m.name.clone(),
+                    state,
+                    if m.steps_total == 0 {
+                        "-".into()
+                    } else {
+                        format!("{}/{}", m.steps_done, m.steps_total)
+                    },
+                    m.checksum[..12].to_string(),
+                    m.finished_at
+                        .clone()
+                        .or_else(|| m.started_at.clone())
+                        .unwrap_or_else(|| "-".into()),
+                    match (&m.host, m.pid) {
+                        (Some(h), Some(p)) => format!("{h} pid {p}"),
+                        _ => "-".into(),
+                    },
+                    m.duration_ms
+                        .map_or_else(|| "-".into(), |ms| format!("{:.1} s", ms as f64 / 1000.0)),
+                ]);
+            }
+            say!(
+                "database {} on ClickHouse {}",
+                report.database,
+                report.server_version
+            );
+            say!("{table}");
+            for m in &report.migrations {
+                if m.state == "checksum mismatch" {
+                    say!(
+                        "{:04}_{}: applied from a file with checksum {}, this version's is {}; `rvbbit training verify` shows the differences, `rvbbit training migrate --repair` puts them right",
+                        m.version,
+                        m.name,
+                        m.applied_checksum.as_deref().map_or("", |c| c.get(..12).unwrap_or(c)),
+                        &m.checksum[..12]
+                    );
+                }
+                if let Some(e) = &m.error {
+                    say!("{:04}_{} stopped with: {e}", m.version, m.name);
+                }
+            }
+            match &report.lease {
+                Some(h) => say!("in progress: {h} holds the migrate lease"),
+                None => say!("no migrate in progress"),
+            }
+            if report.up_to_date {
+                say!("up to date");
+            } else {
+                say!("not up to date: run `rvbbit training migrate`");
+            }
+        }
+    }
+    Ok(exit::SUCCESS)
+}
