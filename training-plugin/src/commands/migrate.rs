@@ -694,7 +694,7 @@ async fn apply(
                 } else {
                     "repaired"
                 },
-                format!("{}: {}", finding.object, finding.problem),
+                describe(&finding),
             );
             performed += 1;
             failpoint.after_step(performed);
@@ -729,6 +729,25 @@ async fn apply(
         }
     }
     Ok((plan, added))
+}
+
+/// "view x" for a missing object, "index i on t" for a missing index, else the problem.
+fn describe(finding: &Finding) -> String {
+    if finding.problem == "missing" {
+        let kind = OBJECTS
+            .iter()
+            .find(|o| o.name == finding.object)
+            .map_or("object", |o| o.kind);
+        return format!("{kind} {}", finding.object);
+    }
+    if let Some(index) = finding
+        .problem
+        .strip_prefix("index ")
+        .and_then(|p| p.strip_suffix(" missing"))
+    {
+        return format!("index {index} on {}", finding.object);
+    }
+    format!("{}: {}", finding.object, finding.problem)
 }
 
 /// Fills what a recreated view feeds: examples from history, or the annotated examples.
