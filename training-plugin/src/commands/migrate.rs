@@ -239,7 +239,7 @@ async fn plan(db: &Db, repair: bool) -> anyhow::Result<Plan> {
         // Before the migrations: columns of tables (later statements read them) and
         // plain views standing where a materialized view belongs (its CREATE ... IF NOT
         // EXISTS would otherwise keep them).
-        for finding in &existing {
+        for finding in existing.iter().filter(|f| !f.is_missing()) {
             match &finding.repair {
                 Repair::Run(sql)
                     if OBJECTS

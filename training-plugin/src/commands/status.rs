@@ -128,22 +128,19 @@ async fn status(db: &Db, format: Format) -> anyhow::Result<i32> {
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Format::Table => {
-            let mut table = output::table(&[
-                "version",
-                "name",
-                "state",
-                "steps",
-                "checksum",
-                "applied at",
-                "by",
-                "took",
-            ]);
+            let mut table =
+                output::table(&["version", "name", "state", "steps", "when", "checksum"]);
             for m in &report.migrations {
                 let state = match m.state.as_str() {
                     "applied" => output::green(&m.state),
                     "pending" => m.state.clone(),
                     _ => output::red(&m.state),
                 };
+                let when = m
+                    .finished_at
+                    .clone()
+                    .or_else(|| m.started_at.clone())
+                    .map_or_else(|| "-".into(), |t| t.chars().take(19).collect());
                 table.add_row(vec![
                     format!("{:04}", m.version),
                     m.name.clone(),
@@ -153,17 +150,8 @@ async fn status(db: &Db, format: Format) -> anyhow::Result<i32> {
                     } else {
                         format!("{}/{}", m.steps_done, m.steps_total)
                     },
-                    m.checksum[..12].to_string(),
-                    m.finished_at
-                        .clone()
-                        .or_else(|| m.started_at.clone())
-                        .unwrap_or_else(|| "-".into()),
-                    match (&m.host, m.pid) {
-                        (Some(h), Some(p)) => format!("{h} pid {p}"),
-                        _ => "-".into(),
-                    },
-                    m.duration_ms
-                        .map_or_else(|| "-".into(), |ms| format!("{:.1} s", ms as f64 / 1000.0)),
+                    when,
+                    m.checksum[..8].to_string(),
                 ]);
             }
             say!(
@@ -180,6 +168,19 @@ async fn status(db: &Db, format: Format) -> anyhow::Result<i32> {
                         m.name,
                         m.applied_checksum.as_deref().map_or("", |c| c.get(..12).unwrap_or(c)),
                         &m.checksum[..12]
+                    );
+                }
+                if m.state == "in progress" || m.state == "failed" {
+                    say!(
+                        "{:04}_{}: {} at step {} of {}, run by {} (pid {}) since {}; `rvbbit training migrate` resumes it",
+                        m.version,
+                        m.name,
+                        m.state,
+                        m.steps_done,
+                        m.steps_total,
+                        m.host.as_deref().unwrap_or("?"),
+                        m.pid.unwrap_or_default(),
+                        m.started_at.as_deref().unwrap_or("?")
                     );
                 }
                 if let Some(e) = &m.error {
