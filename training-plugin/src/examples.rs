@@ -108,3 +108,19 @@ pub async fn recopy_annotated(db: &Db, trace_id: &str) -> anyhow::Result<()> {
     .with_context(|| format!("removing the annotated copy of trace {trace_id:?}"))?;
     copy_annotated(db).await
 }
+
+/// Annotated traces with an example whose copy in `training_annotated_examples` is
+/// missing or older than their latest annotation.
+pub async fn stale_annotated(db: &Db) -> anyhow::Result<u64> {
+    let sql = format!(
+        "SELECT count() FROM \
+         (SELECT trace_id, max(annotated_at) AS latest FROM training_annotations \
+          WHERE trace_id IN (SELECT trace_id FROM {EXAMPLES_TABLE}) GROUP BY trace_id) AS a \
+         LEFT JOIN (SELECT trace_id, max(annotated_at) AS copied FROM {ANNOTATED_EXAMPLES} GROUP BY trace_id) AS c \
+         ON a.trace_id = c.trace_id \
+         WHERE c.trace_id = '' OR c.copied < a.latest"
+    );
+    db.fetch_one::<u64>(db.query(&sql))
+        .await
+        .context("comparing annotated examples with the latest annotations")
+}

@@ -55,6 +55,11 @@ pub struct Args {
 fn exec_as(bin_name: &'static str, args: Vec<OsString>) -> CommandResult {
     let args: Args = parse(bin_name, args)?;
     run(&args.connection, &args.output, |target| async move {
+        if let Some(cluster) = &args.cluster {
+            // A bad name is a usage error, found before anything is sent.
+            rvbbit_sql_text::cluster::render(ledger::CREATE_LEDGER, cluster)
+                .map_err(|e| classified(exit::USAGE, format!("--cluster: {e}")))?;
+        }
         let mut interrupt = Interrupt::new()?;
         let options = Options {
             create_database: args.create_database,

@@ -160,6 +160,20 @@ pub async fn checks(db: &Db) -> anyhow::Result<Report> {
                     format!("{duplicates} examples are stored more than once (same trace_id); they merge away in the background, and `OPTIMIZE TABLE training_examples FINAL` merges them now")
                 },
             ));
+            if engines.contains_key(crate::schema::ANNOTATED_EXAMPLES)
+                && engines.contains_key(crate::schema::ANNOTATIONS)
+            {
+                let stale = examples::stale_annotated(db).await?;
+                out.push(check(
+                    "annotated examples current",
+                    stale == 0,
+                    if stale == 0 {
+                        "every annotated example carries its latest annotation".to_string()
+                    } else {
+                        format!("{stale} annotated examples lack their latest annotation in {}; run `rvbbit training migrate` to copy them", crate::schema::ANNOTATED_EXAMPLES)
+                    },
+                ));
+            }
         } else if engines.contains_key(EXAMPLES_MV) {
             out.push(check(
                 "examples populated",
