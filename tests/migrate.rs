@@ -17,6 +17,11 @@ async fn fresh_database_gets_every_object_and_verify_passes() {
         "created  materialized view training_examples_mv",
         "created  view training_examples_with_annotations",
         "created  view training_stats_by_cascade",
+        "created  index idx_trace_id on training_examples",
+        "created  table training_annotated_examples",
+        "created  materialized view training_annotated_examples_by_annotation_mv",
+        "created  materialized view training_annotated_examples_by_example_mv",
+        "replaced view training_examples_with_annotations",
     ] {
         assert!(
             run.stdout.contains(line),
@@ -38,6 +43,18 @@ async fn fresh_database_gets_every_object_and_verify_passes() {
     assert_eq!(
         engines,
         vec![
+            (
+                "training_annotated_examples".into(),
+                "ReplacingMergeTree".into()
+            ),
+            (
+                "training_annotated_examples_by_annotation_mv".into(),
+                "MaterializedView".into()
+            ),
+            (
+                "training_annotated_examples_by_example_mv".into(),
+                "MaterializedView".into()
+            ),
             ("training_annotations".into(), "ReplacingMergeTree".into()),
             ("training_examples".into(), "ReplacingMergeTree".into()),
             ("training_examples_mv".into(), "MaterializedView".into()),
@@ -50,7 +67,27 @@ async fn fresh_database_gets_every_object_and_verify_passes() {
     let report: serde_json::Value =
         serde_json::from_str(&verify.stdout).expect("verify --format json prints JSON");
     assert_eq!(report["ok"], true);
-    assert!(report["checks"].as_array().unwrap().len() >= 8);
+    let checks: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    for name in [
+        "table training_annotations",
+        "table training_examples",
+        "materialized view training_examples_mv",
+        "table training_annotated_examples",
+        "materialized view training_annotated_examples_by_annotation_mv",
+        "materialized view training_annotated_examples_by_example_mv",
+        "view training_examples_with_annotations",
+        "view training_stats_by_cascade",
+        "migrations applied",
+        "examples populated",
+        "examples unique",
+    ] {
+        assert!(checks.contains(&name), "no check {name:?} in {checks:?}");
+    }
     db.drop().await;
 }
 
@@ -67,19 +104,28 @@ async fn migrating_twice_changes_no_definition_and_duplicates_no_example() {
     .await;
     db.rvbbit(&["training", "migrate"]).expect_code(0);
     let before = db.definitions().await;
+    let ledger = "SELECT formatRow('TabSeparated', *) FROM _rvbbit_plugin_migrations ORDER BY version, updated_at";
+    let ledger_before: Vec<String> = db.rows(ledger).await;
     let second = db.rvbbit(&["sql", "migrate", "training"]);
     second.expect_code(0);
-    assert!(
-        !second.stdout.contains("created  "),
-        "nothing is created the second time:\n{}",
-        second.stdout
-    );
-    assert!(
-        second
-            .stdout
-            .contains("exists   materialized view training_examples_mv"),
-        "{}",
-        second.stdout
+    // Every migration is applied: none runs again, and nothing is created.
+    for word in [
+        "created  ",
+        "exists   ",
+        "replaced ",
+        "ran      ",
+        "resuming",
+    ] {
+        assert!(
+            !second.stdout.contains(word),
+            "nothing runs the second time ({word:?}):\n{}",
+            second.stdout
+        );
+    }
+    assert_eq!(
+        db.rows::<String>(ledger).await,
+        ledger_before,
+        "the second migrate wrote the ledger"
     );
     assert!(
         second.stdout.contains("backfill examples already cover"),
@@ -398,9 +444,11 @@ async fn a_missing_database_is_named_and_created_on_request() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_hand_applied_install_is_refused_and_left_untouched() {
-    // The second hand-applied version described in rvbbit's facts: a plain view taking
-    // the raw request as user_input, confidence Float32 DEFAULT 1.0.
+async fn a_hand_applied_install_with_a_stats_table_is_refused_and_left_untouched() {
+    // A hand-applied install (the second version described in rvbbit's facts: a plain
+    // view taking the raw request as user_input, confidence Float32 DEFAULT 1.0) is
+    // upgraded in place (tests/upgrades.rs), unless putting it right would drop data:
+    // here Studio's KPI numbers were kept in a table where this version has a view.
     let db = TestDb::with_logs("legacy").await;
     insert(
         &db.client,
@@ -420,6 +468,14 @@ async fn a_hand_applied_install_is_refused_and_left_untouched() {
          FROM unified_logs WHERE role = 'assistant' AND cascade_id IS NOT NULL AND cascade_id != ''",
     )
     .await;
+    db.exec(
+        "CREATE TABLE training_stats_by_cascade (cascade_id String, cell_name String, trainable_count UInt64, \
+         verified_count UInt64, avg_confidence Nullable(Float64), total_executions UInt64) \
+         ENGINE = MergeTree ORDER BY (cascade_id, cell_name)",
+    )
+    .await;
+    db.exec("INSERT INTO training_stats_by_cascade VALUES ('casc', 'cell', 1, 0, 1.0, 1)")
+        .await;
     db.exec("INSERT INTO training_annotations (trace_id, trainable) VALUES ('l-1', true)")
         .await;
     let before = db.definitions().await;
@@ -432,14 +488,8 @@ async fn a_hand_applied_install_is_refused_and_left_untouched() {
     );
     assert!(
         run.stderr
-            .contains("training_examples_mv is a View, this version needs a materialized view"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains(
-            "training_annotations.confidence is Float32, this version needs Nullable(Float32)"
-        ),
+            .contains("training_stats_by_cascade is a MergeTree, expected a View")
+            && run.stderr.contains("table holding data"),
         "{}",
         run.stderr
     );
@@ -449,5 +499,10 @@ async fn a_hand_applied_install_is_refused_and_left_untouched() {
         .rows("SELECT trace_id, trainable, confidence FROM training_annotations")
         .await;
     assert_eq!(kept, vec![("l-1".to_string(), true, 1.0)]);
+    assert_eq!(
+        db.scalar::<u64>("SELECT count() FROM training_stats_by_cascade")
+            .await,
+        1
+    );
     db.drop().await;
 }

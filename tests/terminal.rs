@@ -414,7 +414,7 @@ async fn migrate_and_test_annotation_speak_json() {
         .filter(|a| a["action"] == "created")
         .map(|a| a["object"].as_str().unwrap())
         .collect();
-    assert_eq!(created.len(), 7, "{created:?}");
+    assert_eq!(created.len(), 11, "{created:?}");
     assert!(created.contains(&"materialized view training_examples_mv"));
     let again: serde_json::Value = serde_json::from_str(
         &db.rvbbit(&["training", "migrate", "--format", "json"])

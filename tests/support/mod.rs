@@ -145,6 +145,32 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A private local ClickHouse engine (for tests that stop or kill it), serving `data`
+/// on `port`; it exits by itself when the test process ends. Returns once it answers.
+pub fn start_private_engine(port: u16, data: &Path) -> std::process::Child {
+    let child = Command::new(repo_root().join("scripts").join("dev-clickhouse"))
+        .args(["serve", "--port", &port.to_string(), "--data-dir"])
+        .arg(data)
+        .args(["--parent-pid", &std::process::id().to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("scripts/dev-clickhouse serve starts");
+    wait_for_ping(
+        &format!("http://127.0.0.1:{port}"),
+        Duration::from_secs(120),
+    );
+    child
+}
+
+/// This machine's host name, as rvbbit records it (`gethostname`).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("/proc/sys/kernel/hostname")
+        .trim()
+        .to_string()
+}
+
 fn wait_for_ping(url: &str, limit: Duration) {
     let address = url.trim_start_matches("http://").to_string();
     let start = Instant::now();
@@ -173,7 +199,12 @@ pub struct TestDb {
 impl TestDb {
     /// An empty database named after the test.
     pub async fn empty(label: &str) -> TestDb {
-        let url = engine_url();
+        TestDb::empty_on(&engine_url(), label).await
+    }
+
+    /// An empty database named after the test, on the engine at `url` (a private one).
+    pub async fn empty_on(url: &str, label: &str) -> TestDb {
+        let url = url.to_string();
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -191,7 +222,12 @@ impl TestDb {
 
     /// A database with rvbbit's `unified_logs`, as rvbbit creates it.
     pub async fn with_logs(label: &str) -> TestDb {
-        let db = TestDb::empty(label).await;
+        TestDb::with_logs_on(&engine_url(), label).await
+    }
+
+    /// [`TestDb::with_logs`] on the engine at `url` (a private one).
+    pub async fn with_logs_on(url: &str, label: &str) -> TestDb {
+        let db = TestDb::empty_on(url, label).await;
         let ddl = std::fs::read_to_string(repo_root().join("tests/fixtures/unified_logs.sql"))
             .expect("fixture");
         let ddl: String = ddl
@@ -205,6 +241,29 @@ impl TestDb {
             .await
             .expect("create unified_logs");
         db
+    }
+
+    /// The same database through a new connection (after its engine was restarted).
+    pub fn reconnect(&self) -> TestDb {
+        TestDb {
+            name: self.name.clone(),
+            url: self.url.clone(),
+            client: clickhouse::Client::default()
+                .with_url(&self.url)
+                .with_database(&self.name),
+        }
+    }
+
+    /// `rvbbit <args> --url <engine> --database <this>`, started and not waited for
+    /// (standard output and error piped).
+    pub fn spawn_rvbbit(&self, args: &[&str]) -> std::process::Child {
+        rvbbit()
+            .args(args)
+            .args(["--url", &self.url, "--database", &self.name])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("rvbbit starts")
     }
 
     /// `rvbbit <args> --url <engine> --database <this>`.

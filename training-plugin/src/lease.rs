@@ -178,7 +178,7 @@ async fn write(db: &Db, token: &str, host: &str, pid: u32, released: u8) -> anyh
 }
 
 /// Whether a process of this host is still running.
-fn process_alive(pid: u32) -> bool {
+pub fn process_alive(pid: u32) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return true;
     };

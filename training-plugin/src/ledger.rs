@@ -205,6 +205,28 @@ pub async fn accept_checksum(db: &Db, entry: &Entry, migration: &Migration) -> a
     })
 }
 
+/// The note of runs that upgrade a hand-applied install, until the upgrade is complete.
+pub const UPGRADING: &str = "upgrading a hand-applied install";
+/// The note once it is.
+pub const UPGRADED: &str = "upgraded a hand-applied install";
+
+/// Replaces `from` by `to` in the notes of this plugin's ledger rows.
+pub async fn replace_note(db: &Db, from: &str, to: &str) -> anyhow::Result<()> {
+    let q = db
+        .query(&format!(
+            "INSERT INTO {LEDGER} (plugin, version, name, checksum, statements_done, statements_total, status, host, pid, started_at, finished_at, duration_ms, error, note) \
+             SELECT plugin, version, name, checksum, statements_done, statements_total, status, host, pid, started_at, finished_at, duration_ms, error, \
+             replaceAll(note, {{from:String}}, {{to:String}}) \
+             FROM {LEDGER} FINAL WHERE plugin = {{plugin:String}} AND position(note, {{from:String}}) > 0"
+        ))
+        .param("from", from)
+        .param("to", to)
+        .param("plugin", PLUGIN);
+    db.execute(q)
+        .await
+        .with_context(|| format!("recording in {LEDGER} that the upgrade is complete"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

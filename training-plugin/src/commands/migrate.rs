@@ -176,6 +176,9 @@ enum Step {
     },
     /// The backfill of `training_examples` from history, the last step of migration 1.
     Backfill { version: u32, index: u32 },
+    /// A migration whose every step is done but which a run did not live to record as
+    /// applied: records it.
+    Complete { version: u32, index: u32 },
     /// A repair of drift (or of a hand-applied install), outside any migration.
     Repair {
         sql: Vec<String>,
@@ -227,7 +230,10 @@ async fn plan(db: &Db, repair: bool) -> anyhow::Result<Plan> {
     let existing = drift::compare(db, &live, false).await?;
     let ours_in_ledger = !entries.is_empty();
     let any_object = OBJECTS.iter().any(|o| live.engines.contains_key(o.name));
-    let hand_applied = !ours_in_ledger && !existing.is_empty();
+    // An upgrade a previous run began and did not finish is still an upgrade: its
+    // ledger rows say so until the last repair is done.
+    let upgrade_unfinished = entries.iter().any(|e| e.note.contains(ledger::UPGRADING));
+    let hand_applied = (!ours_in_ledger && !existing.is_empty()) || upgrade_unfinished;
     let found = if hand_applied {
         "hand-applied"
     } else if !any_object && !ours_in_ledger {
@@ -339,6 +345,12 @@ async fn plan(db: &Db, repair: bool) -> anyhow::Result<Plan> {
             steps.push(Step::Backfill {
                 version: migration.version,
                 index: total - 1,
+            });
+        }
+        if entry.is_some() && done >= total {
+            steps.push(Step::Complete {
+                version: migration.version,
+                index: total,
             });
         }
     }
@@ -552,7 +564,9 @@ async fn apply(
     let mut performed = 0u32;
     for step in &plan.steps {
         let version = match step {
-            Step::Statement { version, .. } | Step::Backfill { version, .. } => Some(*version),
+            Step::Statement { version, .. }
+            | Step::Backfill { version, .. }
+            | Step::Complete { version, .. } => Some(*version),
             Step::Repair { .. } => None,
         };
         // Finish the previous migration's ledger row when this step belongs to another.
@@ -567,11 +581,13 @@ async fn apply(
                 .find(|m| m.version == version)
                 .ok_or_else(|| classified(exit::INTERNAL, format!("no migration {version}")))?;
             let done = match step {
-                Step::Statement { index, .. } | Step::Backfill { index, .. } => *index,
+                Step::Statement { index, .. }
+                | Step::Backfill { index, .. }
+                | Step::Complete { index, .. } => *index,
                 Step::Repair { .. } => 0,
             };
             let note = if plan.found == "hand-applied" {
-                "upgraded a hand-applied install"
+                ledger::UPGRADING
             } else {
                 ""
             };
@@ -579,6 +595,7 @@ async fn apply(
                 Some(ledger::Run::start(db, migration, step_count(migration)?, done, note).await?);
         }
         let outcome = match step {
+            Step::Complete { .. } => continue,
             Step::Statement {
                 sql, what, exists, ..
             } => {
@@ -632,7 +649,9 @@ async fn apply(
         if let Err(e) = outcome {
             if let Some(r) = &run {
                 let done = match step {
-                    Step::Statement { index, .. } | Step::Backfill { index, .. } => *index,
+                    Step::Statement { index, .. }
+                    | Step::Backfill { index, .. }
+                    | Step::Complete { index, .. } => *index,
                     Step::Repair { .. } => 0,
                 };
                 let _ = r.failed(done, &db.target.redact(&format!("{e:#}"))).await;
@@ -716,6 +735,9 @@ async fn apply(
         .contains_key(crate::schema::ANNOTATED_EXAMPLES)
     {
         examples::copy_annotated(db).await?;
+    }
+    if plan.found == "hand-applied" {
+        ledger::replace_note(db, ledger::UPGRADING, ledger::UPGRADED).await?;
     }
     if repairing {
         for (entry, migration) in &plan.mismatched {
@@ -807,6 +829,9 @@ fn print_dry_run(plan: &Plan, cluster: Option<&str>) -> anyhow::Result<()> {
                 index + 1,
                 crate::schema::EXAMPLES_TABLE
             ),
+            Step::Complete { version, .. } => {
+                say!("-- {version:04}: every step done; recorded as applied")
+            }
             Step::Repair { sql, what, .. } => {
                 say!("-- repair: {what}");
                 for s in sql {

@@ -188,6 +188,9 @@ async fn status(db: &Db, format: Format) -> anyhow::Result<i32> {
                 }
             }
             match &report.lease {
+                Some(h) if h.host == ledger::hostname() && !lease::process_alive(h.pid) => say!(
+                    "stale: {h} died holding the migrate lease; the next `rvbbit training migrate` takes it over and resumes"
+                ),
                 Some(h) => say!("in progress: {h} holds the migrate lease"),
                 None => say!("no migrate in progress"),
             }

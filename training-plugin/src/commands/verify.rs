@@ -206,6 +206,7 @@ async fn migrations_check(db: &Db, engines: &BTreeMap<String, String>) -> anyhow
     }
     let entries = ledger::read(db).await?;
     let mut problems = Vec::new();
+    let mut mismatch = false;
     for m in MIGRATIONS {
         match entries.iter().find(|e| e.version == m.version) {
             None => problems.push(format!("{:04}_{} pending", m.version, m.name)),
@@ -213,13 +214,16 @@ async fn migrations_check(db: &Db, engines: &BTreeMap<String, String>) -> anyhow
                 "{:04}_{} {} at step {} of {} (host {}, pid {})",
                 m.version, m.name, e.status, e.statements_done, e.statements_total, e.host, e.pid
             )),
-            Some(e) if e.checksum != ledger::checksum(m.sql) => problems.push(format!(
-                "{:04}_{} was applied from a file with another checksum ({} here, {} applied)",
-                m.version,
-                m.name,
-                &ledger::checksum(m.sql)[..12],
-                e.checksum.get(..12).unwrap_or(&e.checksum)
-            )),
+            Some(e) if e.checksum != ledger::checksum(m.sql) => {
+                mismatch = true;
+                problems.push(format!(
+                    "{:04}_{} was applied from a file with another checksum ({} here, {} applied)",
+                    m.version,
+                    m.name,
+                    &ledger::checksum(m.sql)[..12],
+                    e.checksum.get(..12).unwrap_or(&e.checksum)
+                ));
+            }
             Some(_) => {}
         }
     }
@@ -234,8 +238,9 @@ async fn migrations_check(db: &Db, engines: &BTreeMap<String, String>) -> anyhow
             name,
             false,
             format!(
-                "{}; run `rvbbit training migrate` (`rvbbit training status` has the details)",
-                problems.join("; ")
+                "{}; run `rvbbit training migrate{}` (`rvbbit training status` has the details)",
+                problems.join("; "),
+                if mismatch { " --repair" } else { "" }
             ),
         )
     })
