@@ -511,9 +511,37 @@ async fn a_fresh_install_takes_exactly_the_steps_the_crash_tests_cover() {
     db.drop().await;
 }
 
+/// Whether to run the stop after step `n` here. On ClickHouse 26.9 (the engine the whole
+/// suite runs on first) every step is stopped after; on the older engines of the
+/// compatibility matrix, where each request costs 10 to 40 ms more and a test of this
+/// kind takes minutes, three: after the materialized view is created (5), at the end of
+/// 0001 with its backfill (8), and after 0002's copy (14).
+fn full_crash_matrix(n: u32) -> bool {
+    match older_engine() {
+        None => true,
+        Some(_) if [5, 8, 14].contains(&n) => true,
+        Some(engine) => {
+            eprintln!(
+                "step {n}: stopped-after-step runs on 26.9; on {engine} only steps 5, 8 and 14"
+            );
+            false
+        }
+    }
+}
+
+/// The engine of the compatibility matrix these tests run on, when not the main one.
+fn older_engine() -> Option<String> {
+    std::env::var("RVBBIT_DEV_CLICKHOUSE_ENGINE")
+        .ok()
+        .filter(|e| !e.is_empty() && e != "26.9")
+}
+
 /// Stops a fresh install right after step `n` (exit 137, as a kill), checks what the
 /// ledger and `status` say, then runs migrate again.
 async fn stopped_after_step(n: u32) {
+    if !full_crash_matrix(n) {
+        return;
+    }
     let (db, truth) = seeded(&format!("stop{n}")).await;
     let child = rvbbit()
         .args([
@@ -663,7 +691,13 @@ async fn an_upgrade_of_a_hand_applied_install_stopped_after_a_step_resumes() {
     let mut failures = Vec::new();
     // A repair before the migrations, the first statement of 0001, its backfill, the
     // first and last statements of 0002, the repair after the migrations.
-    for n in [2, 4, 11, 12, 18, 19] {
+    // Every kind of step on the main engine; two on the older ones (see full_crash_matrix).
+    let steps: &[u32] = if older_engine().is_none() {
+        &[2, 4, 11, 12, 18, 19]
+    } else {
+        &[4, 18]
+    };
+    for &n in steps {
         let (db, truth) = hand_applied(&format!("upstop{n}")).await;
         let stopped = rvbbit_tests::run(
             rvbbit()
