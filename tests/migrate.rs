@@ -104,7 +104,8 @@ async fn migrating_twice_changes_no_definition_and_duplicates_no_example() {
     .await;
     db.rvbbit(&["training", "migrate"]).expect_code(0);
     let before = db.definitions().await;
-    let ledger = "SELECT formatRow('TabSeparated', *) FROM _rvbbit_plugin_migrations ORDER BY version, updated_at";
+    let ledger =
+        "SELECT formatRow('TabSeparated', *) FROM _rvbbit_plugin_migrations FINAL ORDER BY version";
     let ledger_before: Vec<String> = db.rows(ledger).await;
     let second = db.rvbbit(&["sql", "migrate", "training"]);
     second.expect_code(0);
