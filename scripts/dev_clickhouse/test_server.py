@@ -198,6 +198,16 @@ class ServerTest(unittest.TestCase):
         self.assertEqual(int(headers["Content-Length"]), len(body))
         uuid.UUID(self.server.query("SELECT 1")[1]["X-ClickHouse-Query-Id"])
 
+    def test_elapsed_ns_is_the_statements_time(self):
+        # The statement sleeps 0.3 s (three rows of 0.1 s): elapsed_ns must cover it,
+        # whichever way the engine reports it, with the request's settings applied.
+        status, headers, _ = self.server.query("SELECT sleepEachRow(0.1) FROM numbers(3) FORMAT Null",
+                                               max_block_size="1", database="system")
+        self.assertEqual(status, 200)
+        elapsed = int(json.loads(headers["X-ClickHouse-Summary"])["elapsed_ns"])
+        self.assertGreaterEqual(elapsed, 300_000_000)
+        self.assertLess(elapsed, 60_000_000_000)
+
     def test_output_formats(self):
         cases = [
             ("SELECT 1", {}, {}, "TabSeparated", "text/tab-separated-values; charset=UTF-8", b"1\n"),
