@@ -152,6 +152,47 @@ async fn migrating_twice_changes_no_definition_and_duplicates_no_example() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_backfill_over_its_memory_cap_stops_keeps_its_work_and_resumes() {
+    let db = TestDb::with_logs("memcap").await;
+    // 40 requests of 400 KB: 16 MB of JSON to parse, more than 1 MiB in any block.
+    let history: Vec<LogRow> = (0..40)
+        .map(|i| {
+            LogRow::simple(
+                &format!("capped-{i}"),
+                "casc",
+                "cell",
+                &format!("question {i} {}", "q".repeat(400_000)),
+                &format!("answer {i}"),
+            )
+        })
+        .collect();
+    insert(&db.client, &history).await;
+    let bad = db.rvbbit(&["training", "migrate", "--backfill-max-memory", "12KiB"]);
+    bad.expect_code(2);
+    assert!(bad.stderr.contains("less than 1 MiB"), "{}", bad.stderr);
+    // 1 MiB cannot hold a block of these rows: the server stops the statement.
+    let capped = db.rvbbit(&["training", "migrate", "--backfill-max-memory", "1MiB"]);
+    capped.expect_code(7);
+    assert!(
+        capped
+            .stderr
+            .contains("needed more than the 1 MiB the backfill may use")
+            && capped
+                .stderr
+                .contains("--backfill-max-memory (for example 2 MiB)"),
+        "{}",
+        capped.stderr
+    );
+    let resumed = db.rvbbit(&["training", "migrate"]);
+    resumed.expect_code(0);
+    let (count, traces): (u64, u64) = db
+        .scalar("SELECT count(), uniqExact(trace_id) FROM training_examples")
+        .await;
+    assert_eq!((count, traces), (40, 40), "{}", resumed.stdout);
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn history_is_backfilled_once_and_new_rows_arrive_live() {
     let db = TestDb::with_logs("backfill").await;
     let history: Vec<LogRow> = (0..25)

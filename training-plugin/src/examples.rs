@@ -35,24 +35,114 @@ pub async fn log_months(db: &Db) -> anyhow::Result<Vec<(u32, u64)>> {
     .context("counting unified_logs rows per month")
 }
 
+/// What one backfill statement may use on the server (`migrate --backfill-max-memory`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BackfillLimits {
+    /// `max_memory_usage` of each statement, in bytes: the server stops a statement
+    /// that would use more (what it inserted is kept, and the next run resumes).
+    pub max_memory: u64,
+}
+
+impl BackfillLimits {
+    pub const DEFAULT_MAX_MEMORY: u64 = 2 << 30;
+
+    /// The settings each backfill statement carries. Small blocks keep what the JSON
+    /// parsing of one block holds to a few MiB whatever the log's size (measured: one
+    /// month of 172,266 log rows needs more than 512 MiB with the defaults, and fits
+    /// in less than 1 GiB with these); the cap bounds the rest, mostly the month's
+    /// set of trace ids already done.
+    pub fn settings(&self) -> [(&'static str, String); 4] {
+        [
+            ("max_memory_usage", self.max_memory.to_string()),
+            ("max_block_size", "8192".to_string()),
+            ("min_insert_block_size_rows", "262144".to_string()),
+            ("min_insert_block_size_bytes", (64u64 << 20).to_string()),
+        ]
+    }
+}
+
+impl Default for BackfillLimits {
+    fn default() -> Self {
+        BackfillLimits {
+            max_memory: Self::DEFAULT_MAX_MEMORY,
+        }
+    }
+}
+
+/// A size such as `2GiB`, `512MiB`, `1G`, `64M`, `300K` or a number of bytes (binary
+/// units either way). At least 1 MiB.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (examples: 2GiB, 512MiB, 1073741824)"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?} (use KiB, MiB, GiB or TiB)"
+            ))
+        }
+    };
+    let bytes = number
+        .checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))?;
+    if bytes < 1 << 20 {
+        return Err(format!("{text:?} is less than 1 MiB"));
+    }
+    Ok(bytes)
+}
+
+/// `bytes` for people: `2 GiB`, `768 MiB`.
+pub fn human_size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{} GiB", b >> 30),
+        b if b >= 1 << 20 => format!("{} MiB", b >> 20),
+        b => format!("{b} bytes"),
+    }
+}
+
 /// Inserts an example for every qualifying log row of `month` that has none.
 /// Idempotent: rows already present are skipped, so running it again adds nothing.
-pub async fn backfill_month(db: &Db, view_query: &str, month: u32) -> anyhow::Result<()> {
+pub async fn backfill_month(
+    db: &Db,
+    view_query: &str,
+    month: u32,
+    limits: BackfillLimits,
+) -> anyhow::Result<()> {
     let columns = example_columns().collect::<Vec<_>>().join(", ");
     let sql = format!(
         "INSERT INTO {EXAMPLES_TABLE} ({columns}) SELECT {columns} FROM ({view_query}) \
          WHERE toYYYYMM(timestamp) = {{month:UInt32}} \
          AND trace_id NOT IN (SELECT trace_id FROM {EXAMPLES_TABLE} WHERE toYYYYMM(timestamp) = {{month:UInt32}})"
     );
-    db.execute(db.query(&sql).param("month", month))
-        .await
-        .with_context(|| {
-            format!(
-                "backfilling {EXAMPLES_TABLE} for {}-{:02}",
-                month / 100,
-                month % 100
+    let mut query = db.query(&sql).param("month", month);
+    for (name, value) in limits.settings() {
+        query = query.with_setting(name, value);
+    }
+    let label = format!("{}-{:02}", month / 100, month % 100);
+    db.execute(query).await.map_err(|e| {
+        if format!("{e:#}").contains("MEMORY_LIMIT_EXCEEDED") {
+            crate::failure::classified(
+                rvbbit_plugin_api::exit::SERVER_ERROR,
+                format!(
+                    "backfilling {EXAMPLES_TABLE} for {label} needed more than the {} the backfill may use; \
+                     the examples written so far are kept: run migrate again with a larger --backfill-max-memory \
+                     (for example {}) to resume",
+                    human_size(limits.max_memory),
+                    human_size(limits.max_memory.saturating_mul(2)),
+                ),
             )
-        })
+        } else {
+            e.context(format!("backfilling {EXAMPLES_TABLE} for {label}"))
+        }
+    })
 }
 
 /// How many qualifying log rows have no example.
@@ -123,4 +213,43 @@ pub async fn stale_annotated(db: &Db) -> anyhow::Result<u64> {
     db.fetch_one::<u64>(db.query(&sql))
         .await
         .context("comparing annotated examples with the latest annotations")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("512 mb"), Ok(512 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert!(parse_size("1KiB").unwrap_err().contains("less than 1 MiB"));
+        assert!(parse_size("GiB").unwrap_err().contains("not a size"));
+        assert!(parse_size("2XB").unwrap_err().contains("unknown unit"));
+        assert!(parse_size("99999999999TiB")
+            .unwrap_err()
+            .contains("too large"));
+        assert!(parse_size("-1").is_err());
+    }
+
+    #[test]
+    fn sizes_print_in_binary_units() {
+        assert_eq!(human_size(2 << 30), "2 GiB");
+        assert_eq!(human_size(768 << 20), "768 MiB");
+        assert_eq!(human_size((1 << 30) + (1 << 29)), "1536 MiB");
+        assert_eq!(human_size(1000), "1000 bytes");
+    }
+
+    #[test]
+    fn backfill_settings_carry_the_cap() {
+        let settings = BackfillLimits {
+            max_memory: 3 << 30,
+        }
+        .settings();
+        assert!(settings.contains(&("max_memory_usage", (3u64 << 30).to_string())));
+        assert_eq!(BackfillLimits::default().max_memory, 2 << 30);
+    }
 }

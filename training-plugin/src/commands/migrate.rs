@@ -43,6 +43,9 @@ pub struct Args {
     /// How long to wait for another migrate of the same database to finish
     #[arg(long, value_name = "SECONDS", default_value_t = 600)]
     pub wait: u64,
+    /// Memory each backfill statement may use on the server (e.g. 512MiB, 4GiB); one that needs more stops, keeps what it wrote, and the next run resumes
+    #[arg(long, value_name = "SIZE", default_value = "2GiB", value_parser = examples::parse_size)]
+    pub backfill_max_memory: u64,
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -68,6 +71,9 @@ fn exec_as(bin_name: &'static str, args: Vec<OsString>) -> CommandResult {
             repair: args.repair,
             cluster: args.cluster.as_deref(),
             wait: std::time::Duration::from_secs(args.wait),
+            limits: examples::BackfillLimits {
+                max_memory: args.backfill_max_memory,
+            },
         };
         migrate(Db::connect(target).await?, options, &mut interrupt).await
     })
@@ -422,6 +428,7 @@ struct Options<'a> {
     repair: bool,
     cluster: Option<&'a str>,
     wait: std::time::Duration,
+    limits: examples::BackfillLimits,
 }
 
 async fn migrate(db: Db, options: Options<'_>, interrupt: &mut Interrupt) -> anyhow::Result<i32> {
@@ -540,6 +547,7 @@ async fn apply(
 ) -> anyhow::Result<(Plan, u64)> {
     let format = options.format;
     let cluster = options.cluster;
+    let limits = options.limits;
     let plan = plan(db, options.repair).await?;
     refuse(db, &plan, options.repair)?;
     if format == Format::Table {
@@ -622,7 +630,7 @@ async fn apply(
                 let view_query = examples::view_query(db).await?.ok_or_else(|| {
                     classified(exit::SERVER_ERROR, "the materialized view was not created")
                 })?;
-                backfill(db, &view_query, interrupt)
+                backfill(db, &view_query, limits, interrupt)
                     .await
                     .map(|n| added += n)
             }
@@ -639,7 +647,7 @@ async fn apply(
                     }
                 }
                 if result.is_ok() {
-                    result = refill_after(db, *refill, interrupt)
+                    result = refill_after(db, *refill, limits, interrupt)
                         .await
                         .map(|n| added += n);
                 }
@@ -709,7 +717,7 @@ async fn apply(
                     })?;
             }
             backfilled |= refill == Refill::Examples;
-            added += refill_after(db, refill, interrupt).await?;
+            added += refill_after(db, refill, limits, interrupt).await?;
             act(
                 actions,
                 format,
@@ -727,7 +735,7 @@ async fn apply(
     // Every run ends with the catch-up backfill: log rows whose example was lost (the
     // view missing for a while, a table truncated) get one; nothing is duplicated.
     if !backfilled && db.objects().await?.contains_key(crate::schema::EXAMPLES_MV) {
-        added += refill_after(db, Refill::Examples, interrupt).await?;
+        added += refill_after(db, Refill::Examples, limits, interrupt).await?;
     }
     if db
         .objects()
@@ -778,14 +786,19 @@ fn describe(finding: &Finding) -> String {
 }
 
 /// Fills what a recreated view feeds: examples from history, or the annotated examples.
-async fn refill_after(db: &Db, refill: Refill, interrupt: &mut Interrupt) -> anyhow::Result<u64> {
+async fn refill_after(
+    db: &Db,
+    refill: Refill,
+    limits: examples::BackfillLimits,
+    interrupt: &mut Interrupt,
+) -> anyhow::Result<u64> {
     match refill {
         Refill::None => Ok(0),
         Refill::Examples => {
             let view_query = examples::view_query(db).await?.ok_or_else(|| {
                 classified(exit::SERVER_ERROR, "the materialized view was not created")
             })?;
-            backfill(db, &view_query, interrupt).await
+            backfill(db, &view_query, limits, interrupt).await
         }
         Refill::Annotated => {
             examples::copy_annotated(db).await?;
@@ -876,7 +889,12 @@ impl Failpoint {
 
 /// Backfills month by month, showing progress: a bar on a terminal, one line per
 /// month otherwise, nothing with `-q`. Returns the number of examples added.
-async fn backfill(db: &Db, view_query: &str, interrupt: &mut Interrupt) -> anyhow::Result<u64> {
+async fn backfill(
+    db: &Db,
+    view_query: &str,
+    limits: examples::BackfillLimits,
+    interrupt: &mut Interrupt,
+) -> anyhow::Result<u64> {
     let before = examples::count(db).await?;
     let months = examples::log_months(db).await?;
     let total: u64 = months.iter().map(|(_, rows)| rows).sum();
@@ -896,7 +914,7 @@ async fn backfill(db: &Db, view_query: &str, interrupt: &mut Interrupt) -> anyho
         if let Some(bar) = &bar {
             bar.set_message(label.clone());
         }
-        let step = examples::backfill_month(db, view_query, *month);
+        let step = examples::backfill_month(db, view_query, *month, limits);
         let result = interrupt
             .guard(step, || {
                 format!(
