@@ -193,6 +193,56 @@ async fn a_backfill_over_its_memory_cap_stops_keeps_its_work_and_resumes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_backfill_longer_than_the_timeout_is_stopped_by_the_server_and_resumes() {
+    let db = TestDb::with_logs("slowmonth").await;
+    // One month of 300,000 replies with 4 KB requests: several seconds of backfill.
+    const ROWS: u64 = 300_000;
+    db.exec(&format!(
+        "INSERT INTO unified_logs (session_id, trace_id, node_type, role, cascade_id, cell_name, model, \
+         full_request_json, content_json) \
+         SELECT concat('s-', toString(intDiv(number, 6))), concat('slow-', toString(number)), 'agent', \
+         'assistant', 'casc', 'cell', 'm', \
+         concat('{{\"messages\":[{{\"role\":\"user\",\"content\":\"', repeat('word ', 800), \
+         toString(number), '\"}}]}}'), concat('\"answer ', toString(number), '\"') \
+         FROM numbers({ROWS})"
+    ))
+    .await;
+    let started = std::time::Instant::now();
+    let stopped = db.rvbbit(&["training", "migrate", "--timeout", "2"]);
+    eprintln!("migrate --timeout 2 ended after {:?}", started.elapsed());
+    stopped.expect_code(3);
+    assert!(
+        stopped
+            .stderr
+            .contains("took longer than --timeout (2 s) allows, and the server stopped it")
+            && stopped
+                .stderr
+                .contains("run migrate again with a larger --timeout (for example 300) to resume"),
+        "{}",
+        stopped.stderr
+    );
+    // The server stopped the statement: it is not still writing (the local engine runs
+    // one statement at a time, so this count would wait for it), and nothing is twice.
+    let (count, traces): (u64, u64) = db
+        .scalar("SELECT count(), uniqExact(trace_id) FROM training_examples")
+        .await;
+    assert!(
+        count < ROWS,
+        "the backfill ran to its end after the client gave up: {count}"
+    );
+    assert_eq!(count, traces, "examples written twice");
+    let started = std::time::Instant::now();
+    let resumed = db.rvbbit(&["training", "migrate", "--timeout", "600"]);
+    eprintln!("migrate resumed in {:?}", started.elapsed());
+    resumed.expect_code(0);
+    let (count, traces): (u64, u64) = db
+        .scalar("SELECT count(), uniqExact(trace_id) FROM training_examples")
+        .await;
+    assert_eq!((count, traces), (ROWS, ROWS), "{}", resumed.stdout);
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn history_is_backfilled_once_and_new_rows_arrive_live() {
     let db = TestDb::with_logs("backfill").await;
     let history: Vec<LogRow> = (0..25)

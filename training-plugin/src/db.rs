@@ -24,6 +24,9 @@ pub const MIN_VERSION: Version = Version {
 const AUTH_CODES: [u32; 5] = [192, 193, 194, 195, 516];
 const UNKNOWN_DATABASE: u32 = 81;
 const UNKNOWN_TABLE: u32 = 60;
+/// How much longer than `--timeout` the client waits for a statement the server stops
+/// after `--timeout` (`execute_bounded`): the server checks its limit between blocks.
+const SERVER_TIMEOUT_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct Db {
@@ -98,6 +101,20 @@ impl Db {
     pub async fn execute(&self, query: Query) -> anyhow::Result<()> {
         self.trace(&query);
         with_timeout(&self.target, query.execute()).await
+    }
+
+    /// Runs a statement the server stops itself after `--timeout` (`max_execution_time`,
+    /// so that a statement the client gave up on is not left running on the server),
+    /// waiting a little longer than that for the server's own answer.
+    pub async fn execute_bounded(&self, query: Query) -> anyhow::Result<()> {
+        let seconds = self.target.timeout.as_secs().max(1);
+        let query = query
+            .with_setting("max_execution_time", seconds.to_string())
+            .with_setting("timeout_overflow_mode", "throw");
+        self.trace(&query);
+        let mut target = self.target.clone();
+        target.timeout += SERVER_TIMEOUT_GRACE;
+        with_timeout(&target, query.execute()).await
     }
 
     pub async fn fetch_all<T: RowOwned + RowRead>(&self, query: Query) -> anyhow::Result<Vec<T>> {

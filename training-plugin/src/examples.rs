@@ -127,8 +127,20 @@ pub async fn backfill_month(
         query = query.with_setting(name, value);
     }
     let label = format!("{}-{:02}", month / 100, month % 100);
-    db.execute(query).await.map_err(|e| {
-        if format!("{e:#}").contains("MEMORY_LIMIT_EXCEEDED") {
+    db.execute_bounded(query).await.map_err(|e| {
+        let message = format!("{e:#}");
+        if message.contains("TIMEOUT_EXCEEDED") {
+            let seconds = db.target.timeout.as_secs().max(1);
+            crate::failure::classified(
+                rvbbit_plugin_api::exit::CONNECTION,
+                format!(
+                    "backfilling {EXAMPLES_TABLE} for {label} took longer than --timeout ({seconds} s) allows, and \
+                     the server stopped it; the examples written so far are kept: run migrate again with a \
+                     larger --timeout (for example {}) to resume",
+                    seconds.saturating_mul(10).max(300),
+                ),
+            )
+        } else if message.contains("MEMORY_LIMIT_EXCEEDED") {
             crate::failure::classified(
                 rvbbit_plugin_api::exit::SERVER_ERROR,
                 format!(
