@@ -11,6 +11,7 @@
 -- merges the two partitions' rows of one trace with each other.
 --
 -- Built from the tables of {ours} after `rvbbit training migrate`, in its own database.
+-- Studio's stats view is 0001's, created by the benchmark over this joined view.
 -- A real migration would fill it with materialized views from both sides, as 0002 does.
 
 CREATE TABLE all_examples
@@ -60,14 +61,3 @@ CREATE VIEW training_examples_with_annotations AS
 SELECT trace_id, timestamp, session_id, cascade_id, cell_name, species_hash, model, user_input, assistant_output,
        trainable, verified, confidence, notes, tags, annotated_at, annotated_by
 FROM all_examples FINAL;
-
-CREATE VIEW training_stats_by_cascade AS
-SELECT
-    cascade_id,
-    cell_name,
-    countIf(trainable) AS trainable_count,
-    countIf(verified) AS verified_count,
-    avg(confidence) AS avg_confidence,
-    count() AS total_executions
-FROM training_examples_with_annotations
-GROUP BY cascade_id, cell_name;

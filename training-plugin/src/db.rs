@@ -107,14 +107,21 @@ impl Db {
     /// so that a statement the client gave up on is not left running on the server),
     /// waiting a little longer than that for the server's own answer.
     pub async fn execute_bounded(&self, query: Query) -> anyhow::Result<()> {
-        let seconds = self.target.timeout.as_secs().max(1);
         let query = query
-            .with_setting("max_execution_time", seconds.to_string())
+            .with_setting(
+                "max_execution_time",
+                self.server_limit_seconds().to_string(),
+            )
             .with_setting("timeout_overflow_mode", "throw");
         self.trace(&query);
         let mut target = self.target.clone();
         target.timeout += SERVER_TIMEOUT_GRACE;
         with_timeout(&target, query.execute()).await
+    }
+
+    /// The `max_execution_time` of `execute_bounded`: `--timeout`, in whole seconds.
+    pub fn server_limit_seconds(&self) -> u64 {
+        self.target.timeout.as_secs().max(1)
     }
 
     pub async fn fetch_all<T: RowOwned + RowRead>(&self, query: Query) -> anyhow::Result<Vec<T>> {

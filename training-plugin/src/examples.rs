@@ -130,7 +130,7 @@ pub async fn backfill_month(
     db.execute_bounded(query).await.map_err(|e| {
         let message = format!("{e:#}");
         if message.contains("TIMEOUT_EXCEEDED") {
-            let seconds = db.target.timeout.as_secs().max(1);
+            let seconds = db.server_limit_seconds();
             crate::failure::classified(
                 rvbbit_plugin_api::exit::CONNECTION,
                 format!(
