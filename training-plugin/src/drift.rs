@@ -58,6 +58,11 @@ pub fn definitions() -> Vec<Definition> {
             let (kind, name) = match creates(&statement.text) {
                 Some(Creates::Object { kind, name }) => (kind, name),
                 Some(Creates::Replace { name }) => ("view", name),
+                Some(Creates::Drop { name }) => {
+                    by_name.remove(&name);
+                    order.retain(|n| n != &name);
+                    continue;
+                }
                 _ => continue,
             };
             let kind = match kind {
@@ -88,16 +93,21 @@ pub fn definitions() -> Vec<Definition> {
         .collect()
 }
 
-/// Skipping indexes the migrations add: (table, index, statement).
+/// Skipping indexes the migrations add: (table, index, statement), on tables this
+/// version still has.
 pub fn index_statements() -> Vec<(String, String, String)> {
-    let mut out = Vec::new();
+    let mut out: Vec<(String, String, String)> = Vec::new();
     for migration in MIGRATIONS {
         let Ok(statements) = split(migration.sql) else {
             continue;
         };
         for statement in statements {
-            if let Some(Creates::Index { table, name }) = creates(&statement.text) {
-                out.push((table, name, statement.text.clone()));
+            match creates(&statement.text) {
+                Some(Creates::Index { table, name }) => {
+                    out.push((table, name, statement.text.clone()));
+                }
+                Some(Creates::Drop { name }) => out.retain(|(table, _, _)| table != &name),
+                _ => {}
             }
         }
     }
@@ -255,8 +265,8 @@ pub enum Refill {
     None,
     /// Backfill `training_examples` from `unified_logs`.
     Examples,
-    /// Copy annotated examples made while the view was missing.
-    Annotated,
+    /// Copy the trainable examples marked while the view was missing.
+    Trainable,
 }
 
 /// One difference between the live database and this version's definitions.
@@ -278,7 +288,7 @@ impl Finding {
 fn refill_for(name: &str) -> Refill {
     match name {
         crate::schema::EXAMPLES_MV => Refill::Examples,
-        n if n.starts_with("training_annotated_examples_by_") => Refill::Annotated,
+        n if n.starts_with("training_trainable_examples_by_") => Refill::Trainable,
         _ => Refill::None,
     }
 }
@@ -368,7 +378,7 @@ pub async fn compare(db: &Db, live: &Live, include_missing: bool) -> anyhow::Res
                             });
                         }
                         Some((live_ty, kind, expr)) => {
-                            if live_ty != ty {
+                            if live_ty != ty && !accepted_as_is(column, live_ty) {
                                 let widening = *ty == format!("Nullable({live_ty})");
                                 out.push(Finding {
                                     object: name.into(),
@@ -424,7 +434,7 @@ pub async fn compare(db: &Db, live: &Live, include_missing: bool) -> anyhow::Res
                     .iter()
                     .filter_map(|(col, ty)| match live_columns.get(*col) {
                         None => Some(format!("column {col} missing")),
-                        Some((t, _, _)) if t != ty => {
+                        Some((t, _, _)) if t != ty && !accepted_as_is(col, t) => {
                             Some(format!("column {col} is {t}, expected {ty}"))
                         }
                         Some(_) => None,
@@ -464,6 +474,16 @@ pub async fn compare(db: &Db, live: &Live, include_missing: bool) -> anyhow::Res
         }
     }
     Ok(out)
+}
+
+/// A live column type that differs from this version's but is kept as it is, because
+/// every reader and writer handles it exactly: rvbbit's own installs (every shape in
+/// its history) create `training_annotations.annotated_at` as `DateTime64(3)`, and
+/// rvbbit writes it as a string with milliseconds. Widening it would be exact but
+/// would rewrite the column for nothing; the materialized views that copy it take
+/// its type.
+pub fn accepted_as_is(column: &str, live_type: &str) -> bool {
+    column == "annotated_at" && live_type == "DateTime64(3)"
 }
 
 fn expected_sorting_key(statement: &str) -> Option<String> {

@@ -3,7 +3,9 @@
 //! so history and live rows go through exactly one definition.
 
 use crate::db::Db;
-use crate::schema::{example_columns, ANNOTATED_EXAMPLES, EXAMPLES_MV, EXAMPLES_TABLE};
+use crate::schema::{
+    example_columns, ANNOTATIONS, EXAMPLES_MV, EXAMPLES_TABLE, LOGS, TRAINABLE_EXAMPLES,
+};
 use anyhow::Context;
 
 /// The materialized view's SELECT as the server stores it, if the view exists.
@@ -182,49 +184,119 @@ pub async fn duplicates(db: &Db) -> anyhow::Result<u64> {
     Ok(extra.max(0).unsigned_abs())
 }
 
-/// Copies into `training_annotated_examples` every annotated example it lacks, with
+/// Copies into `training_trainable_examples` every trainable example it lacks, with
 /// its trace's latest annotation (the statement of the migration that created it).
-pub async fn copy_annotated(db: &Db) -> anyhow::Result<()> {
-    let sql = crate::migrations::fill_statement(ANNOTATED_EXAMPLES).ok_or_else(|| {
+pub async fn copy_trainable(db: &Db) -> anyhow::Result<()> {
+    let sql = crate::migrations::fill_statement(TRAINABLE_EXAMPLES).ok_or_else(|| {
         crate::failure::classified(
             rvbbit_plugin_api::exit::INTERNAL,
-            format!("no migration fills {ANNOTATED_EXAMPLES}"),
+            format!("no migration fills {TRAINABLE_EXAMPLES}"),
         )
     })?;
     db.execute(db.query(&sql))
         .await
-        .with_context(|| format!("copying annotated examples into {ANNOTATED_EXAMPLES}"))
+        .with_context(|| format!("copying trainable examples into {TRAINABLE_EXAMPLES}"))
 }
 
 /// After annotations of `trace_id` were deleted: drops its copies and copies it
-/// again with what is now its latest annotation (if any is left).
-pub async fn recopy_annotated(db: &Db, trace_id: &str) -> anyhow::Result<()> {
+/// again if what is now its latest annotation makes it trainable.
+pub async fn recopy_trainable(db: &Db, trace_id: &str) -> anyhow::Result<()> {
     db.execute(
         db.query(&format!(
-            "DELETE FROM {ANNOTATED_EXAMPLES} WHERE trace_id = {{id:String}}"
+            "DELETE FROM {TRAINABLE_EXAMPLES} WHERE trace_id = {{id:String}}"
         ))
         .param("id", trace_id)
         .with_setting("mutations_sync", "2"),
     )
     .await
-    .with_context(|| format!("removing the annotated copy of trace {trace_id:?}"))?;
-    copy_annotated(db).await
+    .with_context(|| format!("removing the trainable copy of trace {trace_id:?}"))?;
+    copy_trainable(db).await
 }
 
-/// Annotated traces with an example whose copy in `training_annotated_examples` is
-/// missing or older than their latest annotation.
-pub async fn stale_annotated(db: &Db) -> anyhow::Result<u64> {
+/// The latest annotation of every trace that has an example, as `(trace_id, trainable,
+/// annotated_at)`; a subquery shared by the checks below.
+fn latest_annotations() -> String {
+    format!(
+        "SELECT trace_id, argMax(trainable, annotated_at) AS trainable, max(annotated_at) AS latest \
+         FROM {ANNOTATIONS} WHERE trace_id IN (SELECT trace_id FROM {EXAMPLES_TABLE}) GROUP BY trace_id"
+    )
+}
+
+/// Traces whose copy in `training_trainable_examples` disagrees with their latest
+/// annotation: trainable but not copied (or copied with an older annotation), or
+/// copied as trainable though their latest annotation is not.
+pub async fn stale_trainable(db: &Db) -> anyhow::Result<u64> {
     let sql = format!(
-        "SELECT count() FROM \
-         (SELECT trace_id, max(annotated_at) AS latest FROM training_annotations \
-          WHERE trace_id IN (SELECT trace_id FROM {EXAMPLES_TABLE}) GROUP BY trace_id) AS a \
-         LEFT JOIN (SELECT trace_id, max(annotated_at) AS copied FROM {ANNOTATED_EXAMPLES} GROUP BY trace_id) AS c \
+        "SELECT count() FROM ({latest}) AS a \
+         LEFT JOIN (SELECT trace_id, trainable, annotated_at AS copied FROM {TRAINABLE_EXAMPLES} FINAL) AS c \
          ON a.trace_id = c.trace_id \
-         WHERE c.trace_id = '' OR c.copied < a.latest"
+         WHERE (a.trainable AND (c.trace_id = '' OR NOT c.trainable OR c.copied < a.latest)) \
+            OR (NOT a.trainable AND c.trace_id != '' AND c.trainable)",
+        latest = latest_annotations()
     );
     db.fetch_one::<u64>(db.query(&sql))
         .await
-        .context("comparing annotated examples with the latest annotations")
+        .context("comparing the trainable examples with the latest annotations")
+}
+
+/// The condition under which a trainable example's copied values differ from its
+/// log row's current ones (rvbbit writes cost, tokens and model after the row).
+/// NULLs compare equal (the tuples are compared as text: `<=>` is too new for 23.10).
+const VALUES_DIFFER: &str = "toString(tuple(t.model, t.cost, t.tokens_in, t.tokens_out, t.duration_ms)) \
+     != toString(tuple(l.model, l.cost, l.tokens_in, l.tokens_out, l.duration_ms))";
+
+/// The columns of `training_trainable_examples`, in order.
+const TRAINABLE_COLUMNS: &str = "trace_id, timestamp, session_id, cascade_id, cell_name, species_hash, \
+     user_input, assistant_output, model, cost, tokens_in, tokens_out, duration_ms, caller_id, node_type, role, \
+     trainable, verified, confidence, notes, tags, annotated_at, annotated_by";
+
+/// The log rows of the trainable copies, current values.
+fn current_values() -> String {
+    format!(
+        "SELECT trace_id, model, cost, tokens_in, tokens_out, duration_ms FROM {LOGS} \
+         WHERE role = 'assistant' AND trace_id IN (SELECT trace_id FROM {TRAINABLE_EXAMPLES})"
+    )
+}
+
+/// Trainable examples whose model, cost, tokens or duration lag behind their log row
+/// (the log row changed after the trace was marked).
+pub async fn lagging_values(db: &Db) -> anyhow::Result<u64> {
+    let sql = format!(
+        "SELECT count() FROM (SELECT * FROM {TRAINABLE_EXAMPLES} FINAL WHERE trainable) AS t \
+         INNER JOIN ({values}) AS l ON t.trace_id = l.trace_id WHERE {VALUES_DIFFER}",
+        values = current_values()
+    );
+    db.fetch_one::<u64>(db.query(&sql))
+        .await
+        .context("comparing the trainable examples' values with unified_logs")
+}
+
+/// Brings the lagging values up to date: writes the copy again with the log row's
+/// current values and the same `annotated_at` (of equal versions, the row written last
+/// wins).
+pub async fn refresh_values(db: &Db) -> anyhow::Result<()> {
+    let columns = TRAINABLE_COLUMNS.replace("model, cost, tokens_in, tokens_out, duration_ms", "l.model, l.cost, l.tokens_in, l.tokens_out, l.duration_ms");
+    let columns: Vec<String> = columns
+        .split(',')
+        .map(|c| {
+            let c = c.trim();
+            if c.starts_with("l.") {
+                c.to_string()
+            } else {
+                format!("t.{c}")
+            }
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO {TRAINABLE_EXAMPLES} ({TRAINABLE_COLUMNS}) SELECT {} \
+         FROM (SELECT * FROM {TRAINABLE_EXAMPLES} FINAL) AS t \
+         INNER JOIN ({values}) AS l ON t.trace_id = l.trace_id WHERE {VALUES_DIFFER}",
+        columns.join(", "),
+        values = current_values()
+    );
+    db.execute(db.query(&sql))
+        .await
+        .context("bringing the trainable examples' values up to date with unified_logs")
 }
 
 #[cfg(test)]

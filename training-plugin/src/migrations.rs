@@ -24,6 +24,9 @@ pub enum Creates {
     Materialize { table: String, name: String },
     /// `INSERT INTO table ... NOT IN ...`: fills a table with the rows it lacks.
     Fill { table: String },
+    /// `DROP TABLE|VIEW IF EXISTS name`: removes an object an earlier migration
+    /// created and this version no longer has.
+    Drop { name: String },
 }
 
 impl std::fmt::Display for Creates {
@@ -36,6 +39,7 @@ impl std::fmt::Display for Creates {
                 write!(f, "index {name} on {table} for existing rows")
             }
             Creates::Fill { table } => write!(f, "rows of {table}"),
+            Creates::Drop { name } => write!(f, "removal of {name}"),
         }
     }
 }
@@ -85,6 +89,7 @@ pub fn creates(statement: &str) -> Option<Creates> {
             table: name(2)?,
             name: name(5)?,
         }),
+        ["DROP", "TABLE" | "VIEW", "IF", "EXISTS", ..] => Some(Creates::Drop { name: name(4)? }),
         ["INSERT", "INTO", ..] if statement.to_ascii_uppercase().contains(" NOT IN ") => {
             Some(Creates::Fill { table: name(2)? })
         }
@@ -125,6 +130,13 @@ mod tests {
             None,
             "not idempotent, not ours"
         );
+        assert_eq!(
+            creates("DROP VIEW IF EXISTS `old_mv`"),
+            Some(Creates::Drop {
+                name: "old_mv".into()
+            })
+        );
+        assert_eq!(creates("DROP TABLE t"), None, "not idempotent");
         assert_eq!(creates("SELECT 1"), None);
     }
 

@@ -24,16 +24,23 @@ const EXAMPLE_COLUMNS: &[(&str, &str)] = &[
     ("assistant_output", "String"),
 ];
 
-const ANNOTATED_EXAMPLE_COLUMNS: &[(&str, &str)] = &[
+const TRAINABLE_EXAMPLE_COLUMNS: &[(&str, &str)] = &[
     ("trace_id", "String"),
     ("timestamp", "DateTime64(6)"),
     ("session_id", "String"),
     ("cascade_id", "String"),
     ("cell_name", "String"),
     ("species_hash", "String"),
-    ("model", "String"),
     ("user_input", "String"),
     ("assistant_output", "String"),
+    ("model", "Nullable(String)"),
+    ("cost", "Nullable(Float64)"),
+    ("tokens_in", "Nullable(Int32)"),
+    ("tokens_out", "Nullable(Int32)"),
+    ("duration_ms", "Nullable(Float64)"),
+    ("caller_id", "String"),
+    ("node_type", "String"),
+    ("role", "String"),
     ("trainable", "Bool"),
     ("verified", "Bool"),
     ("confidence", "Nullable(Float32)"),
@@ -43,8 +50,37 @@ const ANNOTATED_EXAMPLE_COLUMNS: &[(&str, &str)] = &[
     ("annotated_by", "String"),
 ];
 
+/// The columns of `training_examples_with_annotations`: every column of rvbbit's own
+/// view (rvbbit's facts, "Who reads the training objects"), plus `species_hash`.
+pub const JOINED_VIEW_COLUMNS: &[(&str, &str)] = &[
+    ("trace_id", "String"),
+    ("session_id", "String"),
+    ("timestamp", "DateTime64(6)"),
+    ("cascade_id", "String"),
+    ("cell_name", "String"),
+    ("species_hash", "String"),
+    ("user_input", "String"),
+    ("assistant_output", "String"),
+    ("model", "Nullable(String)"),
+    ("cost", "Nullable(Float64)"),
+    ("tokens_in", "Nullable(Int32)"),
+    ("tokens_out", "Nullable(Int32)"),
+    ("duration_ms", "Nullable(Float64)"),
+    ("caller_id", "String"),
+    ("node_type", "String"),
+    ("role", "String"),
+    ("trainable", "Bool"),
+    ("verified", "Bool"),
+    ("confidence", "Nullable(Float32)"),
+    ("notes", "String"),
+    ("tags", "Array(String)"),
+    ("annotated_at", "Nullable(DateTime64(6))"),
+    ("annotated_by", "String"),
+];
+
 pub const ANNOTATIONS: &str = "training_annotations";
-pub const ANNOTATED_EXAMPLES: &str = "training_annotated_examples";
+pub const TRAINABLE_EXAMPLES: &str = "training_trainable_examples";
+pub const JOINED_VIEW: &str = "training_examples_with_annotations";
 pub const EXAMPLES_TABLE: &str = "training_examples";
 pub const EXAMPLES_MV: &str = "training_examples_mv";
 pub const LOGS: &str = "unified_logs";
@@ -78,43 +114,28 @@ pub const OBJECTS: &[Expected] = &[
         columns: EXAMPLE_COLUMNS,
     },
     Expected {
-        name: ANNOTATED_EXAMPLES,
+        name: TRAINABLE_EXAMPLES,
         engine: "ReplacingMergeTree",
         kind: "table",
-        columns: ANNOTATED_EXAMPLE_COLUMNS,
+        columns: TRAINABLE_EXAMPLE_COLUMNS,
     },
     Expected {
-        name: "training_annotated_examples_by_annotation_mv",
+        name: "training_trainable_examples_by_annotation_mv",
         engine: "MaterializedView",
         kind: "materialized view",
-        columns: ANNOTATED_EXAMPLE_COLUMNS,
+        columns: TRAINABLE_EXAMPLE_COLUMNS,
     },
     Expected {
-        name: "training_annotated_examples_by_example_mv",
+        name: "training_trainable_examples_by_example_mv",
         engine: "MaterializedView",
         kind: "materialized view",
-        columns: ANNOTATED_EXAMPLE_COLUMNS,
+        columns: TRAINABLE_EXAMPLE_COLUMNS,
     },
     Expected {
-        name: "training_examples_with_annotations",
+        name: JOINED_VIEW,
         engine: "View",
         kind: "view",
-        columns: &[
-            ("trace_id", "String"),
-            ("timestamp", "DateTime64(6)"),
-            ("session_id", "String"),
-            ("cascade_id", "String"),
-            ("cell_name", "String"),
-            ("user_input", "String"),
-            ("assistant_output", "String"),
-            ("trainable", "Bool"),
-            ("verified", "Bool"),
-            ("confidence", "Nullable(Float32)"),
-            ("notes", "String"),
-            ("tags", "Array(String)"),
-            ("annotated_at", "Nullable(DateTime64(6))"),
-            ("annotated_by", "String"),
-        ],
+        columns: JOINED_VIEW_COLUMNS,
     },
     Expected {
         name: "training_stats_by_cascade",

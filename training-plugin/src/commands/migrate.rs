@@ -740,9 +740,10 @@ async fn apply(
     if db
         .objects()
         .await?
-        .contains_key(crate::schema::ANNOTATED_EXAMPLES)
+        .contains_key(crate::schema::TRAINABLE_EXAMPLES)
     {
-        examples::copy_annotated(db).await?;
+        examples::copy_trainable(db).await?;
+        examples::refresh_values(db).await?;
     }
     if plan.found == "hand-applied" {
         ledger::replace_note(db, ledger::UPGRADING, ledger::UPGRADED).await?;
@@ -800,8 +801,8 @@ async fn refill_after(
             })?;
             backfill(db, &view_query, limits, interrupt).await
         }
-        Refill::Annotated => {
-            examples::copy_annotated(db).await?;
+        Refill::Trainable => {
+            examples::copy_trainable(db).await?;
             Ok(0)
         }
     }

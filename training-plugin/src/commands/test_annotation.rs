@@ -311,7 +311,7 @@ async fn remove(db: &Db, trace_id: &str, marker: &str) -> anyhow::Result<()> {
     )
     .await
     .with_context(|| format!("removing the test annotation of trace {trace_id:?} (annotated_by = {marker})"))?;
-    crate::examples::recopy_annotated(db, trace_id).await?;
+    crate::examples::recopy_trainable(db, trace_id).await?;
     let left = count_rows(db, trace_id, Some(marker)).await?;
     if left > 0 {
         return Err(classified(

@@ -160,17 +160,27 @@ pub async fn checks(db: &Db) -> anyhow::Result<Report> {
                     format!("{duplicates} examples are stored more than once (same trace_id); they merge away in the background, and `OPTIMIZE TABLE training_examples FINAL` merges them now")
                 },
             ));
-            if engines.contains_key(crate::schema::ANNOTATED_EXAMPLES)
+            if engines.contains_key(crate::schema::TRAINABLE_EXAMPLES)
                 && engines.contains_key(crate::schema::ANNOTATIONS)
             {
-                let stale = examples::stale_annotated(db).await?;
+                let stale = examples::stale_trainable(db).await?;
                 out.push(check(
-                    "annotated examples current",
+                    "trainable examples current",
                     stale == 0,
                     if stale == 0 {
-                        "every annotated example carries its latest annotation".to_string()
+                        "every trainable example is copied with its latest annotation".to_string()
                     } else {
-                        format!("{stale} annotated examples lack their latest annotation in {}; run `rvbbit training migrate` to copy them", crate::schema::ANNOTATED_EXAMPLES)
+                        format!("{stale} traces' copies in {} disagree with their latest annotation; run `rvbbit training migrate` to copy them again", crate::schema::TRAINABLE_EXAMPLES)
+                    },
+                ));
+                let lagging = examples::lagging_values(db).await?;
+                out.push(check(
+                    "trainable examples' values current",
+                    lagging == 0,
+                    if lagging == 0 {
+                        format!("model, cost, tokens and duration as {LOGS} holds them now")
+                    } else {
+                        format!("{lagging} trainable examples show an older model, cost, tokens or duration than {LOGS} (the log row changed after the trace was marked); run `rvbbit training migrate` to bring them up to date")
                     },
                 ));
             }

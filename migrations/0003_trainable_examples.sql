@@ -1,0 +1,303 @@
+-- Universal training system, version 3: fitted to rvbbit's real traffic.
+--
+-- Version 2 copied every annotated example, texts included, into a table of its own,
+-- on the belief that about 1% of examples are annotated. In rvbbit the confidence
+-- worker annotates every assistant message after each run (trainable = false, its
+-- score), so that copy held nearly every example's texts a second time. And rvbbit
+-- writes an assistant row's cost, tokens and model 3-5 s after the row, by
+-- `ALTER TABLE unified_logs UPDATE`: a copy taken when the row is inserted never
+-- sees them, while Studio's grid shows them.
+--
+-- Version 3 copies only what rvbbit's few-shot retrieval reads, the examples whose
+-- latest annotation makes them trainable (a few percent), with the values of their
+-- log row as they stand when they are marked; the joined view reads every other
+-- example from `training_examples` with its latest annotation and the log row's
+-- current values. The joined view has every column of rvbbit's own view again
+-- (model, cost, tokens_in, tokens_out, duration_ms, caller_id, node_type, role).
+-- docs/PERFORMANCE.md measures the choice; docs/MIGRATION_GUIDE.md says which values
+-- can lag behind the log and how `verify` reports it.
+
+-- 1-3. Version 2's copy of the annotated examples and the views that filled it. They
+--      hold nothing that is not in training_annotations and training_examples.
+DROP VIEW IF EXISTS training_annotated_examples_by_annotation_mv;
+
+DROP VIEW IF EXISTS training_annotated_examples_by_example_mv;
+
+DROP TABLE IF EXISTS training_annotated_examples;
+
+-- 4. The trainable examples: for each trace that is or was trainable, its texts, its
+--    log row's values when it was last annotated, and its latest annotation.
+--    ReplacingMergeTree by `annotated_at`: a later annotation replaces the earlier
+--    one (a trace taken back keeps a row with trainable = false); readers use FINAL.
+--    Sorted for retrieval by cascade and cell; a bloom filter on trace_id for the
+--    look-ups of the views below.
+CREATE TABLE IF NOT EXISTS training_trainable_examples
+(
+    trace_id         String,
+    timestamp        DateTime64(6),
+    session_id       String,
+    cascade_id       String,
+    cell_name        String,
+    species_hash     String,
+    user_input       String,
+    assistant_output String,
+    model            Nullable(String),
+    cost             Nullable(Float64),
+    tokens_in        Nullable(Int32),
+    tokens_out       Nullable(Int32),
+    duration_ms      Nullable(Float64),
+    caller_id        String,
+    node_type        String,
+    role             String,
+    trainable        Bool,
+    verified         Bool,
+    confidence       Nullable(Float32),
+    notes            String,
+    tags             Array(String),
+    annotated_at     DateTime64(6),
+    annotated_by     String,
+    INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1
+)
+ENGINE = ReplacingMergeTree(annotated_at)
+ORDER BY (cascade_id, cell_name, trace_id)
+-- Small granules and compact parts: a retrieval reads few rows of many columns.
+-- Parts older than 5 minutes are merged into one: every part makes a FINAL read dearer.
+SETTINGS index_granularity = 64, min_bytes_for_wide_part = 10000000000, min_age_to_force_merge_seconds = 300;
+
+-- 5. An annotation that marks a trace trainable, or that changes a trace already here
+--    (taken back, re-scored, re-marked), copies the example with its log row's current
+--    values. In a materialized view every mention of the source table is the block
+--    being inserted: the confidence worker's rows (trainable = false, traces not here)
+--    match nothing, and the look-ups read nothing.
+CREATE MATERIALIZED VIEW IF NOT EXISTS training_trainable_examples_by_annotation_mv TO training_trainable_examples AS
+SELECT
+    e.trace_id AS trace_id,
+    e.timestamp AS timestamp,
+    e.session_id AS session_id,
+    e.cascade_id AS cascade_id,
+    e.cell_name AS cell_name,
+    e.species_hash AS species_hash,
+    e.user_input AS user_input,
+    e.assistant_output AS assistant_output,
+    l.model AS model,
+    l.cost AS cost,
+    l.tokens_in AS tokens_in,
+    l.tokens_out AS tokens_out,
+    l.duration_ms AS duration_ms,
+    l.caller_id AS caller_id,
+    l.node_type AS node_type,
+    l.role AS role,
+    a.trainable AS trainable,
+    a.verified AS verified,
+    a.confidence AS confidence,
+    a.notes AS notes,
+    a.tags AS tags,
+    a.annotated_at AS annotated_at,
+    a.annotated_by AS annotated_by
+FROM training_annotations AS a
+INNER JOIN
+(
+    SELECT trace_id, timestamp, session_id, cascade_id, cell_name, species_hash, user_input, assistant_output
+    FROM training_examples
+    WHERE trace_id IN (
+        SELECT trace_id FROM training_annotations
+        WHERE trainable
+           OR trace_id IN (SELECT trace_id FROM training_trainable_examples
+                           WHERE trace_id IN (SELECT trace_id FROM training_annotations)))
+    LIMIT 1 BY trace_id
+) AS e ON e.trace_id = a.trace_id
+LEFT ANY JOIN
+(
+    SELECT trace_id, model, cost, tokens_in, tokens_out, duration_ms, caller_id,
+           CAST(node_type AS String) AS node_type, CAST(role AS String) AS role
+    FROM unified_logs
+    WHERE role = 'assistant'
+      AND trace_id IN (
+        SELECT trace_id FROM training_annotations
+        WHERE trainable
+           OR trace_id IN (SELECT trace_id FROM training_trainable_examples
+                           WHERE trace_id IN (SELECT trace_id FROM training_annotations)))
+) AS l ON l.trace_id = a.trace_id;
+
+-- 6. An example that arrives after its trace was marked trainable (a log written late,
+--    or the backfill of history) comes with the trace's latest annotation. Ordinary
+--    log rows have no trainable annotation, and the look-ups read nothing for them.
+CREATE MATERIALIZED VIEW IF NOT EXISTS training_trainable_examples_by_example_mv TO training_trainable_examples AS
+SELECT
+    e.trace_id AS trace_id,
+    e.timestamp AS timestamp,
+    e.session_id AS session_id,
+    e.cascade_id AS cascade_id,
+    e.cell_name AS cell_name,
+    e.species_hash AS species_hash,
+    e.user_input AS user_input,
+    e.assistant_output AS assistant_output,
+    l.model AS model,
+    l.cost AS cost,
+    l.tokens_in AS tokens_in,
+    l.tokens_out AS tokens_out,
+    l.duration_ms AS duration_ms,
+    l.caller_id AS caller_id,
+    l.node_type AS node_type,
+    l.role AS role,
+    tupleElement(a.latest, 1) AS trainable,
+    tupleElement(a.latest, 2) AS verified,
+    tupleElement(a.latest, 3) AS confidence,
+    tupleElement(a.latest, 4) AS notes,
+    tupleElement(a.latest, 5) AS tags,
+    a.last_annotated_at AS annotated_at,
+    tupleElement(a.latest, 6) AS annotated_by
+FROM training_examples AS e
+INNER JOIN
+(
+    SELECT
+        trace_id,
+        argMax(tuple(trainable, verified, confidence, notes, tags, annotated_by), annotated_at) AS latest,
+        max(annotated_at) AS last_annotated_at
+    FROM training_annotations
+    WHERE trace_id IN (SELECT trace_id FROM training_examples)
+    GROUP BY trace_id
+    HAVING tupleElement(latest, 1)
+) AS a ON e.trace_id = a.trace_id
+LEFT ANY JOIN
+(
+    SELECT trace_id, model, cost, tokens_in, tokens_out, duration_ms, caller_id,
+           CAST(node_type AS String) AS node_type, CAST(role AS String) AS role
+    FROM unified_logs
+    WHERE role = 'assistant'
+      AND trace_id IN (SELECT trace_id FROM training_annotations
+                       WHERE trainable AND trace_id IN (SELECT trace_id FROM training_examples))
+) AS l ON l.trace_id = e.trace_id;
+
+-- 7. Traces made trainable before the views above existed. Skips traces already
+--    copied, so running it again adds nothing.
+INSERT INTO training_trainable_examples
+SELECT
+    e.trace_id,
+    e.timestamp,
+    e.session_id,
+    e.cascade_id,
+    e.cell_name,
+    e.species_hash,
+    e.user_input,
+    e.assistant_output,
+    l.model,
+    l.cost,
+    l.tokens_in,
+    l.tokens_out,
+    l.duration_ms,
+    l.caller_id,
+    l.node_type,
+    l.role,
+    tupleElement(a.latest, 1),
+    tupleElement(a.latest, 2),
+    tupleElement(a.latest, 3),
+    tupleElement(a.latest, 4),
+    tupleElement(a.latest, 5),
+    a.last_annotated_at,
+    tupleElement(a.latest, 6)
+FROM
+(
+    SELECT trace_id, timestamp, session_id, cascade_id, cell_name, species_hash, user_input, assistant_output
+    FROM training_examples
+    WHERE trace_id IN (SELECT trace_id FROM training_annotations WHERE trainable)
+      AND trace_id NOT IN (SELECT trace_id FROM training_trainable_examples)
+    LIMIT 1 BY trace_id
+) AS e
+INNER JOIN
+(
+    SELECT
+        trace_id,
+        argMax(tuple(trainable, verified, confidence, notes, tags, annotated_by), annotated_at) AS latest,
+        max(annotated_at) AS last_annotated_at
+    FROM training_annotations
+    WHERE trace_id IN (SELECT trace_id FROM training_annotations WHERE trainable)
+    GROUP BY trace_id
+    HAVING tupleElement(latest, 1)
+) AS a ON e.trace_id = a.trace_id
+LEFT ANY JOIN
+(
+    SELECT trace_id, model, cost, tokens_in, tokens_out, duration_ms, caller_id,
+           CAST(node_type AS String) AS node_type, CAST(role AS String) AS role
+    FROM unified_logs
+    WHERE role = 'assistant'
+      AND trace_id IN (SELECT trace_id FROM training_annotations WHERE trainable)
+) AS l ON l.trace_id = e.trace_id;
+
+-- 8. Every example with its latest annotation, one row per trace, with every column of
+--    rvbbit's own view. Trainable examples come from the small table; every other
+--    example from `training_examples`, with its latest annotation (trainable = false,
+--    or none: verified = false, confidence NULL, notes '', tags [], annotated_at NULL,
+--    annotated_by '') and its log row's current model, cost, tokens and duration. For
+--    rvbbit's query (`trainable = true`) the server turns the second part's filter into
+--    a constant false and reads nothing from it.
+CREATE OR REPLACE VIEW training_examples_with_annotations AS
+SELECT
+    trace_id,
+    session_id,
+    timestamp,
+    cascade_id,
+    cell_name,
+    species_hash,
+    user_input,
+    assistant_output,
+    model,
+    cost,
+    tokens_in,
+    tokens_out,
+    duration_ms,
+    caller_id,
+    node_type,
+    role,
+    trainable,
+    verified,
+    confidence,
+    notes,
+    tags,
+    CAST(annotated_at AS Nullable(DateTime64(6))) AS annotated_at,
+    annotated_by
+FROM training_trainable_examples FINAL
+WHERE trainable
+UNION ALL
+SELECT
+    e.trace_id AS trace_id,
+    e.session_id AS session_id,
+    e.timestamp AS timestamp,
+    e.cascade_id AS cascade_id,
+    e.cell_name AS cell_name,
+    e.species_hash AS species_hash,
+    e.user_input AS user_input,
+    e.assistant_output AS assistant_output,
+    if(l.trace_id = '', CAST(nullIf(e.model, '') AS Nullable(String)), l.model) AS model,
+    l.cost AS cost,
+    l.tokens_in AS tokens_in,
+    l.tokens_out AS tokens_out,
+    l.duration_ms AS duration_ms,
+    l.caller_id AS caller_id,
+    l.node_type AS node_type,
+    'assistant' AS role,
+    CAST(false AS Bool) AS trainable,
+    tupleElement(a.latest, 2) AS verified,
+    tupleElement(a.latest, 3) AS confidence,
+    tupleElement(a.latest, 4) AS notes,
+    tupleElement(a.latest, 5) AS tags,
+    if(a.trace_id = '', NULL, CAST(a.last_annotated_at AS Nullable(DateTime64(6)))) AS annotated_at,
+    tupleElement(a.latest, 6) AS annotated_by
+FROM training_examples AS e
+LEFT JOIN
+(
+    SELECT
+        trace_id,
+        argMax(tuple(trainable, verified, confidence, notes, tags, annotated_by), annotated_at) AS latest,
+        max(annotated_at) AS last_annotated_at
+    FROM training_annotations
+    GROUP BY trace_id
+) AS a ON e.trace_id = a.trace_id
+LEFT ANY JOIN
+(
+    SELECT trace_id, model, cost, tokens_in, tokens_out, duration_ms, caller_id,
+           CAST(node_type AS String) AS node_type
+    FROM unified_logs
+    WHERE role = 'assistant'
+) AS l ON l.trace_id = e.trace_id
+WHERE NOT tupleElement(a.latest, 1);
