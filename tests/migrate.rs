@@ -18,9 +18,10 @@ async fn fresh_database_gets_every_object_and_verify_passes() {
         "created  view training_examples_with_annotations",
         "created  view training_stats_by_cascade",
         "created  index idx_trace_id on training_examples",
-        "created  table training_annotated_examples",
-        "created  materialized view training_annotated_examples_by_annotation_mv",
-        "created  materialized view training_annotated_examples_by_example_mv",
+        "skipped  table training_annotated_examples (migration 0003 removes or replaces it)",
+        "created  table training_trainable_examples",
+        "created  materialized view training_trainable_examples_by_annotation_mv",
+        "created  materialized view training_trainable_examples_by_example_mv",
         "replaced view training_examples_with_annotations",
     ] {
         assert!(
@@ -43,23 +44,23 @@ async fn fresh_database_gets_every_object_and_verify_passes() {
     assert_eq!(
         engines,
         vec![
-            (
-                "training_annotated_examples".into(),
-                "ReplacingMergeTree".into()
-            ),
-            (
-                "training_annotated_examples_by_annotation_mv".into(),
-                "MaterializedView".into()
-            ),
-            (
-                "training_annotated_examples_by_example_mv".into(),
-                "MaterializedView".into()
-            ),
             ("training_annotations".into(), "ReplacingMergeTree".into()),
             ("training_examples".into(), "ReplacingMergeTree".into()),
             ("training_examples_mv".into(), "MaterializedView".into()),
             ("training_examples_with_annotations".into(), "View".into()),
             ("training_stats_by_cascade".into(), "View".into()),
+            (
+                "training_trainable_examples".into(),
+                "ReplacingMergeTree".into()
+            ),
+            (
+                "training_trainable_examples_by_annotation_mv".into(),
+                "MaterializedView".into()
+            ),
+            (
+                "training_trainable_examples_by_example_mv".into(),
+                "MaterializedView".into()
+            ),
         ]
     );
     let verify = db.rvbbit(&["training", "verify", "--format", "json"]);
@@ -77,14 +78,16 @@ async fn fresh_database_gets_every_object_and_verify_passes() {
         "table training_annotations",
         "table training_examples",
         "materialized view training_examples_mv",
-        "table training_annotated_examples",
-        "materialized view training_annotated_examples_by_annotation_mv",
-        "materialized view training_annotated_examples_by_example_mv",
+        "table training_trainable_examples",
+        "materialized view training_trainable_examples_by_annotation_mv",
+        "materialized view training_trainable_examples_by_example_mv",
         "view training_examples_with_annotations",
         "view training_stats_by_cascade",
         "migrations applied",
         "examples populated",
         "examples unique",
+        "trainable examples current",
+        "trainable examples' values current",
     ] {
         assert!(checks.contains(&name), "no check {name:?} in {checks:?}");
     }

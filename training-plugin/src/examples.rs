@@ -242,7 +242,8 @@ pub async fn stale_trainable(db: &Db) -> anyhow::Result<u64> {
 /// The condition under which a trainable example's copied values differ from its
 /// log row's current ones (rvbbit writes cost, tokens and model after the row).
 /// NULLs compare equal (the tuples are compared as text: `<=>` is too new for 23.10).
-const VALUES_DIFFER: &str = "toString(tuple(t.model, t.cost, t.tokens_in, t.tokens_out, t.duration_ms)) \
+const VALUES_DIFFER: &str =
+    "toString(tuple(t.model, t.cost, t.tokens_in, t.tokens_out, t.duration_ms)) \
      != toString(tuple(l.model, l.cost, l.tokens_in, l.tokens_out, l.duration_ms))";
 
 /// The columns of `training_trainable_examples`, in order.
@@ -275,7 +276,10 @@ pub async fn lagging_values(db: &Db) -> anyhow::Result<u64> {
 /// current values and the same `annotated_at` (of equal versions, the row written last
 /// wins).
 pub async fn refresh_values(db: &Db) -> anyhow::Result<()> {
-    let columns = TRAINABLE_COLUMNS.replace("model, cost, tokens_in, tokens_out, duration_ms", "l.model, l.cost, l.tokens_in, l.tokens_out, l.duration_ms");
+    let columns = TRAINABLE_COLUMNS.replace(
+        "model, cost, tokens_in, tokens_out, duration_ms",
+        "l.model, l.cost, l.tokens_in, l.tokens_out, l.duration_ms",
+    );
     let columns: Vec<String> = columns
         .split(',')
         .map(|c| {

@@ -162,6 +162,7 @@ fn act(actions: &mut Vec<Action>, format: Format, action: &'static str, object: 
         match action {
             "created" => say!("  {}  {object}", output::green("created")),
             "exists" => say!("  {}   {object}", output::dim("exists")),
+            "skipped" => say!("  {}  {object}", output::dim("skipped")),
             _ => say!("  {action:8} {object}"),
         }
     }
@@ -179,6 +180,9 @@ enum Step {
         what: String,
         /// The object it creates already exists (shown as skipped by --dry-run).
         exists: bool,
+        /// A later migration of this run removes or replaces what it makes, so it is
+        /// not sent (a new database does not build and drop version 2's copy).
+        superseded_by: Option<u32>,
     },
     /// The backfill of `training_examples` from history, the last step of migration 1.
     Backfill { version: u32, index: u32 },
@@ -345,6 +349,7 @@ async fn plan(db: &Db, repair: bool) -> anyhow::Result<Plan> {
                 sql,
                 what,
                 exists,
+                superseded_by: None,
             });
         }
         if migration.version == BACKFILL_AFTER && total > done {
@@ -360,6 +365,7 @@ async fn plan(db: &Db, repair: bool) -> anyhow::Result<Plan> {
             });
         }
     }
+    supersede(&mut steps);
     Ok(Plan {
         found,
         findings: existing,
@@ -367,6 +373,50 @@ async fn plan(db: &Db, repair: bool) -> anyhow::Result<Plan> {
         resuming,
         mismatched,
     })
+}
+
+/// The object a statement makes or fills, and whether it only replaces a view.
+fn target_of(sql: &str) -> Option<(String, bool)> {
+    match creates(sql)? {
+        Creates::Object { name, .. } | Creates::Fill { table: name } => Some((name, false)),
+        Creates::Index { table, .. } | Creates::Materialize { table, .. } => Some((table, false)),
+        Creates::Replace { name } => Some((name, true)),
+        Creates::Drop { .. } => None,
+    }
+}
+
+/// Marks the statements whose work a later statement of the same run undoes: anything
+/// made for an object a later migration drops, and a view replaced again later.
+fn supersede(steps: &mut [Step]) {
+    let later: Vec<(u32, Creates)> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Statement { version, sql, .. } => creates(sql).map(|c| (*version, c)),
+            _ => None,
+        })
+        .collect();
+    for step in steps.iter_mut() {
+        let Step::Statement {
+            version,
+            sql,
+            superseded_by,
+            ..
+        } = step
+        else {
+            continue;
+        };
+        let Some((name, replaces)) = target_of(sql) else {
+            continue;
+        };
+        *superseded_by = later.iter().find_map(|(v, c)| {
+            let undone = match c {
+                Creates::Drop { name: dropped } => dropped == &name,
+                Creates::Replace { name: replaced } => replaces && replaced == &name,
+                _ => false,
+            };
+            (*v > *version && undone).then_some(*v)
+        });
+    }
 }
 
 /// Refuses, before any change, drift that cannot be put right without losing data,
@@ -605,6 +655,19 @@ async fn apply(
         let outcome = match step {
             Step::Complete { .. } => continue,
             Step::Statement {
+                what,
+                superseded_by: Some(by),
+                ..
+            } => {
+                act(
+                    actions,
+                    format,
+                    "skipped",
+                    format!("{what} (migration {by:04} removes or replaces it)"),
+                );
+                Ok(())
+            }
+            Step::Statement {
                 sql, what, exists, ..
             } => {
                 let step_future = db.execute_ddl(sql, cluster);
@@ -829,8 +892,21 @@ fn print_dry_run(plan: &Plan, cluster: Option<&str>) -> anyhow::Result<()> {
     }
     for step in &plan.steps {
         match step {
-            Step::Statement { version, index, sql, what, exists } => {
-                if *exists {
+            Step::Statement {
+                version,
+                index,
+                sql,
+                what,
+                exists,
+                superseded_by,
+            } => {
+                if let Some(by) = superseded_by {
+                    say!(
+                        "-- {:04} step {}: {what} skipped: migration {by:04} removes or replaces it",
+                        version,
+                        index + 1
+                    );
+                } else if *exists {
                     say!("-- {:04} step {}: {what} exists, skipped", version, index + 1);
                 } else {
                     say!("-- {:04} step {}: {what}", version, index + 1);
@@ -947,4 +1023,76 @@ async fn backfill(
         bar.finish_with_message("done");
     }
     Ok(examples::count(db).await?.saturating_sub(before))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn statement(version: u32, sql: &str) -> Step {
+        Step::Statement {
+            version,
+            index: 0,
+            sql: sql.into(),
+            what: String::new(),
+            exists: false,
+            superseded_by: None,
+        }
+    }
+
+    fn superseded(steps: &[Step]) -> Vec<Option<u32>> {
+        steps
+            .iter()
+            .map(|s| match s {
+                Step::Statement { superseded_by, .. } => *superseded_by,
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn what_a_later_migration_drops_or_replaces_is_not_sent() {
+        let mut steps = vec![
+            statement(1, "CREATE TABLE IF NOT EXISTS kept (x UInt8)"),
+            statement(2, "CREATE TABLE IF NOT EXISTS copy (x UInt8)"),
+            statement(
+                2,
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS copy_mv TO copy AS SELECT 1",
+            ),
+            statement(2, "INSERT INTO copy SELECT x FROM kept WHERE x NOT IN (1)"),
+            statement(
+                2,
+                "ALTER TABLE kept ADD INDEX IF NOT EXISTS i x TYPE set(0)",
+            ),
+            statement(2, "CREATE OR REPLACE VIEW joined AS SELECT * FROM copy"),
+            statement(3, "DROP VIEW IF EXISTS copy_mv"),
+            statement(3, "DROP TABLE IF EXISTS copy"),
+            statement(3, "CREATE OR REPLACE VIEW joined AS SELECT * FROM kept"),
+        ];
+        supersede(&mut steps);
+        assert_eq!(
+            superseded(&steps),
+            vec![
+                None,
+                Some(3),
+                Some(3),
+                Some(3),
+                None,
+                Some(3),
+                None,
+                None,
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn a_drop_in_an_earlier_migration_supersedes_nothing_later() {
+        let mut steps = vec![
+            statement(2, "DROP TABLE IF EXISTS t"),
+            statement(3, "CREATE TABLE IF NOT EXISTS t (x UInt8)"),
+        ];
+        supersede(&mut steps);
+        assert_eq!(superseded(&steps), vec![None, None]);
+    }
 }
