@@ -9,6 +9,7 @@
 //! set by `scripts/test`.
 
 pub mod logs;
+pub mod rvbbit;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -313,6 +314,46 @@ impl TestDb {
             .fetch_all::<T>()
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// The rows `sql` returns, each a JSON object (`FORMAT JSONEachRow`): the SQL is
+    /// sent as it is, as rvbbit's clients send theirs.
+    pub async fn json_rows(&self, sql: &str) -> Vec<serde_json::Value> {
+        let bytes = self
+            .client
+            .query_raw(sql)
+            .fetch_bytes("JSONEachRow")
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .collect()
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{sql}: {e}: {l}")))
+            .collect()
+    }
+
+    /// Waits until every mutation of `table` is done (rvbbit's cost updates are
+    /// asynchronous mutations).
+    pub async fn wait_for_mutations(&self, table: &str) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let pending: u64 = self
+                .scalar(&format!(
+                    "SELECT count() FROM system.mutations WHERE database = '{}' AND table = '{table}' AND NOT is_done",
+                    self.name
+                ))
+                .await;
+            if pending == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{pending} mutations of {table} not done after 120 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     pub async fn exec(&self, sql: &str) {
