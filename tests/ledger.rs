@@ -6,10 +6,12 @@
 //!
 //! After every fault the same things must hold: the next `migrate` converges (exit 0,
 //! saying it resumes what was left in progress), `verify` passes, every qualifying log
-//! row is an example exactly once, `training_annotated_examples` holds exactly the
-//! annotated traces that have an example with their latest annotation, the schema is
-//! the one a run without fault makes, and `unified_logs` and `training_annotations`
-//! are untouched.
+//! row is an example exactly once, `training_trainable_examples` holds exactly the
+//! traces whose latest annotation makes them trainable and that have an example, with
+//! that annotation, their example's texts and their log row's values, the joined view
+//! shows every annotated example with its latest annotation, the schema is the one a
+//! run without fault makes, and `unified_logs` and `training_annotations` are
+//! untouched.
 
 use rvbbit_tests::logs::{history_sql, insert, LogRow};
 use rvbbit_tests::{
@@ -25,12 +27,83 @@ use std::time::{Duration, Instant};
 /// Examples-to-be spread over eleven past months by `history_sql` (trace ids `h-N`).
 const HISTORY: u64 = 300;
 
-/// Steps of a fresh install: the 7 statements of 0001 and its backfill, the 7
-/// statements of 0002 (checked against the ledger by
-/// `a_fresh_install_takes_exactly_the_steps_the_crash_tests_cover`).
-const STEPS_0001: u32 = 8;
-const STEPS_0002: u32 = 7;
-const FRESH_STEPS: u32 = STEPS_0001 + STEPS_0002;
+/// The statements of each migration file, in order (`migrations/NNNN_name.sql`, sorted):
+/// the file without its comment lines, split at semicolons.
+fn migration_statements() -> &'static Vec<Vec<String>> {
+    static STATEMENTS: OnceLock<Vec<Vec<String>>> = OnceLock::new();
+    STATEMENTS.get_or_init(|| {
+        let mut files: Vec<_> = std::fs::read_dir(repo_root().join("migrations"))
+            .expect("migrations/")
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .enumerate()
+            .map(|(i, path)| {
+                let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+                assert!(
+                    stem.starts_with(&format!("{:04}_", i + 1)),
+                    "migrations are numbered from 1 without gaps: {stem}"
+                );
+                let text: String = std::fs::read_to_string(path)
+                    .expect("migration file")
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with("--"))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                text.split(';')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .collect()
+    })
+}
+
+/// Steps of each migration on a fresh install: its statements, and for 0001 its
+/// backfill as well (checked against the ledger by
+/// `a_fresh_install_takes_exactly_the_steps_the_crash_tests_cover`). Statements that a
+/// later migration drops or replaces are skipped on a fresh install, but are steps all
+/// the same.
+fn migration_steps() -> Vec<u32> {
+    migration_statements()
+        .iter()
+        .enumerate()
+        .map(|(i, statements)| statements.len() as u32 + u32::from(i == 0))
+        .collect()
+}
+
+/// Steps of a fresh install, every migration's.
+fn fresh_steps() -> u32 {
+    migration_steps().iter().sum()
+}
+
+/// Step `n` of a fresh install (from 1): the migration it belongs to, the steps of that
+/// migration done once it is, and that migration's steps.
+fn step_of(n: u32) -> (u32, u32, u32) {
+    let mut before = 0;
+    for (i, steps) in migration_steps().into_iter().enumerate() {
+        if n <= before + steps {
+            return (i as u32 + 1, n - before, steps);
+        }
+        before += steps;
+    }
+    panic!("a fresh install has {before} steps, not {n}")
+}
+
+/// The step of a fresh install that runs the statement of migration `version` that
+/// starts with `start`.
+fn fresh_step_of(version: u32, start: &str) -> u32 {
+    let steps = migration_steps();
+    let before: u32 = steps[..version as usize - 1].iter().sum();
+    let index = migration_statements()[version as usize - 1]
+        .iter()
+        .position(|s| s.starts_with(start))
+        .unwrap_or_else(|| panic!("migration {version} has no statement {start:?}"));
+    before + index as u32 + 1
+}
 
 const LEDGER: &str = "_rvbbit_plugin_migrations";
 const LEASES: &str = "_rvbbit_plugin_leases";
@@ -190,22 +263,9 @@ fn annotations_insert(marks: &[Mark]) -> String {
 /// The first three statements of migration 0001, read from the file: the annotations
 /// table and its two indexes. The tests run them by hand so annotations can exist
 /// before migrate (as when Studio annotated before the rest was installed), which
-/// gives 0002's copy step real work.
+/// gives 0003's copy step real work.
 fn annotations_ddl() -> Vec<String> {
-    let text =
-        std::fs::read_to_string(repo_root().join("migrations/0001_universal_training_system.sql"))
-            .expect("migration 0001");
-    let text: String = text
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("--"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let statements: Vec<String> = text
-        .split(';')
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .take(3)
-        .collect();
+    let statements: Vec<String> = migration_statements()[0][..3].to_vec();
     assert!(statements[0].starts_with("CREATE TABLE IF NOT EXISTS training_annotations"));
     assert!(statements[1].starts_with("ALTER TABLE training_annotations ADD INDEX"));
     assert!(statements[2].starts_with("ALTER TABLE training_annotations ADD INDEX"));
@@ -225,7 +285,8 @@ struct Truth {
 
 impl Truth {
     /// Each annotated trace that has an example, with its latest annotation (from the
-    /// annotation rows as stored; every test annotation has a time of its own).
+    /// annotation rows as stored; every test annotation has a time of its own): what
+    /// the joined view shows for annotated examples.
     fn annotated_examples(&self) -> Vec<AnnotationRow> {
         let mut latest: BTreeMap<&str, &AnnotationRow> = BTreeMap::new();
         for a in &self.annotations {
@@ -237,7 +298,36 @@ impl Truth {
                 latest.insert(&a.trace_id, a);
             }
         }
-        latest.into_values().cloned().collect()
+        latest
+            .into_values()
+            .map(|a| AnnotationRow {
+                annotated_at: in_micros(&a.annotated_at),
+                ..a.clone()
+            })
+            .collect()
+    }
+
+    /// Each trace with an example whose latest annotation makes it trainable, with that
+    /// annotation: what `training_trainable_examples FINAL WHERE trainable` must hold.
+    fn trainable_examples(&self) -> Vec<AnnotationRow> {
+        self.annotated_examples()
+            .into_iter()
+            .filter(|a| a.trainable)
+            .collect()
+    }
+
+    /// Each trace with an example that has been marked trainable at some time, with its
+    /// latest annotation: the only rows `training_trainable_examples FINAL` may hold (a
+    /// trace taken back keeps its row, with trainable = false).
+    fn once_trainable_examples(&self) -> Vec<AnnotationRow> {
+        self.annotated_examples()
+            .into_iter()
+            .filter(|latest| {
+                self.annotations
+                    .iter()
+                    .any(|a| a.trace_id == latest.trace_id && a.trainable)
+            })
+            .collect()
     }
 
     /// Adds qualifying log rows written later.
@@ -246,6 +336,19 @@ impl Truth {
         self.examples.sort();
         self
     }
+}
+
+/// An annotation time as a `DateTime64(6)` shows it (`2025-05-01 08:00:00.000000`):
+/// what the trainable examples and the joined view hold, whatever the precision of
+/// `training_annotations.annotated_at` (a hand-applied install keeps its
+/// `DateTime64(3)`, shown as `2025-05-01 08:00:00.000`).
+fn in_micros(at: &str) -> String {
+    let (seconds, fraction) = at.split_once('.').unwrap_or((at, ""));
+    assert!(
+        fraction.len() <= 6 && fraction.bytes().all(|b| b.is_ascii_digit()),
+        "an annotation time: {at}"
+    );
+    format!("{seconds}.{fraction:0<6}")
 }
 
 /// A database with `unified_logs` (the log rows and `history` history rows), the
@@ -273,11 +376,20 @@ async fn truth(db: &TestDb, history: u64, marks: usize) -> Truth {
     examples.sort();
     let annotations = db.snapshot_annotations().await;
     assert_eq!(annotations.len(), marks, "every annotation is a row");
-    Truth {
+    let truth = Truth {
         examples,
         logs: db.logs_fingerprint().await,
         annotations,
-    }
+    };
+    let (trainable, annotated) = (
+        truth.trainable_examples().len(),
+        truth.annotated_examples().len(),
+    );
+    assert!(
+        0 < trainable && trainable < annotated,
+        "the marks make some examples trainable and leave others not: {trainable} of {annotated}"
+    );
+    truth
 }
 
 async fn seeded(label: &str) -> (TestDb, Truth) {
@@ -422,19 +534,56 @@ async fn assert_converged_to(
         (truth.examples.len() as u64, truth.examples.len() as u64),
         "{context}: examples FINAL"
     );
-    // The annotated examples: each annotated trace with an example, its latest annotation.
-    let expected = truth.annotated_examples();
-    let annotated: Vec<AnnotationRow> = db
+    // The trainable examples: each trace with an example whose latest annotation makes
+    // it trainable, with that annotation; and no row but those of traces marked
+    // trainable at some time, each with its latest annotation.
+    let copied: Vec<AnnotationRow> = db
         .rows(
             "SELECT trace_id, trainable, verified, confidence, notes, tags, \
              toString(annotated_at) AS annotated_at, annotated_by \
-             FROM training_annotated_examples FINAL ORDER BY trace_id",
+             FROM training_trainable_examples FINAL ORDER BY trace_id",
+        )
+        .await;
+    let trainable: Vec<AnnotationRow> = copied.iter().filter(|a| a.trainable).cloned().collect();
+    assert_eq!(
+        trainable,
+        truth.trainable_examples(),
+        "{context}: training_trainable_examples FINAL WHERE trainable"
+    );
+    let allowed = truth.once_trainable_examples();
+    let unexpected: Vec<&AnnotationRow> = copied.iter().filter(|a| !allowed.contains(a)).collect();
+    assert!(
+        unexpected.is_empty(),
+        "{context}: training_trainable_examples FINAL holds rows of traces never trainable, \
+         or not with their latest annotation: {unexpected:#?}"
+    );
+    // Each copied with its example's texts and its log row's values.
+    let copied_values: Vec<String> = db
+        .rows(
+            "SELECT formatRow('TabSeparated', trace_id, timestamp, session_id, cascade_id, \
+             cell_name, species_hash, user_input, assistant_output, model, cost, tokens_in, \
+             tokens_out, duration_ms, caller_id, node_type, role) \
+             FROM training_trainable_examples FINAL ORDER BY trace_id",
+        )
+        .await;
+    let source_values: Vec<String> = db
+        .rows(
+            "SELECT formatRow('TabSeparated', e.trace_id, e.timestamp, e.session_id, \
+             e.cascade_id, e.cell_name, e.species_hash, e.user_input, e.assistant_output, \
+             l.model, l.cost, l.tokens_in, l.tokens_out, l.duration_ms, l.caller_id, \
+             CAST(l.node_type AS String), CAST(l.role AS String)) \
+             FROM (SELECT * FROM training_examples FINAL) AS e \
+             INNER JOIN (SELECT * FROM unified_logs WHERE role = 'assistant') AS l \
+             ON l.trace_id = e.trace_id \
+             WHERE e.trace_id IN (SELECT trace_id FROM training_trainable_examples) \
+             ORDER BY e.trace_id",
         )
         .await;
     assert_eq!(
-        annotated, expected,
-        "{context}: training_annotated_examples FINAL"
+        copied_values, source_values,
+        "{context}: training_trainable_examples' texts and values are not the example's and its log row's"
     );
+    let expected = truth.annotated_examples();
     // What rvbbit's retrieval reads: one row per example, the annotated ones as above.
     let (rows, distinct): (u64, u64) = db
         .scalar("SELECT count(), uniqExact(trace_id) FROM training_examples_with_annotations")
@@ -494,7 +643,7 @@ async fn a_fresh_install_takes_exactly_the_steps_the_crash_tests_cover() {
             ])
             .env(
                 "RVBBIT_TRAINING_FAILPOINT",
-                format!("exit-after-step:{}", FRESH_STEPS + 1),
+                format!("exit-after-step:{}", fresh_steps() + 1),
             ),
     );
     run.expect_code(0);
@@ -504,14 +653,19 @@ async fn a_fresh_install_takes_exactly_the_steps_the_crash_tests_cover() {
              WHERE plugin = 'training' ORDER BY version"
         ))
         .await;
-    assert_eq!(
-        ledger,
-        vec![
-            (1, STEPS_0001, STEPS_0001, "applied".to_string()),
-            (2, STEPS_0002, STEPS_0002, "applied".to_string()),
-        ]
-    );
+    let expected: Vec<(u32, u32, u32, String)> = migration_steps()
+        .into_iter()
+        .enumerate()
+        .map(|(i, steps)| (i as u32 + 1, steps, steps, "applied".to_string()))
+        .collect();
+    assert_eq!(ledger, expected);
     assert_converged(&db, &truth, "a migrate without fault").await;
+    // The crash tests below stop after each of these steps, and after no other.
+    assert_eq!(
+        CRASH_STEPS.to_vec(),
+        (1..=fresh_steps()).collect::<Vec<u32>>(),
+        "stopped_after! must name every step of a fresh install, once and in order"
+    );
     db.drop().await;
 }
 
@@ -519,15 +673,21 @@ async fn a_fresh_install_takes_exactly_the_steps_the_crash_tests_cover() {
 /// suite runs on first) every step is stopped after; on the older engines of the
 /// compatibility matrix, where each request costs 10 to 40 ms more and a test of this
 /// kind takes minutes, three: after the materialized view is created (5), at the end of
-/// 0001 with its backfill (8), and after 0002's copy (14).
+/// 0001 with its backfill (8), and after 0003's copy of the trainable examples.
 fn full_crash_matrix(n: u32) -> bool {
+    let few = [
+        fresh_step_of(
+            1,
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS training_examples_mv",
+        ),
+        migration_steps()[0],
+        fresh_step_of(3, "INSERT INTO training_trainable_examples"),
+    ];
     match older_engine() {
         None => true,
-        Some(_) if [5, 8, 14].contains(&n) => true,
+        Some(_) if few.contains(&n) => true,
         Some(engine) => {
-            eprintln!(
-                "step {n}: stopped-after-step runs on 26.9; on {engine} only steps 5, 8 and 14"
-            );
+            eprintln!("step {n}: stopped-after-step runs on 26.9; on {engine} only steps {few:?}");
             false
         }
     }
@@ -567,11 +727,7 @@ async fn stopped_after_step(n: u32) {
 
     // The ledger shows the migration the step belongs to as in progress, with the steps
     // done, the host and the process that ran them.
-    let (version, done, total): (u32, u32, u32) = if n <= STEPS_0001 {
-        (1, n, STEPS_0001)
-    } else {
-        (2, n - STEPS_0001, STEPS_0002)
-    };
+    let (version, done, total) = step_of(n);
     let status = status(&db);
     assert_eq!(status["up_to_date"], false, "{status:#}");
     let migrations = status["migrations"].as_array().unwrap();
@@ -643,13 +799,20 @@ async fn stopped_after_step(n: u32) {
 }
 
 macro_rules! stopped_after {
-    ($($name:ident: $n:expr,)*) => {$(
-        #[tokio::test(flavor = "multi_thread")]
-        async fn $name() {
-            stopped_after_step($n).await;
-        }
-    )*};
+    ($($name:ident: $n:expr,)*) => {
+        /// The steps the tests below stop after.
+        const CRASH_STEPS: &[u32] = &[$($n),*];
+        $(
+            #[tokio::test(flavor = "multi_thread")]
+            async fn $name() {
+                stopped_after_step($n).await;
+            }
+        )*
+    };
 }
+
+// On a fresh install the statements of 0002 whose objects 0003 drops or replaces
+// (11-15) are skipped, not sent: each is a step of the ledger all the same.
 
 stopped_after! {
     stopped_after_step_01_annotations_table_resumes: 1,
@@ -662,11 +825,19 @@ stopped_after! {
     stopped_after_step_08_backfill_end_of_0001_resumes: 8,
     stopped_after_step_09_trace_index_resumes: 9,
     stopped_after_step_10_materialize_index_resumes: 10,
-    stopped_after_step_11_annotated_table_resumes: 11,
-    stopped_after_step_12_annotation_view_resumes: 12,
-    stopped_after_step_13_example_view_resumes: 13,
-    stopped_after_step_14_copy_resumes: 14,
-    stopped_after_step_15_end_of_0002_resumes: 15,
+    stopped_after_step_11_skipped_annotated_table_resumes: 11,
+    stopped_after_step_12_skipped_annotation_view_resumes: 12,
+    stopped_after_step_13_skipped_example_view_resumes: 13,
+    stopped_after_step_14_skipped_copy_resumes: 14,
+    stopped_after_step_15_skipped_joined_view_end_of_0002_resumes: 15,
+    stopped_after_step_16_drop_annotation_view_resumes: 16,
+    stopped_after_step_17_drop_example_view_resumes: 17,
+    stopped_after_step_18_drop_annotated_table_resumes: 18,
+    stopped_after_step_19_trainable_table_resumes: 19,
+    stopped_after_step_20_trainable_annotation_view_resumes: 20,
+    stopped_after_step_21_trainable_example_view_resumes: 21,
+    stopped_after_step_22_trainable_copy_resumes: 22,
+    stopped_after_step_23_joined_view_end_of_0003_resumes: 23,
 }
 
 /// The upgrade of a hand-applied install (`tests/fixtures/installs/v2_float32.sql`:
@@ -687,21 +858,70 @@ async fn an_upgrade_of_a_hand_applied_install_stopped_after_a_step_resumes() {
         (db, truth)
     }
     let (db, truth) = hand_applied("upstop_ref").await;
-    db.rvbbit(&["training", "migrate"]).expect_code(0);
+    let upgrade = db.rvbbit(&["training", "migrate"]);
+    upgrade.expect_code(0);
     let reference = schema(&db).await;
     assert_converged_to(&db, &truth, &reference, "the upgrade without fault").await;
     db.drop().await;
 
+    // The steps of the upgrade: the repairs before the migrations, every step of every
+    // migration (as on a fresh install), the repairs after them. The repairs are read
+    // from what the upgrade without fault said it did.
+    let actions: Vec<&str> = upgrade
+        .stdout
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| {
+            [
+                "repaired ",
+                "created ",
+                "exists ",
+                "ran ",
+                "skipped ",
+                "replaced ",
+            ]
+            .iter()
+            .any(|a| l.starts_with(a))
+        })
+        .collect();
+    let before = actions
+        .iter()
+        .take_while(|l| l.starts_with("repaired "))
+        .count() as u32;
+    let after = actions
+        .iter()
+        .rev()
+        .take_while(|l| l.starts_with("repaired "))
+        .count() as u32;
+    assert!(
+        before >= 2 && after >= 1,
+        "the upgrade repairs before and after the migrations:\n{}",
+        upgrade.stdout
+    );
+    let steps_of = migration_steps();
+    let (s1, s2) = (steps_of[0], steps_of[1]);
+    let last = before + fresh_steps();
+
     let mut failures = Vec::new();
     // A repair before the migrations, the first statement of 0001, its backfill, the
-    // first and last statements of 0002, the repair after the migrations.
+    // first and last statements of 0002 (skipped: 0003 replaces its objects), the first
+    // and last statements of the last migration, the repair after the migrations.
     // Every kind of step on the main engine; two on the older ones (see full_crash_matrix).
-    let steps: &[u32] = if older_engine().is_none() {
-        &[2, 4, 11, 12, 18, 19]
+    let steps: Vec<u32> = if older_engine().is_none() {
+        vec![
+            2,
+            before + 1,
+            before + s1,
+            before + s1 + 1,
+            before + s1 + s2,
+            before + s1 + s2 + 1,
+            last,
+            last + 1,
+        ]
     } else {
-        &[4, 18]
+        vec![before + 1, last]
     };
-    for &n in steps {
+    for &n in &steps {
         let (db, truth) = hand_applied(&format!("upstop{n}")).await;
         let stopped = rvbbit_tests::run(
             rvbbit()
@@ -867,10 +1087,21 @@ async fn a_server_killed_during_the_backfill_is_resumed_after_its_restart() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_killed_during_migration_2_is_resumed_after_its_restart() {
+    // Its statements that make objects 0003 drops are skipped: its index is what it sends.
     server_killed_mid_migrate(
         "killed_0002",
-        "created  table training_annotated_examples",
+        "created  index idx_trace_id on training_examples",
         2,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_killed_during_migration_3_is_resumed_after_its_restart() {
+    server_killed_mid_migrate(
+        "killed_0003",
+        "created  table training_trainable_examples",
+        3,
     )
     .await;
 }
@@ -912,7 +1143,7 @@ async fn three_migrates_at_once_apply_each_migration_once() {
              FROM {LEDGER} WHERE plugin = 'training' GROUP BY version ORDER BY version"
         ))
         .await;
-    assert_eq!(writers.len(), 2, "{writers:?}");
+    assert_eq!(writers.len(), migration_steps().len(), "{writers:?}");
     for w in &writers {
         assert_eq!(
             w.applied, 1,
@@ -1072,7 +1303,7 @@ fn migration_files() -> Vec<(u64, String, String)> {
 async fn status_shows_pending_then_applied_migrations_with_their_checksums() {
     let db = TestDb::with_logs("status").await;
     let files = migration_files();
-    assert_eq!(files.len(), 2, "{files:?}");
+    assert_eq!(files.len(), 3, "{files:?}");
 
     let fresh = status(&db);
     assert_eq!(fresh["database"], db.name);
@@ -1102,7 +1333,7 @@ async fn status_shows_pending_then_applied_migrations_with_their_checksums() {
         "{applied:#}"
     );
     let migrations = applied["migrations"].as_array().unwrap();
-    let totals = [STEPS_0001, STEPS_0002];
+    let totals = migration_steps();
     for ((m, (version, name, sum)), total) in migrations.iter().zip(&files).zip(totals) {
         assert_eq!(m["version"], *version, "{m:#}");
         assert_eq!(m["name"], name.as_str(), "{m:#}");
@@ -1384,21 +1615,21 @@ async fn a_dropped_index_is_named_and_added_by_repair() {
 async fn another_sorting_key_is_named_and_repair_refuses_to_rewrite_it() {
     let (db, truth) = seeded("drift_key").await;
     db.rvbbit(&["training", "migrate", "-q"]).expect_code(0);
-    // training_annotated_examples is derived data: rebuilding it sorted by trace_id
+    // training_trainable_examples is derived data: rebuilding it sorted by trace_id
     // alone, with the same rows, is a safe way to make this drift.
     db.exec(
-        "CREATE TABLE tae_by_trace AS training_annotated_examples \
+        "CREATE TABLE tte_by_trace AS training_trainable_examples \
          ENGINE = ReplacingMergeTree(annotated_at) ORDER BY trace_id",
     )
     .await;
-    db.exec("INSERT INTO tae_by_trace SELECT * FROM training_annotated_examples")
+    db.exec("INSERT INTO tte_by_trace SELECT * FROM training_trainable_examples")
         .await;
-    db.exec("EXCHANGE TABLES tae_by_trace AND training_annotated_examples")
+    db.exec("EXCHANGE TABLES tte_by_trace AND training_trainable_examples")
         .await;
-    db.exec("DROP TABLE tae_by_trace").await;
+    db.exec("DROP TABLE tte_by_trace").await;
     let schema_before = schema(&db).await;
-    let rows_before = raw_rows(&db, "training_annotated_examples").await;
-    assert_eq!(rows_before.len(), truth.annotated_examples().len());
+    let rows_before = raw_rows(&db, "training_trainable_examples").await;
+    assert_eq!(rows_before.len(), truth.trainable_examples().len());
 
     let verify = db.rvbbit(&["training", "verify"]);
     verify.expect_code(1);
@@ -1409,7 +1640,7 @@ async fn another_sorting_key_is_named_and_repair_refuses_to_rewrite_it() {
         .collect();
     assert_eq!(failing.len(), 1, "{}", verify.stdout);
     assert!(
-        failing[0].contains("table training_annotated_examples")
+        failing[0].contains("table training_trainable_examples")
             && failing[0].contains("sorted by (trace_id)")
             && failing[0].contains("cascade_id, cell_name, trace_id"),
         "{}",
@@ -1423,7 +1654,7 @@ async fn another_sorting_key_is_named_and_repair_refuses_to_rewrite_it() {
         refused.expect_code(1);
         assert!(
             refused.stderr.contains("refusing")
-                && refused.stderr.contains("training_annotated_examples")
+                && refused.stderr.contains("training_trainable_examples")
                 && refused.stderr.contains("rewrite")
                 && refused.stderr.contains("Nothing was changed"),
             "{args:?}: {}",
@@ -1435,7 +1666,7 @@ async fn another_sorting_key_is_named_and_repair_refuses_to_rewrite_it() {
             "{args:?} changed a definition"
         );
         assert_eq!(
-            raw_rows(&db, "training_annotated_examples").await,
+            raw_rows(&db, "training_trainable_examples").await,
             rows_before,
             "{args:?} changed rows"
         );
@@ -1466,10 +1697,19 @@ async fn dry_run_prints_the_statements_in_order_and_changes_nothing() {
         "CREATE VIEW IF NOT EXISTS training_stats_by_cascade",
         "backfill training_examples",
         "ALTER TABLE training_examples ADD INDEX IF NOT EXISTS idx_trace_id",
-        "CREATE TABLE IF NOT EXISTS training_annotated_examples",
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS training_annotated_examples_by_annotation_mv",
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS training_annotated_examples_by_example_mv",
-        "INSERT INTO training_annotated_examples",
+        "ALTER TABLE training_examples MATERIALIZE INDEX idx_trace_id",
+        "table training_annotated_examples skipped: migration 0003 removes or replaces it",
+        "materialized view training_annotated_examples_by_annotation_mv skipped: migration 0003",
+        "materialized view training_annotated_examples_by_example_mv skipped: migration 0003",
+        "rows of training_annotated_examples skipped: migration 0003",
+        "view training_examples_with_annotations skipped: migration 0003",
+        "DROP VIEW IF EXISTS training_annotated_examples_by_annotation_mv",
+        "DROP VIEW IF EXISTS training_annotated_examples_by_example_mv",
+        "DROP TABLE IF EXISTS training_annotated_examples",
+        "CREATE TABLE IF NOT EXISTS training_trainable_examples",
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS training_trainable_examples_by_annotation_mv",
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS training_trainable_examples_by_example_mv",
+        "INSERT INTO training_trainable_examples",
         "CREATE OR REPLACE VIEW training_examples_with_annotations",
     ] {
         let found = dry.stdout[at..]
@@ -1477,6 +1717,26 @@ async fn dry_run_prints_the_statements_in_order_and_changes_nothing() {
             .unwrap_or_else(|| panic!("{needle:?} missing or out of order in:\n{}", dry.stdout));
         at += found + needle.len();
     }
+    // What 0003 drops or replaces is named as skipped, and not printed.
+    for statement in [
+        "CREATE TABLE IF NOT EXISTS training_annotated_examples",
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS training_annotated_examples_by_",
+        "INSERT INTO training_annotated_examples",
+    ] {
+        assert!(
+            !dry.stdout.contains(statement),
+            "a statement that is skipped is not printed: {statement:?} in:\n{}",
+            dry.stdout
+        );
+    }
+    assert_eq!(
+        dry.stdout
+            .matches("CREATE OR REPLACE VIEW training_examples_with_annotations")
+            .count(),
+        1,
+        "the joined view is replaced once, by 0003:\n{}",
+        dry.stdout
+    );
     assert_eq!(
         table_names(&db).await,
         tables,
