@@ -4,10 +4,15 @@
 //! the statements and changes nothing; a shape that cannot be upgraded without
 //! rewriting the annotations is refused with nothing changed.
 //!
-//! Each shape is built by a fixture in `tests/fixtures/installs/`, written from the
-//! description of the installs seen in the wild.
+//! Each shape is built by a fixture in `tests/fixtures/installs/`: rvbbit's own DDL,
+//! unchanged. The annotations are written the way rvbbit writes them: the confidence
+//! worker's one-row inserts for every assistant message, Studio's markings one INSERT
+//! per trace with `OPTIMIZE TABLE training_annotations FINAL` after the batch,
+//! re-markings, traces no longer in the log, and an on-demand assessment after the
+//! last merge.
 
 use rvbbit_tests::logs::{history_sql, insert, py_json, LogRow};
+use rvbbit_tests::rvbbit::{self as client, Marking as StudioMarking};
 use rvbbit_tests::{AnnotationRow, TestDb};
 use serde_json::{json, Value};
 
@@ -20,6 +25,9 @@ enum Shape {
     V2Float32,
     /// Second version: raw request / reply view, `confidence Nullable(Float32)`.
     V2Nullable,
+    /// rvbbit's later migration runner (031): `Nullable(Float32) DEFAULT NULL`,
+    /// indexes inline, `SETTINGS index_granularity = 8192`.
+    Runner031,
 }
 
 impl Shape {
@@ -28,6 +36,7 @@ impl Shape {
             Shape::V1Visitparam => "installs/v1_visitparam.sql",
             Shape::V2Float32 => "installs/v2_float32.sql",
             Shape::V2Nullable => "installs/v2_nullable.sql",
+            Shape::Runner031 => "installs/runner_031.sql",
         }
     }
 
@@ -36,6 +45,7 @@ impl Shape {
             Shape::V1Visitparam => "up_v1",
             Shape::V2Float32 => "up_v2f",
             Shape::V2Nullable => "up_v2n",
+            Shape::Runner031 => "up_031",
         }
     }
 
@@ -44,7 +54,7 @@ impl Shape {
     fn unassessed(self) -> Option<f32> {
         match self {
             Shape::V1Visitparam | Shape::V2Float32 => Some(1.0),
-            Shape::V2Nullable => None,
+            Shape::V2Nullable | Shape::Runner031 => None,
         }
     }
 }
@@ -155,9 +165,10 @@ fn expected_examples() -> u64 {
     log_rows().iter().filter(|r| r.is_example()).count() as u64 + HISTORY
 }
 
-/// One marking as Studio writes it. `confidence`: `None` leaves the key out,
-/// `Some(None)` sends null. `at`: `None` leaves `annotated_at` to its default (now);
-/// earlier markings of a trace carry their past time.
+/// One marking as Studio writes it. `confidence`: `None` is a marking without one
+/// (Studio then sends 1.0), `Some(None)` sends null (as `annotate --clear-confidence`
+/// does). `at`: `None` is now; earlier markings of a trace carry their past time.
+/// `by` is kept only by the refused shapes' writes: Studio always writes 'human'.
 struct Marking {
     trace_id: &'static str,
     trainable: bool,
@@ -223,7 +234,7 @@ fn markings() -> Vec<Marking> {
             tags: &["fixed"],
             ..m("s-3", true, Some(Some(0.9)), None)
         },
-        // Confidence left out: the old default 1.0, or NULL.
+        // Marked without a confidence: Studio sends 1.0.
         m("s-4", true, None, None),
         m("s-5", true, Some(Some(0.5)), None),
         m("s-7", true, Some(Some(0.85)), None),
@@ -267,83 +278,217 @@ fn markings() -> Vec<Marking> {
     ]
 }
 
-/// Writes every marking in ONE INSERT, as Studio writes several markings at once.
-/// `optimize_on_insert = 0` keeps the superseded rows of re-annotated traces in the
-/// part (the table holds one part, which no background merge touches), so the test
-/// can check that the upgrade keeps each row, not only the latest per trace.
-async fn annotate(db: &TestDb, trace_as_number: bool) -> usize {
-    let rows: Vec<String> = markings()
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let mut row = serde_json::Map::new();
-            let id = if trace_as_number {
-                json!(1000 + i)
-            } else {
-                json!(m.trace_id)
-            };
-            row.insert("trace_id".into(), id);
-            row.insert("trainable".into(), json!(m.trainable));
-            row.insert("verified".into(), json!(m.verified));
-            if let Some(confidence) = m.confidence {
-                row.insert("confidence".into(), json!(confidence));
-            }
-            row.insert("notes".into(), json!(m.notes));
-            row.insert("tags".into(), json!(m.tags));
-            row.insert("annotated_by".into(), json!(m.by));
-            if let Some(at) = m.at {
-                row.insert("annotated_at".into(), json!(at));
-            }
-            Value::Object(row).to_string()
-        })
-        .collect();
-    db.exec(&format!(
-        "INSERT INTO training_annotations SETTINGS optimize_on_insert = 0 FORMAT JSONEachRow\n{}",
-        rows.join("\n")
-    ))
-    .await;
-    rows.len()
+/// A stored annotation's values: (trace_id, trainable, confidence, notes, tags, annotated_by).
+type Values = (String, bool, Option<f32>, String, Vec<String>, String);
+
+/// UTC now with milliseconds, as `mark_as_trainable` formats it.
+fn now_ms() -> String {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_micros() as i64;
+    let secs = micros / 1_000_000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        micros % 1_000_000 / 1000
+    )
 }
 
-/// A database with the logs, the hand-applied install of `fixture` and the markings;
+/// Writes the annotations as rvbbit does and returns the rows the table must then
+/// hold (the latest per trace after `OPTIMIZE ... FINAL`, plus the rows written after
+/// it). For the refused shapes (`shape` None: rvbbit never made them), every marking
+/// goes in one JSONEachRow INSERT instead, numeric ids with `trace_as_number`, and
+/// every row is kept.
+async fn annotate(db: &TestDb, shape: Option<Shape>, trace_as_number: bool) -> Vec<Values> {
+    let unassessed = shape.and_then(Shape::unassessed);
+    if shape.is_none() {
+        let rows: Vec<String> = markings()
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let mut row = serde_json::Map::new();
+                let id = if trace_as_number {
+                    json!(1000 + i)
+                } else {
+                    json!(m.trace_id)
+                };
+                row.insert("trace_id".into(), id);
+                row.insert("trainable".into(), json!(m.trainable));
+                row.insert("verified".into(), json!(m.verified));
+                if let Some(confidence) = m.confidence {
+                    row.insert("confidence".into(), json!(confidence));
+                }
+                row.insert("notes".into(), json!(m.notes));
+                row.insert("tags".into(), json!(m.tags));
+                row.insert("annotated_by".into(), json!(m.by));
+                if let Some(at) = m.at {
+                    row.insert("annotated_at".into(), json!(at));
+                }
+                Value::Object(row).to_string()
+            })
+            .collect();
+        db.exec(&format!(
+            "INSERT INTO training_annotations SETTINGS optimize_on_insert = 0 FORMAT JSONEachRow\n{}",
+            rows.join("\n")
+        ))
+        .await;
+        return markings()
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                (
+                    if trace_as_number {
+                        (1000 + i).to_string()
+                    } else {
+                        m.trace_id.to_string()
+                    },
+                    m.trainable,
+                    m.confidence.flatten().or(unassessed),
+                    m.notes.to_string(),
+                    m.tags.iter().map(|t| t.to_string()).collect(),
+                    m.by.to_string(),
+                )
+            })
+            .collect();
+    }
+    // (values, annotated_at) in the order written.
+    let mut written: Vec<(Values, String)> = Vec::new();
+    // 1. The confidence worker scored every assistant message with a reply when its
+    //    session ended: one row per insert, trainable false.
+    let scored: Vec<String> = log_rows()
+        .iter()
+        .filter(|r| {
+            r.role == "assistant"
+                && r.content_json
+                    .as_deref()
+                    .is_some_and(|c| !c.is_empty() && c != "\"\"")
+        })
+        .map(|r| r.trace_id.clone())
+        .collect();
+    for (i, trace) in scored.iter().enumerate() {
+        let at = format!("2023-12-01 00:00:00.{i:03}");
+        let score = (i % 8) as f64 / 8.0 + 0.0625;
+        db.exec(&client::worker_insert(
+            trace,
+            score,
+            &at,
+            "confidence_worker",
+        ))
+        .await;
+        written.push((
+            (
+                trace.clone(),
+                false,
+                Some(score as f32),
+                "Auto-assessed".into(),
+                vec![],
+                "confidence_worker".into(),
+            ),
+            at,
+        ));
+    }
+    // 2. People marked traces in Studio: one INSERT per trace (confidence 1.0 when
+    //    none is given), then OPTIMIZE ... FINAL. A confidence sent as null is what
+    //    `rvbbit training annotate --clear-confidence` writes.
+    for m in markings() {
+        let at = m.at.map_or_else(now_ms, str::to_string);
+        let marking = StudioMarking {
+            trace_id: m.trace_id,
+            trainable: m.trainable,
+            verified: m.verified,
+            confidence: m.confidence.flatten().map(f64::from),
+            notes: m.notes,
+            tags: m.tags,
+            now: &at,
+        };
+        let mut sql = marking.sql();
+        if m.confidence == Some(None) {
+            sql = sql.replacen("1.0,", "NULL,", 1);
+        }
+        db.exec(&sql).await;
+        let confidence = match m.confidence {
+            None => Some(1.0),
+            Some(None) => unassessed,
+            Some(Some(c)) => Some(c),
+        };
+        written.push((
+            (
+                m.trace_id.to_string(),
+                m.trainable,
+                confidence,
+                m.notes.to_string(),
+                m.tags.iter().map(|t| t.to_string()).collect(),
+                "human".into(),
+            ),
+            at,
+        ));
+        // Distinct milliseconds for the markings made "now".
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    db.exec(client::OPTIMIZE_ANNOTATIONS).await;
+    let mut latest: std::collections::BTreeMap<String, (Values, String)> = Default::default();
+    for (values, at) in written {
+        let keep = latest.get(&values.0).is_none_or(|(_, old)| at >= *old);
+        if keep {
+            latest.insert(values.0.clone(), (values, at));
+        }
+    }
+    let mut expected: Vec<Values> = latest.into_values().map(|(v, _)| v).collect();
+    // 3. Studio's "assess confidence" on a trace nobody marked, after the merge: an
+    //    unmerged row of its own.
+    db.exec(&client::worker_insert(
+        "s-6",
+        0.4375,
+        &now_ms(),
+        "confidence_worker_ondemand",
+    ))
+    .await;
+    expected.push((
+        "s-6".into(),
+        false,
+        Some(0.4375),
+        "On-demand assessment".into(),
+        vec![],
+        "confidence_worker_ondemand".into(),
+    ));
+    expected
+}
+
+/// A database with the logs, the hand-applied install of `fixture` and the annotations;
 /// returns it with the annotation rows as stored.
 async fn hand_applied(
     label: &str,
     fixture: &str,
+    shape: Option<Shape>,
     trace_as_number: bool,
 ) -> (TestDb, Vec<AnnotationRow>) {
     let db = TestDb::with_logs(label).await;
     insert(&db.client, &log_rows()).await;
     db.exec(&history_sql(HISTORY)).await;
     db.apply_fixture(fixture).await;
-    let written = annotate(&db, trace_as_number).await;
+    let expected = annotate(&db, shape, trace_as_number).await;
     let stored = db.snapshot_annotations().await;
-    assert_eq!(
-        stored.len(),
-        written,
-        "every marking is a row of its own before the upgrade:\n{stored:#?}"
-    );
+    check_stored(fixture, &expected, &stored);
     (db, stored)
 }
 
-/// The stored rows match the markings, with the shape's value for a left-out or null
-/// confidence: the fixture and the INSERT behave as in the wild.
-fn check_stored(shape: Shape, stored: &[AnnotationRow]) {
-    // (trace_id, trainable, confidence, notes, tags, annotated_by)
-    type Values = (String, bool, Option<f32>, String, Vec<String>, String);
-    let mut expected: Vec<Values> = markings()
-        .iter()
-        .map(|m| {
-            (
-                m.trace_id.to_string(),
-                m.trainable,
-                m.confidence.flatten().or(shape.unassessed()),
-                m.notes.to_string(),
-                m.tags.iter().map(|t| t.to_string()).collect(),
-                m.by.to_string(),
-            )
-        })
-        .collect();
+/// The stored rows are the ones expected: the fixture and the writes behave as in the wild.
+fn check_stored(fixture: &str, expected: &[Values], stored: &[AnnotationRow]) {
+    let mut expected = expected.to_vec();
     let mut got: Vec<Values> = stored
         .iter()
         .map(|r| {
@@ -360,7 +505,7 @@ fn check_stored(shape: Shape, stored: &[AnnotationRow]) {
     let key = |a: &Values| format!("{a:?}");
     expected.sort_by_key(key);
     got.sort_by_key(key);
-    assert_eq!(got, expected, "{shape:?}: stored annotations");
+    assert_eq!(got, expected, "{fixture}: stored annotations");
 }
 
 async fn engine_of(db: &TestDb, name: &str) -> String {
@@ -445,10 +590,11 @@ fn expected_retrieval(
             "s-4",
             "Where is my parcel?",
             "Check the tracking page.".into(),
-            shape.unassessed(),
+            // Marked without a confidence: Studio sends 1.0.
+            Some(1.0),
         ),
         ("s-5", "Do you ship to Mars?", "Not yet.".into(), Some(0.5)),
-        // s-6: never annotated.
+        // s-6: only ever scored by the confidence worker.
         (
             "s-7",
             "look at the chart\nwhat is the trend?",
@@ -484,8 +630,7 @@ fn assert_mentions(haystack: &str, needle: &str, what: &str) {
 }
 
 async fn upgrade_in_place(shape: Shape) {
-    let (db, before) = hand_applied(shape.label(), shape.fixture(), false).await;
-    check_stored(shape, &before);
+    let (db, before) = hand_applied(shape.label(), shape.fixture(), Some(shape), false).await;
     let logs_before = db.logs_fingerprint().await;
     let logs_definition = db
         .definitions()
@@ -600,7 +745,7 @@ async fn migrate_upgrades_the_second_version_nullable_install() {
 
 async fn dry_run_changes_nothing(shape: Shape) {
     let label = format!("{}_dry", shape.label());
-    let (db, before) = hand_applied(&label, shape.fixture(), false).await;
+    let (db, before) = hand_applied(&label, shape.fixture(), Some(shape), false).await;
     let definitions = db.definitions().await;
     let logs_before = db.logs_fingerprint().await;
 
@@ -636,6 +781,11 @@ async fn dry_run_changes_nothing(shape: Shape) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn migrate_upgrades_the_migration_runner_031_install() {
+    upgrade_in_place(Shape::Runner031).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn dry_run_on_the_first_version_install_changes_nothing() {
     dry_run_changes_nothing(Shape::V1Visitparam).await;
 }
@@ -650,10 +800,15 @@ async fn dry_run_on_the_second_version_nullable_install_changes_nothing() {
     dry_run_changes_nothing(Shape::V2Nullable).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_on_the_migration_runner_031_install_changes_nothing() {
+    dry_run_changes_nothing(Shape::Runner031).await;
+}
+
 /// A hand-applied install whose annotations table cannot be upgraded without
 /// rewriting its data: refused, exit 1, with the reason named and nothing changed.
 async fn refused(label: &str, fixture: &str, trace_as_number: bool, reason: &str) {
-    let (db, before) = hand_applied(label, fixture, trace_as_number).await;
+    let (db, before) = hand_applied(label, fixture, None, trace_as_number).await;
     let definitions = db.definitions().await;
     let logs_before = db.logs_fingerprint().await;
 
