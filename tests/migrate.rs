@@ -118,6 +118,9 @@ async fn migrating_twice_changes_no_definition_and_duplicates_no_example() {
         "exists   ",
         "replaced ",
         "ran      ",
+        "skipped  ",
+        "absent   ",
+        "removed  ",
         "resuming",
     ] {
         assert!(

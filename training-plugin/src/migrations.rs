@@ -39,7 +39,7 @@ impl std::fmt::Display for Creates {
                 write!(f, "index {name} on {table} for existing rows")
             }
             Creates::Fill { table } => write!(f, "rows of {table}"),
-            Creates::Drop { name } => write!(f, "removal of {name}"),
+            Creates::Drop { name } => write!(f, "{name}"),
         }
     }
 }

@@ -163,6 +163,7 @@ fn act(actions: &mut Vec<Action>, format: Format, action: &'static str, object: 
             "created" => say!("  {}  {object}", output::green("created")),
             "exists" => say!("  {}   {object}", output::dim("exists")),
             "skipped" => say!("  {}  {object}", output::dim("skipped")),
+            "absent" => say!("  {}   {object}", output::dim("absent")),
             _ => say!("  {action:8} {object}"),
         }
     }
@@ -178,7 +179,8 @@ enum Step {
         index: u32,
         sql: String,
         what: String,
-        /// The object it creates already exists (shown as skipped by --dry-run).
+        /// The object it creates already exists (shown as skipped by --dry-run); for a
+        /// removal, the object to remove exists.
         exists: bool,
         /// A later migration of this run removes or replaces what it makes, so it is
         /// not sent (a new database does not build and drop version 2's copy).
@@ -338,6 +340,8 @@ async fn plan(db: &Db, repair: bool) -> anyhow::Result<Plan> {
                 Some(Creates::Index { table, name }) => {
                     live.indexes.contains(&(table.clone(), name.clone()))
                 }
+                // For a removal: whether there is anything to remove.
+                Some(Creates::Drop { name }) => live.engines.contains_key(name),
                 _ => false,
             };
             let what = target
@@ -684,6 +688,8 @@ async fn apply(
                             }
                             Some(Creates::Object { .. }) | Some(Creates::Index { .. }) => "created",
                             Some(Creates::Replace { .. }) => "replaced",
+                            Some(Creates::Drop { .. }) if *exists => "removed",
+                            Some(Creates::Drop { .. }) => "absent",
                             _ => "ran",
                         };
                         act(actions, format, action, what.clone());
@@ -906,7 +912,7 @@ fn print_dry_run(plan: &Plan, cluster: Option<&str>) -> anyhow::Result<()> {
                         version,
                         index + 1
                     );
-                } else if *exists {
+                } else if *exists && !matches!(creates(sql), Some(Creates::Drop { .. })) {
                     say!("-- {:04} step {}: {what} exists, skipped", version, index + 1);
                 } else {
                     say!("-- {:04} step {}: {what}", version, index + 1);
