@@ -200,13 +200,13 @@ impl Truth {
             question: format!("Question {n} about {trace}: can I get a refund for order #{n}?"),
             answer: Some(format!("Answer {n} for {trace}: yes, within 30 days.")),
             timestamp: utc(self.next_log),
-            caller_id: if n % 3 == 0 {
+            caller_id: if n.is_multiple_of(3) {
                 String::new()
             } else {
                 format!("caller-{}", n % 3)
             },
             duration_ms: 100.0 + n as f64,
-            model: (n % 4 != 0).then(|| "openai/gpt-4o-mini".to_string()),
+            model: (!n.is_multiple_of(4)).then(|| "openai/gpt-4o-mini".to_string()),
             cost: None,
             tokens_in: None,
             tokens_out: None,
@@ -356,6 +356,8 @@ async fn worker(db: &TestDb, truth: &mut Truth, trace: &str, score: f64, by: &st
 
 /// One Studio marking batch (`mark_as_trainable`): an INSERT per trace, then
 /// `OPTIMIZE TABLE training_annotations FINAL`.
+// The parameters of rvbbit's `mark_as_trainable`, one for one.
+#[allow(clippy::too_many_arguments)]
 async fn mark(
     db: &TestDb,
     truth: &mut Truth,
