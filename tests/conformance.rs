@@ -489,6 +489,11 @@ async fn retrieval_matches(db: &TestDb, truth: &Truth, context: &str) {
     }
 }
 
+/// (cascade_id, cell_name).
+type Cell = (String, String);
+/// (trainable_count, verified_count, avg_confidence, total_executions).
+type StatsRow = (u64, u64, Option<f64>, u64);
+
 async fn studio_matches(db: &TestDb, truth: &Truth, context: &str) {
     let examples = truth.examples();
     let filters: Vec<GridFilters> = vec![
@@ -702,7 +707,7 @@ async fn studio_matches(db: &TestDb, truth: &Truth, context: &str) {
     }
 
     // Stats: per cascade and cell.
-    let mut want: BTreeMap<(String, String), (u64, u64, Vec<f64>, u64)> = BTreeMap::new();
+    let mut want: BTreeMap<Cell, (u64, u64, Vec<f64>, u64)> = BTreeMap::new();
     for e in &examples {
         let entry = want
             .entry((e.cascade_id.clone(), e.cell_name.clone()))
@@ -728,7 +733,7 @@ async fn studio_matches(db: &TestDb, truth: &Truth, context: &str) {
             counts.windows(2).all(|w| w[0] >= w[1]),
             "{context}: stats ordered by trainable_count DESC: {counts:?}"
         );
-        let got: BTreeMap<(String, String), (u64, u64, Option<f64>, u64)> = rows
+        let got: BTreeMap<Cell, StatsRow> = rows
             .iter()
             .map(|r| {
                 (
@@ -742,7 +747,7 @@ async fn studio_matches(db: &TestDb, truth: &Truth, context: &str) {
                 )
             })
             .collect();
-        let expected: BTreeMap<(String, String), (u64, u64, Option<f64>, u64)> = want
+        let expected: BTreeMap<Cell, StatsRow> = want
             .iter()
             .filter(|((c, n), _)| cascade.is_none_or(|x| x == c) && cell.is_none_or(|x| x == n))
             .map(|(k, (t, v, cs, n))| {
