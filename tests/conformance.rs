@@ -303,7 +303,7 @@ async fn log_and_score(db: &TestDb, truth: &mut Truth, logs: Vec<Log>) {
         }
         cost_lands(db, truth, i).await;
     }
-    db.wait_for_mutations("unified_logs").await;
+    wait_for_costs(db, &truth.logs[start..]).await;
     for i in start..truth.logs.len() {
         if !truth.logs[i].is_scored() {
             continue;
@@ -311,6 +311,32 @@ async fn log_and_score(db: &TestDb, truth: &mut Truth, logs: Vec<Log>) {
         let trace = truth.logs[i].trace_id.clone();
         let score = ((i * 5) % 16) as f64 / 16.0;
         worker(db, truth, &trace, score, "confidence_worker").await;
+    }
+}
+
+/// Waits until the cost updates of `logs` are visible (they are asynchronous
+/// mutations, as rvbbit sends them).
+async fn wait_for_costs(db: &TestDb, logs: &[Log]) {
+    db.wait_for_mutations("unified_logs").await;
+    let ids: Vec<String> = logs
+        .iter()
+        .filter(|l| l.role == "assistant")
+        .map(|l| format!("'{}'", l.trace_id))
+        .collect();
+    if ids.is_empty() {
+        return;
+    }
+    let sql = format!(
+        "SELECT count() FROM unified_logs WHERE role = 'assistant' AND cost IS NULL AND trace_id IN ({})",
+        ids.join(", ")
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while db.scalar::<u64>(&sql).await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cost updates did not land within 120 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 
@@ -979,7 +1005,7 @@ async fn a_cost_that_lands_after_the_marking_is_reported_and_caught_up() {
     assert_eq!(before[0]["cost"], Value::Null, "no cost yet");
 
     cost_lands(&db, &mut truth, 0).await;
-    db.wait_for_mutations("unified_logs").await;
+    wait_for_costs(&db, &truth.logs).await;
     let verify = db.rvbbit(&["training", "verify"]);
     verify.expect_code(1);
     assert!(

@@ -338,6 +338,14 @@ impl TestDb {
     /// asynchronous mutations).
     pub async fn wait_for_mutations(&self, table: &str) {
         let deadline = Instant::now() + Duration::from_secs(120);
+        let listed: u64 = self
+            .scalar("SELECT count() FROM system.tables WHERE database = 'system' AND name = 'mutations'")
+            .await;
+        if listed == 0 {
+            // chdb 1.4.1 (23.10) has no system.mutations; callers also wait for the
+            // values themselves.
+            return;
+        }
         loop {
             let pending: u64 = self
                 .scalar(&format!(
