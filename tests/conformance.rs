@@ -22,12 +22,15 @@ enum Install {
     V2Float32,
     V2Nullable,
     Runner031,
+    /// A database this tool's previous release migrated (0001 and 0002 applied, the
+    /// annotated examples copied by 0002), upgraded by 0003.
+    Release0002,
 }
 
 impl Install {
     fn fixture(self) -> Option<&'static str> {
         match self {
-            Install::Fresh => None,
+            Install::Fresh | Install::Release0002 => None,
             Install::V1 => Some("installs/v1_visitparam.sql"),
             Install::V2Float32 => Some("installs/v2_float32.sql"),
             Install::V2Nullable => Some("installs/v2_nullable.sql"),
@@ -940,6 +943,49 @@ async fn conformance(install: Install) {
             let run = db.rvbbit(&["training", "migrate"]);
             run.expect_code(0);
         }
+        None if install == Install::Release0002 => {
+            // As the previous release left it: 0001 and 0002 applied, nothing of 0003.
+            let run = rvbbit_tests::run(
+                rvbbit_tests::rvbbit()
+                    .args([
+                        "training",
+                        "migrate",
+                        "--url",
+                        &db.url,
+                        "--database",
+                        &db.name,
+                    ])
+                    .env("RVBBIT_TRAINING_STOP_AFTER_MIGRATION", "2"),
+            );
+            run.expect_code(1);
+            first_traffic(&db, &mut truth).await;
+            let copied: u64 = db
+                .scalar("SELECT count() FROM training_annotated_examples FINAL")
+                .await;
+            let annotated = truth
+                .examples()
+                .iter()
+                .filter(|e| e.confidence.is_some())
+                .count();
+            assert_eq!(
+                copied as usize, annotated,
+                "0002 copied every annotated example"
+            );
+            let before = db.snapshot_annotations().await;
+            db.rvbbit(&["training", "migrate"]).expect_code(0);
+            assert_eq!(
+                db.snapshot_annotations().await,
+                before,
+                "0003 kept every annotation"
+            );
+            let left: u64 = db
+                .scalar(&format!(
+                    "SELECT count() FROM system.tables WHERE database = '{}' AND name LIKE 'training_annotated_examples%'",
+                    db.name
+                ))
+                .await;
+            assert_eq!(left, 0, "0003 removed version 2's copy and its views");
+        }
         None => {
             db.rvbbit(&["training", "migrate"]).expect_code(0);
             first_traffic(&db, &mut truth).await;
@@ -958,6 +1004,11 @@ async fn conformance(install: Install) {
 #[tokio::test(flavor = "multi_thread")]
 async fn rvbbit_and_studio_read_a_fresh_install_right() {
     conformance(Install::Fresh).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rvbbit_and_studio_read_a_database_upgraded_from_version_2_right() {
+    conformance(Install::Release0002).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -292,7 +292,11 @@ async fn plan(db: &Db, repair: bool) -> anyhow::Result<Plan> {
             }
         }
     }
-    for migration in MIGRATIONS {
+    let stop = stop_after_migration();
+    for migration in MIGRATIONS
+        .iter()
+        .filter(|m| stop.is_none_or(|last| m.version <= last))
+    {
         let entry = entries.iter().find(|e| e.version == migration.version);
         let total = step_count(migration)?;
         let mut done = 0;
@@ -746,6 +750,10 @@ async fn apply(
     if let Some(r) = run.take() {
         r.applied().await?;
     }
+    if stop_after_migration().is_some() {
+        // Test-only: leave the database as that version left it.
+        return Ok((plan, added));
+    }
     // Objects or indexes missing although their migration is applied (dropped by hand)
     // are created again: that loses nothing. What else still differs (views kept by IF
     // NOT EXISTS, definitions changed by hand) is put right when repairing or upgrading.
@@ -940,6 +948,19 @@ fn print_dry_run(plan: &Plan, cluster: Option<&str>) -> anyhow::Result<()> {
         say!("-- then: every view still differing from this version is replaced");
     }
     Ok(())
+}
+
+/// Test-only (debug builds): `RVBBIT_TRAINING_STOP_AFTER_MIGRATION=N` applies the
+/// migrations up to N and nothing after, to build a database as an earlier release
+/// of this tool left it (the tests of upgrades between versions).
+fn stop_after_migration() -> Option<u32> {
+    if cfg!(debug_assertions) {
+        std::env::var("RVBBIT_TRAINING_STOP_AFTER_MIGRATION")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    } else {
+        None
+    }
 }
 
 /// Test-only (debug builds): `RVBBIT_TRAINING_FAILPOINT=exit-after-step:N` ends the
