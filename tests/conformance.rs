@@ -814,13 +814,13 @@ async fn studio_matches(db: &TestDb, truth: &Truth, context: &str) {
 /// examples, the cost landing, the worker scoring everything, Studio marking.
 async fn first_traffic(db: &TestDb, truth: &mut Truth) {
     let mut logs = Vec::new();
-    for i in 0..6 {
+    for i in 0..5 {
         logs.push(truth.log(&format!("a-{i}"), "sess-a", Some("support"), "answer"));
     }
-    for i in 0..3 {
+    for i in 0..2 {
         logs.push(truth.log(&format!("t-{i}"), "sess-a", Some("support"), "triage"));
     }
-    for i in 0..4 {
+    for i in 0..3 {
         logs.push(truth.log(&format!("r-{i}"), "sess-c", Some("report"), "summarise"));
     }
     // Not examples: the user's turn, a reply outside any cascade, an empty reply.
@@ -991,8 +991,8 @@ async fn conformance(install: Install) {
             first_traffic(&db, &mut truth).await;
         }
     }
+    // Retrieval right after the upgrade; Studio's queries once all traffic is in.
     retrieval_matches(&db, &truth, &format!("{context}, after the first traffic")).await;
-    studio_matches(&db, &truth, &format!("{context}, after the first traffic")).await;
 
     second_traffic(&db, &mut truth, &context).await;
     retrieval_matches(&db, &truth, &format!("{context}, after the second traffic")).await;
