@@ -17,15 +17,7 @@
 -- docs/PERFORMANCE.md measures the choice; docs/MIGRATION_GUIDE.md says which values
 -- can lag behind the log and how `verify` reports it.
 
--- 1-3. Version 2's copy of the annotated examples and the views that filled it. They
---      hold nothing that is not in training_annotations and training_examples.
-DROP VIEW IF EXISTS training_annotated_examples_by_annotation_mv;
-
-DROP VIEW IF EXISTS training_annotated_examples_by_example_mv;
-
-DROP TABLE IF EXISTS training_annotated_examples;
-
--- 4. The trainable examples: for each trace that is or was trainable, its texts, its
+-- 1. The trainable examples: for each trace that is or was trainable, its texts, its
 --    log row's values when it was last annotated, and its latest annotation.
 --    ReplacingMergeTree by `annotated_at`: a later annotation replaces the earlier
 --    one (a trace taken back keeps a row with trainable = false); readers use FINAL.
@@ -64,7 +56,7 @@ ORDER BY (cascade_id, cell_name, trace_id)
 -- Parts older than 5 minutes are merged into one: every part makes a FINAL read dearer.
 SETTINGS index_granularity = 64, min_bytes_for_wide_part = 10000000000, min_age_to_force_merge_seconds = 300;
 
--- 5. An annotation that marks a trace trainable, or that changes a trace already here
+-- 2. An annotation that marks a trace trainable, or that changes a trace already here
 --    (taken back, re-scored, re-marked), copies the example with its log row's current
 --    values. In a materialized view every mention of the source table is the block
 --    being inserted: the confidence worker's rows (trainable = false, traces not here)
@@ -119,7 +111,7 @@ LEFT ANY JOIN
                            WHERE trace_id IN (SELECT trace_id FROM training_annotations)))
 ) AS l ON l.trace_id = a.trace_id;
 
--- 6. An example that arrives after its trace was marked trainable (a log written late,
+-- 3. An example that arrives after its trace was marked trainable (a log written late,
 --    or the backfill of history) comes with the trace's latest annotation. Ordinary
 --    log rows have no trainable annotation, and the look-ups read nothing for them.
 CREATE MATERIALIZED VIEW IF NOT EXISTS training_trainable_examples_by_example_mv TO training_trainable_examples AS
@@ -169,7 +161,7 @@ LEFT ANY JOIN
                        WHERE trainable AND trace_id IN (SELECT trace_id FROM training_examples))
 ) AS l ON l.trace_id = e.trace_id;
 
--- 7. Traces made trainable before the views above existed. Skips traces already
+-- 4. Traces made trainable before the views above existed. Skips traces already
 --    copied, so running it again adds nothing.
 INSERT INTO training_trainable_examples
 SELECT
@@ -224,7 +216,7 @@ LEFT ANY JOIN
       AND trace_id IN (SELECT trace_id FROM training_annotations WHERE trainable)
 ) AS l ON l.trace_id = e.trace_id;
 
--- 8. Every example with its latest annotation, one row per trace, with every column of
+-- 5. Every example with its latest annotation, one row per trace, with every column of
 --    rvbbit's own view. Trainable examples come from the small table; every other
 --    example from `training_examples`, with its latest annotation (trainable = false,
 --    or none: verified = false, confidence NULL, notes '', tags [], annotated_at NULL,
@@ -301,3 +293,14 @@ LEFT ANY JOIN
     WHERE role = 'assistant'
 ) AS l ON l.trace_id = e.trace_id
 WHERE NOT tupleElement(a.latest, 1);
+
+-- 6-8. Version 2's copy of the annotated examples and the views that filled it, once
+--      nothing reads them any more. They hold nothing that is not in
+--      training_annotations and training_examples. SYNC: removed now, not after the
+--      server's delay for dropped tables (8 minutes by default), so their disk is free
+--      when migrate ends.
+DROP VIEW IF EXISTS training_annotated_examples_by_annotation_mv SYNC;
+
+DROP VIEW IF EXISTS training_annotated_examples_by_example_mv SYNC;
+
+DROP TABLE IF EXISTS training_annotated_examples SYNC;

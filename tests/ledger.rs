@@ -830,14 +830,14 @@ stopped_after! {
     stopped_after_step_13_skipped_example_view_resumes: 13,
     stopped_after_step_14_skipped_copy_resumes: 14,
     stopped_after_step_15_skipped_joined_view_end_of_0002_resumes: 15,
-    stopped_after_step_16_drop_annotation_view_resumes: 16,
-    stopped_after_step_17_drop_example_view_resumes: 17,
-    stopped_after_step_18_drop_annotated_table_resumes: 18,
-    stopped_after_step_19_trainable_table_resumes: 19,
-    stopped_after_step_20_trainable_annotation_view_resumes: 20,
-    stopped_after_step_21_trainable_example_view_resumes: 21,
-    stopped_after_step_22_trainable_copy_resumes: 22,
-    stopped_after_step_23_joined_view_end_of_0003_resumes: 23,
+    stopped_after_step_16_trainable_table_resumes: 16,
+    stopped_after_step_17_trainable_annotation_view_resumes: 17,
+    stopped_after_step_18_trainable_example_view_resumes: 18,
+    stopped_after_step_19_trainable_copy_resumes: 19,
+    stopped_after_step_20_joined_view_resumes: 20,
+    stopped_after_step_21_drop_annotation_view_resumes: 21,
+    stopped_after_step_22_drop_example_view_resumes: 22,
+    stopped_after_step_23_drop_annotated_table_end_of_0003_resumes: 23,
 }
 
 /// The upgrade of a hand-applied install (`tests/fixtures/installs/v2_float32.sql`:
@@ -1703,14 +1703,14 @@ async fn dry_run_prints_the_statements_in_order_and_changes_nothing() {
         "materialized view training_annotated_examples_by_example_mv skipped: migration 0003",
         "rows of training_annotated_examples skipped: migration 0003",
         "view training_examples_with_annotations skipped: migration 0003",
-        "DROP VIEW IF EXISTS training_annotated_examples_by_annotation_mv",
-        "DROP VIEW IF EXISTS training_annotated_examples_by_example_mv",
-        "DROP TABLE IF EXISTS training_annotated_examples",
         "CREATE TABLE IF NOT EXISTS training_trainable_examples",
         "CREATE MATERIALIZED VIEW IF NOT EXISTS training_trainable_examples_by_annotation_mv",
         "CREATE MATERIALIZED VIEW IF NOT EXISTS training_trainable_examples_by_example_mv",
         "INSERT INTO training_trainable_examples",
         "CREATE OR REPLACE VIEW training_examples_with_annotations",
+        "DROP VIEW IF EXISTS training_annotated_examples_by_annotation_mv SYNC",
+        "DROP VIEW IF EXISTS training_annotated_examples_by_example_mv SYNC",
+        "DROP TABLE IF EXISTS training_annotated_examples SYNC",
     ] {
         let found = dry.stdout[at..]
             .find(needle)
