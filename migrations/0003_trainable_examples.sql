@@ -220,34 +220,16 @@ LEFT ANY JOIN
 --    rvbbit's own view. Trainable examples come from the small table; every other
 --    example from `training_examples`, with its latest annotation (trainable = false,
 --    or none: verified = false, confidence NULL, notes '', tags [], annotated_at NULL,
---    annotated_by '') and its log row's current model, cost, tokens and duration. For
+--    annotated_by '') and its log row's current model, cost, tokens and duration (an
+--    example whose log row is gone, past rvbbit's one-year TTL, shows neither). For
 --    rvbbit's query (`trainable = true`) the server turns the second part's filter into
 --    a constant false and reads nothing from it.
 CREATE OR REPLACE VIEW training_examples_with_annotations AS
 SELECT
-    trace_id,
-    session_id,
-    timestamp,
-    cascade_id,
-    cell_name,
-    species_hash,
-    user_input,
-    assistant_output,
-    model,
-    cost,
-    tokens_in,
-    tokens_out,
-    duration_ms,
-    caller_id,
-    node_type,
-    role,
-    trainable,
-    verified,
-    confidence,
-    notes,
-    tags,
-    CAST(annotated_at AS Nullable(DateTime64(6))) AS annotated_at,
-    annotated_by
+    trace_id, session_id, timestamp, cascade_id, cell_name, species_hash, user_input, assistant_output,
+    model, cost, tokens_in, tokens_out, duration_ms, caller_id, node_type, role,
+    trainable, verified, confidence, notes, tags,
+    CAST(annotated_at AS Nullable(DateTime64(6))) AS annotated_at, annotated_by
 FROM training_trainable_examples FINAL
 WHERE trainable
 UNION ALL
@@ -260,39 +242,46 @@ SELECT
     e.species_hash AS species_hash,
     e.user_input AS user_input,
     e.assistant_output AS assistant_output,
-    if(l.trace_id = '', CAST(nullIf(e.model, '') AS Nullable(String)), l.model) AS model,
-    l.cost AS cost,
-    l.tokens_in AS tokens_in,
-    l.tokens_out AS tokens_out,
-    l.duration_ms AS duration_ms,
-    l.caller_id AS caller_id,
-    l.node_type AS node_type,
+    if(r.trace_id = '', CAST(nullIf(e.model, '') AS Nullable(String)), r.model) AS model,
+    r.cost AS cost,
+    r.tokens_in AS tokens_in,
+    r.tokens_out AS tokens_out,
+    r.duration_ms AS duration_ms,
+    r.caller_id AS caller_id,
+    r.node_type AS node_type,
     'assistant' AS role,
     CAST(false AS Bool) AS trainable,
-    tupleElement(a.latest, 2) AS verified,
-    tupleElement(a.latest, 3) AS confidence,
-    tupleElement(a.latest, 4) AS notes,
-    tupleElement(a.latest, 5) AS tags,
-    if(a.trace_id = '', NULL, CAST(a.last_annotated_at AS Nullable(DateTime64(6)))) AS annotated_at,
-    tupleElement(a.latest, 6) AS annotated_by
+    tupleElement(r.latest, 2) AS verified,
+    tupleElement(r.latest, 3) AS confidence,
+    tupleElement(r.latest, 4) AS notes,
+    tupleElement(r.latest, 5) AS tags,
+    if(r.annotated, CAST(r.last_annotated_at AS Nullable(DateTime64(6))), NULL) AS annotated_at,
+    tupleElement(r.latest, 6) AS annotated_by
 FROM training_examples AS e
-LEFT JOIN
-(
-    SELECT
-        trace_id,
-        argMax(tuple(trainable, verified, confidence, notes, tags, annotated_by), annotated_at) AS latest,
-        max(annotated_at) AS last_annotated_at
-    FROM training_annotations
-    GROUP BY trace_id
-) AS a ON e.trace_id = a.trace_id
+-- One join, whose right side holds the log row's current values and the latest
+-- annotation: when rvbbit's `trainable = true` makes this part's filter a constant
+-- false, the server reads nothing and builds no join (two joins in a row would build
+-- the second one's right side whatever the left).
 LEFT ANY JOIN
 (
-    SELECT trace_id, model, cost, tokens_in, tokens_out, duration_ms, caller_id,
-           CAST(node_type AS String) AS node_type
-    FROM unified_logs
-    WHERE role = 'assistant'
-) AS l ON l.trace_id = e.trace_id
-WHERE NOT tupleElement(a.latest, 1);
+    SELECT
+        l.trace_id AS trace_id, l.model AS model, l.cost AS cost, l.tokens_in AS tokens_in,
+        l.tokens_out AS tokens_out, l.duration_ms AS duration_ms, l.caller_id AS caller_id,
+        CAST(l.node_type AS String) AS node_type,
+        a.latest AS latest, a.last_annotated_at AS last_annotated_at, a.trace_id != '' AS annotated
+    FROM unified_logs AS l
+    LEFT JOIN
+    (
+        SELECT
+            trace_id,
+            argMax(tuple(trainable, verified, confidence, notes, tags, annotated_by), annotated_at) AS latest,
+            max(annotated_at) AS last_annotated_at
+        FROM training_annotations
+        GROUP BY trace_id
+    ) AS a ON a.trace_id = l.trace_id
+    WHERE l.role = 'assistant'
+) AS r ON r.trace_id = e.trace_id
+WHERE NOT tupleElement(r.latest, 1);
 
 -- 6-8. Version 2's copy of the annotated examples and the views that filled it, once
 --      nothing reads them any more. They hold nothing that is not in
