@@ -9,7 +9,7 @@
 //! this file from the rows the test wrote.
 
 use rvbbit_tests::logs::py_json;
-use rvbbit_tests::rvbbit::{self as client, GridFilters, Marking, Strategy};
+use rvbbit_tests::rvbbit::{self as client, now_micros, utc, GridFilters, Marking, Strategy};
 use rvbbit_tests::TestDb;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -37,38 +37,6 @@ impl Install {
             Install::Runner031 => Some("installs/runner_031.sql"),
         }
     }
-}
-
-/// UTC civil time of `micros` since the epoch, as `YYYY-MM-DD HH:MM:SS.ffffff`.
-fn utc(micros: i64) -> String {
-    let secs = micros.div_euclid(1_000_000);
-    let frac = micros.rem_euclid(1_000_000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{frac:06}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_micros() as i64
 }
 
 /// One `unified_logs` row as rvbbit logs it, with what the test knows about it.
@@ -1076,10 +1044,4 @@ async fn a_cost_that_lands_after_the_marking_is_reported_and_caught_up() {
     assert_eq!(text(&after[0], "model"), "openai/gpt-4o-mini-2024-07-18");
     db.rvbbit(&["training", "verify"]).expect_code(0);
     db.drop().await;
-}
-
-#[test]
-fn utc_formats_the_epoch_and_a_leap_day() {
-    assert_eq!(utc(0), "1970-01-01 00:00:00.000000");
-    assert_eq!(utc(951_782_400_000_000 + 1), "2000-02-29 00:00:00.000001");
 }

@@ -12,7 +12,7 @@
 //! last merge.
 
 use rvbbit_tests::logs::{history_sql, insert, py_json, LogRow};
-use rvbbit_tests::rvbbit::{self as client, Marking as StudioMarking};
+use rvbbit_tests::rvbbit::{self as client, now_ms, Marking as StudioMarking};
 use rvbbit_tests::{AnnotationRow, TestDb};
 use serde_json::{json, Value};
 
@@ -280,33 +280,6 @@ fn markings() -> Vec<Marking> {
 
 /// A stored annotation's values: (trace_id, trainable, confidence, notes, tags, annotated_by).
 type Values = (String, bool, Option<f32>, String, Vec<String>, String);
-
-/// UTC now with milliseconds, as `mark_as_trainable` formats it.
-fn now_ms() -> String {
-    let micros = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_micros() as i64;
-    let secs = micros / 1_000_000;
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        micros % 1_000_000 / 1000
-    )
-}
 
 /// Writes the annotations as rvbbit does and returns the rows the table must then
 /// hold (the latest per trace after `OPTIMIZE ... FINAL`, plus the rows written after

@@ -11,6 +11,45 @@
 //! Studio). These functions build the same text; the tests send it over HTTP, which
 //! carries the same SQL text the native protocol would.
 
+/// UTC civil time of `micros` since the epoch, as `YYYY-MM-DD HH:MM:SS.ffffff`.
+pub fn utc(micros: i64) -> String {
+    let secs = micros.div_euclid(1_000_000);
+    let frac = micros.rem_euclid(1_000_000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{frac:06}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Microseconds since the epoch, now.
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_micros() as i64
+}
+
+/// `mark_as_trainable`'s `now`: UTC now with milliseconds.
+pub fn now_ms() -> String {
+    let text = utc(now_micros());
+    text[..text.len() - 3].to_string()
+}
+
 /// `clickhouse_driver.util.escape.escape_param` for a Python `str`.
 pub fn py_str(value: &str) -> String {
     let mut out = String::from("'");
@@ -328,5 +367,11 @@ mod tests {
         assert_eq!(py_float(12.5), "12.5");
         assert_eq!(py_list(&["a", "b'c"]), r"['a', 'b\'c']");
         assert_eq!(py_list(&[]), "[]");
+    }
+
+    #[test]
+    fn utc_formats_the_epoch_and_a_leap_day() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00.000000");
+        assert_eq!(utc(951_782_400_000_000 + 1), "2000-02-29 00:00:00.000001");
     }
 }
