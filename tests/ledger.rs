@@ -15,7 +15,8 @@
 
 use rvbbit_tests::logs::{history_sql, insert, LogRow};
 use rvbbit_tests::{
-    free_port, hostname, repo_root, rvbbit, start_private_engine, AnnotationRow, Run, TestDb,
+    free_port, hostname, private_engine_log, remove_private_engine, repo_root, rvbbit,
+    start_private_engine, AnnotationRow, Run, TestDb,
 };
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -1020,7 +1021,7 @@ fn kill_engine_at(db: &TestDb, engine: &mut std::process::Child, marker: &str) -
 
 async fn server_killed_mid_migrate(label: &str, marker: &str, in_progress: u32) {
     let dir = std::env::temp_dir().join(format!("rvbbit-ledger-{label}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    remove_private_engine(&dir);
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let mut engine = start_private_engine(port, &dir);
@@ -1064,8 +1065,17 @@ async fn server_killed_mid_migrate(label: &str, marker: &str, in_progress: u32) 
         states.contains(&(u64::from(in_progress), "in progress".to_string())),
         "migration {in_progress} is left in progress: {status:#}"
     );
-    let rerun = db.rvbbit(&["training", "migrate"]);
-    rerun.expect_code(0);
+    // A restarted engine on a loaded machine can be slow to answer its first statements:
+    // this test is about resuming, so it gives each request more than the default 30 s.
+    let rerun = db.rvbbit(&["training", "migrate", "--timeout", "180"]);
+    assert_eq!(
+        rerun.code,
+        0,
+        "the migrate after the restart; stdout:\n{}\nstderr:\n{}\nthe engine's log (last 60 lines):\n{}",
+        rerun.stdout,
+        rerun.stderr,
+        private_engine_log(&dir, 60)
+    );
     assert!(
         rerun
             .stdout
@@ -1077,7 +1087,7 @@ async fn server_killed_mid_migrate(label: &str, marker: &str, in_progress: u32) 
     db.drop().await;
     let _ = engine.kill();
     let _ = engine.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    remove_private_engine(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread")]

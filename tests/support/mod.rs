@@ -149,12 +149,20 @@ pub fn free_port() -> u16 {
 /// A private local ClickHouse engine (for tests that stop or kill it), serving `data`
 /// on `port`; it exits by itself when the test process ends. Returns once it answers.
 pub fn start_private_engine(port: u16, data: &Path) -> std::process::Child {
+    // The engine's log goes beside its data (appended across restarts), so a test that
+    // fails on it can show what the engine was doing: `private_engine_log`.
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(private_engine_log_path(data))
+        .expect("the private engine's log file opens");
+    let log_err = log.try_clone().expect("the log file handle clones");
     let child = Command::new(repo_root().join("scripts").join("dev-clickhouse"))
         .args(["serve", "--port", &port.to_string(), "--data-dir"])
         .arg(data)
         .args(["--parent-pid", &std::process::id().to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log_err))
         .spawn()
         .expect("scripts/dev-clickhouse serve starts");
     wait_for_ping(
@@ -162,6 +170,24 @@ pub fn start_private_engine(port: u16, data: &Path) -> std::process::Child {
         Duration::from_secs(120),
     );
     child
+}
+
+fn private_engine_log_path(data: &Path) -> std::path::PathBuf {
+    data.with_extension("log")
+}
+
+/// The last `lines` lines of the log of the engine `start_private_engine` started on
+/// `data` (empty if there is none).
+pub fn private_engine_log(data: &Path, lines: usize) -> String {
+    let all = std::fs::read_to_string(private_engine_log_path(data)).unwrap_or_default();
+    let kept: Vec<&str> = all.lines().rev().take(lines).collect();
+    kept.into_iter().rev().collect::<Vec<_>>().join("\n")
+}
+
+/// Removes the data and the log of an engine `start_private_engine` started.
+pub fn remove_private_engine(data: &Path) {
+    let _ = std::fs::remove_dir_all(data);
+    let _ = std::fs::remove_file(private_engine_log_path(data));
 }
 
 /// This machine's host name, as rvbbit records it (`gethostname`).
