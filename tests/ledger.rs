@@ -94,18 +94,6 @@ fn step_of(n: u32) -> (u32, u32, u32) {
     panic!("a fresh install has {before} steps, not {n}")
 }
 
-/// The step of a fresh install that runs the statement of migration `version` that
-/// starts with `start`.
-fn fresh_step_of(version: u32, start: &str) -> u32 {
-    let steps = migration_steps();
-    let before: u32 = steps[..version as usize - 1].iter().sum();
-    let index = migration_statements()[version as usize - 1]
-        .iter()
-        .position(|s| s.starts_with(start))
-        .unwrap_or_else(|| panic!("migration {version} has no statement {start:?}"));
-    before + index as u32 + 1
-}
-
 const LEDGER: &str = "_rvbbit_plugin_migrations";
 const LEASES: &str = "_rvbbit_plugin_leases";
 const NOTES: &str = "Checked with \"Finance\" — it's right;\nsecond line\ttab \\ é 🐇";
@@ -670,43 +658,9 @@ async fn a_fresh_install_takes_exactly_the_steps_the_crash_tests_cover() {
     db.drop().await;
 }
 
-/// Whether to run the stop after step `n` here. On ClickHouse 26.9 (the engine the whole
-/// suite runs on first) every step is stopped after; on the older engines of the
-/// compatibility matrix, where each request costs 10 to 40 ms more and a test of this
-/// kind takes minutes, three: after the materialized view is created (5), at the end of
-/// 0001 with its backfill (8), and after 0003's copy of the trainable examples.
-fn full_crash_matrix(n: u32) -> bool {
-    let few = [
-        fresh_step_of(
-            1,
-            "CREATE MATERIALIZED VIEW IF NOT EXISTS training_examples_mv",
-        ),
-        migration_steps()[0],
-        fresh_step_of(3, "INSERT INTO training_trainable_examples"),
-    ];
-    match older_engine() {
-        None => true,
-        Some(_) if few.contains(&n) => true,
-        Some(engine) => {
-            eprintln!("step {n}: stopped-after-step runs on 26.9; on {engine} only steps {few:?}");
-            false
-        }
-    }
-}
-
-/// The engine of the compatibility matrix these tests run on, when not the main one.
-fn older_engine() -> Option<String> {
-    std::env::var("RVBBIT_DEV_CLICKHOUSE_ENGINE")
-        .ok()
-        .filter(|e| !e.is_empty() && e != "26.9")
-}
-
 /// Stops a fresh install right after step `n` (exit 137, as a kill), checks what the
 /// ledger and `status` say, then runs migrate again.
 async fn stopped_after_step(n: u32) {
-    if !full_crash_matrix(n) {
-        return;
-    }
     let (db, truth) = seeded(&format!("stop{n}")).await;
     let child = rvbbit()
         .args([
@@ -907,21 +861,16 @@ async fn an_upgrade_of_a_hand_applied_install_stopped_after_a_step_resumes() {
     // A repair before the migrations, the first statement of 0001, its backfill, the
     // first and last statements of 0002 (skipped: 0003 replaces its objects), the first
     // and last statements of the last migration, the repair after the migrations.
-    // Every kind of step on the main engine; two on the older ones (see full_crash_matrix).
-    let steps: Vec<u32> = if older_engine().is_none() {
-        vec![
-            2,
-            before + 1,
-            before + s1,
-            before + s1 + 1,
-            before + s1 + s2,
-            before + s1 + s2 + 1,
-            last,
-            last + 1,
-        ]
-    } else {
-        vec![before + 1, last]
-    };
+    let steps: Vec<u32> = vec![
+        2,
+        before + 1,
+        before + s1,
+        before + s1 + 1,
+        before + s1 + s2,
+        before + s1 + s2 + 1,
+        last,
+        last + 1,
+    ];
     for &n in &steps {
         let (db, truth) = hand_applied(&format!("upstop{n}")).await;
         let stopped = rvbbit_tests::run(
