@@ -2,6 +2,7 @@
 //! `--version`, `rvbbit plugins`, `rvbbit completions`, and the error for a command
 //! nobody provides.
 
+use crate::builtins::{COMPLETIONS, PLUGINS};
 use crate::discovery::Registry;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap_complete::aot::{generate, Shell};
@@ -12,12 +13,6 @@ use std::io::Write;
 
 const HOST_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The built-in that lists plugins.
-pub const PLUGINS: &str = "plugins";
-/// The built-in that prints a shell completion script.
-pub const COMPLETIONS: &str = "completions";
-/// The host's own commands; no plugin command may start with one (it would hide it).
-pub const BUILTINS: [&str; 2] = [PLUGINS, COMPLETIONS];
 /// The shells `rvbbit completions` writes scripts for.
 const SHELLS: [&str; 3] = ["bash", "zsh", "fish"];
 /// Exit code when the completion script cannot be written to stdout.

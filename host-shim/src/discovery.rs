@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 /// First words a plugin command may not have: the host's own commands, which a plugin
 /// command would hide (plugin commands are looked up first).
-use crate::cli::BUILTINS as HOST_COMMANDS;
+use crate::builtins::BUILTINS as HOST_COMMANDS;
 
 pub fn search_dirs() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = Vec::new();

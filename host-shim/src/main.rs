@@ -2,6 +2,7 @@
 //! the arguments name, shows help built from what the plugins declare ([`cli`]), and
 //! hands any other command to rvbbit's own CLI further down PATH ([`forward`]).
 
+mod builtins;
 mod cli;
 mod discovery;
 mod forward;

@@ -8,11 +8,13 @@
 //! * [`abi`]: the C types that cross the boundary and who owns each of them.
 //! * [`plugin`]: the safe side for plugin authors: [`register_command!`] where a
 //!   command is defined, [`export_plugin!`] once per library.
-//! * [`host`]: loading libraries and checking them (used by the `rvbbit` binary).
+//! * `host` (feature `host`): loading libraries and checking them, for the `rvbbit`
+//!   binary only, so plugins do not link the loader.
 //! * [`exit`]: the exit codes every command and the host share.
 
 pub mod abi;
 pub mod exit;
+#[cfg(feature = "host")]
 pub mod host;
 pub mod plugin;
 
