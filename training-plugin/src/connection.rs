@@ -64,12 +64,21 @@ impl Target {
         self.url.as_str().trim_end_matches('/').to_string()
     }
 
-    /// `text` with the password (and its URL-encoded form) replaced by `****`.
-    /// Passwords shorter than 3 characters are not searched for: replacing every
-    /// such fragment would make messages unreadable, and nothing we print contains them.
+    /// `text` with credential fields masked: the password of every URL written with
+    /// one (`http://user:secret@host` becomes `http://user:****@host`). Nothing else is
+    /// touched: the tool never writes the password into a message or a statement, and
+    /// masking every place its text happens to appear garbles messages (a password
+    /// `127` would turn `127.0.0.1` into `****.0.0.1`, and tell the reader what it is).
     pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        if self.password.chars().count() >= 3 {
+        mask_url_passwords(text)
+    }
+
+    /// [`Target::redact`], and also every occurrence of the password (and its
+    /// URL-encoded form) anywhere. For panic messages only: a panic can carry any value
+    /// the program held, so there a garbled message is the lesser harm.
+    pub fn redact_everywhere(&self, text: &str) -> String {
+        let mut out = self.redact(text);
+        if !self.password.is_empty() {
             out = out.replace(&self.password, "****");
             let encoded: String =
                 url::form_urlencoded::byte_serialize(self.password.as_bytes()).collect();
@@ -77,6 +86,39 @@ impl Target {
         }
         out
     }
+}
+
+/// Masks the password of every `scheme://user:password@` in `text`.
+fn mask_url_passwords(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (before, after) = rest.split_at(at + 3);
+        out.push_str(before);
+        // The authority ends at the first '/', '?', '#' or whitespace; its userinfo, if
+        // any, ends at its last '@'.
+        let end = after
+            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace())
+            .unwrap_or(after.len());
+        let authority = &after[..end];
+        match authority.rfind('@') {
+            Some(userinfo_end) => {
+                let userinfo = &authority[..userinfo_end];
+                match userinfo.find(':') {
+                    Some(colon) => {
+                        out.push_str(&userinfo[..=colon]);
+                        out.push_str("****");
+                    }
+                    None => out.push_str(userinfo),
+                }
+                out.push_str(&authority[userinfo_end..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Reads the flags and the environment. Errors here are usage errors: nothing has
@@ -276,8 +318,33 @@ mod tests {
         assert_eq!(t.address(), "http://db.example:8123");
         assert!(!format!("{t:?}").contains("cret"));
         assert_eq!(
-            t.redact("boom s@cret/1 and s%40cret%2F1"),
+            t.redact("boom http://alice:s%40cret%2F1@db.example:8123/x and https://u:p@h"),
+            "boom http://alice:****@db.example:8123/x and https://u:****@h"
+        );
+        assert_eq!(
+            t.redact_everywhere("boom s@cret/1 and s%40cret%2F1"),
             "boom **** and ****"
+        );
+    }
+
+    #[test]
+    fn masking_touches_credential_fields_only() {
+        let mut a = args();
+        a.password = Some("127".into());
+        a.user = Some("default".into());
+        let t = resolve_with(&a, |_| None).unwrap();
+        for text in [
+            "cannot reach ClickHouse at http://127.0.0.1:18124",
+            "the server refused user 'default': wrong password",
+            "http://user@host:8123 and http:// and ://@ and x://a:b",
+        ] {
+            assert_eq!(t.redact(text), text);
+        }
+        assert_eq!(t.redact("x://a:b@h"), "x://a:****@h");
+        assert_eq!(t.redact("x://a:b@c@h/p"), "x://a:****@h/p");
+        assert_eq!(
+            t.redact_everywhere("panic at 127.0.0.1"),
+            "panic at ****.0.0.1"
         );
     }
 

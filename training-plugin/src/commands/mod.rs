@@ -97,7 +97,7 @@ where
         Ok(Err(e)) => Err(into_failure(e, |s| redactor.redact(s))),
         Err(payload) => Err(Failure::new(
             exit::INTERNAL,
-            redactor.redact(&format!(
+            redactor.redact_everywhere(&format!(
                 "the training plugin panicked: {}; this is a bug, please report it",
                 rvbbit_plugin_api::plugin::describe_panic(payload.as_ref())
             )),
