@@ -114,26 +114,62 @@ fn other_commands_go_to_the_next_rvbbit_on_path_with_args_and_exit_code() {
 }
 
 #[test]
-fn without_another_rvbbit_an_unknown_command_lists_what_is_available() {
-    let run = run(rvbbit().args(["training", "migrat"]));
-    run.expect_code(8);
-    assert!(
-        run.stderr
-            .contains("no plugin provides 'rvbbit training migrat'"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr
-            .contains("did you mean 'rvbbit training migrate'?"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("rvbbit training verify"),
-        "{}",
-        run.stderr
-    );
+fn without_another_rvbbit_an_unknown_command_gets_one_line_and_a_suggestion() {
+    for (typed, suggestion) in [
+        (&["training", "migrat"][..], "rvbbit training migrate"),
+        (&["trainig"][..], "rvbbit training"),
+        (&["trainig", "verify"][..], "rvbbit training verify"),
+        (&["training", "statu"][..], "rvbbit training status"),
+        (&["plugin"][..], "rvbbit plugins"),
+        (&["complete", "bash"][..], "rvbbit completions bash"),
+    ] {
+        let run = run(rvbbit().args(typed));
+        run.expect_code(8);
+        let lines: Vec<&str> = run.stderr.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                format!(
+                    "error: no plugin provides 'rvbbit {}', and there is no other rvbbit on PATH to hand it to.",
+                    typed.join(" ")
+                )
+                .as_str(),
+                format!("  tip: did you mean '{suggestion}'?").as_str(),
+                "  `rvbbit --help` lists the commands.",
+            ],
+            "{typed:?}"
+        );
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+    }
+    let far = run(rvbbit().args(["serve"]));
+    far.expect_code(8);
+    assert!(!far.stderr.contains("tip:"), "{}", far.stderr);
+}
+
+#[test]
+fn help_as_a_word_shows_the_same_help_as_the_flag() {
+    for (words, flag) in [
+        (&["help"][..], &["--help"][..]),
+        (&["help", "training"][..], &["training", "--help"][..]),
+        (&["training", "help"][..], &["training", "--help"][..]),
+        (
+            &["help", "training", "migrate"][..],
+            &["training", "migrate", "--help"][..],
+        ),
+        (
+            &["training", "help", "verify"][..],
+            &["training", "verify", "--help"][..],
+        ),
+    ] {
+        let as_word = run(rvbbit().args(words));
+        as_word.expect_code(0);
+        let as_flag = run(rvbbit().args(flag));
+        as_flag.expect_code(0);
+        assert_eq!(as_word.stdout, as_flag.stdout, "{words:?}");
+        assert!(!as_word.stdout.is_empty(), "{words:?}");
+    }
+    let migrate = run(rvbbit().args(["help", "training", "migrate"]));
+    assert!(migrate.stdout.contains("--dry-run"), "{}", migrate.stdout);
 }
 
 #[test]

@@ -295,7 +295,9 @@ fn print_plugins(registry: &Registry) {
     }
 }
 
-/// The error for a command no plugin provides when there is no rvbbit to hand it to.
+/// The error for a command no plugin provides when there is no rvbbit to hand it to:
+/// one line, a suggestion when a command or group is close to what was typed, and where
+/// to find the list.
 pub fn no_such_command(registry: &Registry, args: &[OsString]) -> i32 {
     if let Some(option) = args
         .first()
@@ -307,56 +309,110 @@ pub fn no_such_command(registry: &Registry, args: &[OsString]) -> i32 {
         );
         return exit::USAGE;
     }
-    let typed: Vec<String> = args
+    let words: Vec<String> = args
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    let shown = typed
-        .iter()
         .take_while(|a| !a.starts_with('-'))
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(" ");
-    eprintln!("error: no plugin provides 'rvbbit {shown}', and there is no other rvbbit on PATH to hand it to.");
-    if let Some(suggestion) = closest(registry, &typed) {
-        eprintln!("\n  tip: did you mean 'rvbbit {suggestion}'?");
+        .collect();
+    eprintln!(
+        "error: no plugin provides 'rvbbit {}', and there is no other rvbbit on PATH to hand it to.",
+        words.join(" ")
+    );
+    if let Some(suggestion) = closest(&candidates(registry), &words) {
+        eprintln!("  tip: did you mean 'rvbbit {suggestion}'?");
     }
-    eprintln!("\nAvailable commands:");
-    eprintln!("  rvbbit {PLUGINS}");
-    eprintln!("  rvbbit {COMPLETIONS} bash|zsh|fish");
-    for (command, plugin) in &registry.commands {
-        eprintln!(
-            "  rvbbit {:30} ({plugin}) {}",
-            command.path_string(),
-            command.about
-        );
-    }
+    eprintln!("  `rvbbit --help` lists the commands.");
     if !registry.rejected.is_empty() {
         eprintln!(
-            "\n{} plugin file(s) could not be loaded; `rvbbit plugins` says why.",
+            "  {} plugin file(s) could not be loaded; `rvbbit plugins` says why.",
             registry.rejected.len()
         );
     }
     exit::NO_SUCH_COMMAND
 }
 
-fn closest(registry: &Registry, typed: &[String]) -> Option<String> {
-    registry
-        .commands
+/// What a typed command may have meant: every command's path, every group of words
+/// above one (`training`), and the host's own commands.
+fn candidates(registry: &Registry) -> Vec<Vec<String>> {
+    let mut all: Vec<Vec<String>> = Vec::new();
+    for (command, _) in &registry.commands {
+        for n in 1..=command.path.len() {
+            all.push(command.path[..n].to_vec());
+        }
+    }
+    all.extend(
+        crate::builtins::BUILTINS
+            .iter()
+            .map(|b| vec![b.to_string()]),
+    );
+    all.sort();
+    all.dedup();
+    all
+}
+
+/// The candidate closest to the words typed, with the words after it kept: a candidate
+/// the typed words start with (`statu` for `status`) before one a few edits away
+/// (`stats`), before one that only starts the same way (`complete`, `completions`);
+/// then the fewest edits, then the longest path. `None` when nothing is close.
+fn closest(candidates: &[Vec<String>], words: &[String]) -> Option<String> {
+    candidates
         .iter()
-        .map(|(c, _)| {
-            let path = c.path_string();
-            let attempt = typed
-                .iter()
-                .take(c.path.len())
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(" ");
-            (levenshtein(&attempt, &path), path)
+        .filter(|candidate| candidate.len() <= words.len())
+        .filter_map(|candidate| {
+            let path = candidate.join(" ");
+            let attempt = words[..candidate.len()].join(" ");
+            if attempt == path {
+                return None; // right so far: the mistake is in a later word
+            }
+            let distance = levenshtein(&attempt, &path);
+            let prefix = attempt.len() >= 3 && path.starts_with(&attempt);
+            let close = distance <= (path.chars().count() / 4).max(2);
+            // `complete` for `completions`: a long common start, then a different ending.
+            let same_start = attempt
+                .chars()
+                .zip(path.chars())
+                .take_while(|(a, b)| a == b)
+                .count()
+                >= 5;
+            let class = if prefix {
+                0
+            } else if close {
+                1
+            } else if same_start {
+                2
+            } else {
+                return None;
+            };
+            Some({
+                let rest = &words[candidate.len()..];
+                let shown = std::iter::once(path)
+                    .chain(rest.iter().cloned())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                ((class, distance, std::cmp::Reverse(candidate.len())), shown)
+            })
         })
-        .filter(|(distance, path)| *distance <= (path.len() / 4).max(2))
         .min()
-        .map(|(_, path)| path)
+        .map(|(_, shown)| shown)
+}
+
+/// `rvbbit help [WORDS…]` and `rvbbit GROUP help [WORDS…]` as `rvbbit [GROUP] WORDS… --help`,
+/// when every word before `help` names a group of plugin commands (or there is none).
+pub fn help_as_flag(registry: &Registry, args: &[OsString]) -> Option<Vec<OsString>> {
+    let at = args.iter().position(|a| a == "help")?;
+    let before: Option<Vec<&str>> = args[..at].iter().map(|a| a.to_str()).collect();
+    let before = before?;
+    let is_group = before.is_empty()
+        || registry.commands.iter().any(|(c, _)| {
+            c.path.len() > before.len() && c.path[..before.len()].iter().eq(before.iter())
+        });
+    if !is_group {
+        return None;
+    }
+    let mut rewritten: Vec<OsString> = args[..at].to_vec();
+    rewritten.extend(args[at + 1..].iter().cloned());
+    rewritten.push(OsString::from("--help"));
+    Some(rewritten)
 }
 
 fn levenshtein(a: &str, b: &str) -> usize {
@@ -376,7 +432,52 @@ fn levenshtein(a: &str, b: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::levenshtein;
+    use super::{closest, levenshtein};
+
+    fn paths(list: &[&str]) -> Vec<Vec<String>> {
+        list.iter()
+            .map(|p| p.split(' ').map(String::from).collect())
+            .collect()
+    }
+
+    fn typed(text: &str) -> Vec<String> {
+        text.split(' ').map(String::from).collect()
+    }
+
+    #[test]
+    fn suggestions_find_the_group_the_command_and_prefer_a_prefix() {
+        let candidates = paths(&[
+            "training",
+            "training migrate",
+            "training stats",
+            "training status",
+            "training verify",
+            "plugins",
+            "completions",
+        ]);
+        let suggest = |text: &str| closest(&candidates, &typed(text));
+        assert_eq!(suggest("trainig").as_deref(), Some("training"));
+        assert_eq!(
+            suggest("trainig migrate").as_deref(),
+            Some("training migrate")
+        );
+        assert_eq!(
+            suggest("training statu").as_deref(),
+            Some("training status")
+        );
+        assert_eq!(suggest("training stat").as_deref(), Some("training stats"));
+        assert_eq!(
+            suggest("training migrat").as_deref(),
+            Some("training migrate")
+        );
+        assert_eq!(suggest("plugin").as_deref(), Some("plugins"));
+        assert_eq!(
+            suggest("complete bash").as_deref(),
+            Some("completions bash")
+        );
+        assert_eq!(suggest("run"), None);
+        assert_eq!(suggest("serve"), None);
+    }
 
     #[test]
     fn edit_distance() {

@@ -31,6 +31,7 @@ fn main() {
 
 fn run(args: Vec<OsString>) -> i32 {
     let registry = discovery::Registry::load(&discovery::search_dirs());
+    let args = cli::help_as_flag(&registry, &args).unwrap_or(args);
 
     if let Some((command, rest)) = registry.find(&args) {
         let (code, message) = command.run(rest);
