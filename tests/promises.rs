@@ -1,0 +1,383 @@
+//! Promises the README makes about connecting and about the host, each tried for real:
+//! a wrong password on a supported engine, credentials in the URL and the
+//! `RVBBIT_CLICKHOUSE_*` variables end to end, `https://` to a plain port, a name that
+//! does not resolve, a web server that is not ClickHouse, plugin discovery in
+//! `<exe>/../lib/rvbbit/plugins` and in the user's data directory, and the hand-off's
+//! loop guard.
+
+use rvbbit_tests::{bin_dir, engine_url, free_port, repo_root, run, rvbbit};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn temp_dir(label: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rvbbit-promises-{label}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// An engine of the release under test (`RVBBIT_DEV_CLICKHOUSE_ENGINE`, 26.9 when
+/// unset) whose user `default` has `password`, stopped when dropped.
+struct PasswordEngine {
+    child: Child,
+    url: String,
+    dir: PathBuf,
+}
+
+impl PasswordEngine {
+    fn start(password: &str) -> PasswordEngine {
+        let dir = temp_dir("password-engine");
+        let port = free_port();
+        let mut command = Command::new(repo_root().join("scripts").join("dev-clickhouse"));
+        command
+            .args(["serve", "--port", &port.to_string(), "--password", password])
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .args(["--parent-pid", &std::process::id().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(engine) = std::env::var("RVBBIT_DEV_CLICKHOUSE_ENGINE")
+            .ok()
+            .filter(|e| !e.is_empty())
+        {
+            command.args(["--engine", &engine]);
+        }
+        let child = command
+            .spawn()
+            .expect("scripts/dev-clickhouse serve starts");
+        let url = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        loop {
+            if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                let _ = stream.write_all(b"GET /ping HTTP/1.0\r\n\r\n");
+                let mut reply = String::new();
+                let _ = stream.read_to_string(&mut reply);
+                if reply.contains("Ok.") {
+                    break;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(180),
+                "the engine with a password did not answer /ping"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        PasswordEngine { child, url, dir }
+    }
+}
+
+impl Drop for PasswordEngine {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn one_error_line(run: &rvbbit_tests::Run) -> String {
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| !l.starts_with("warning:"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one message:\n{}", run.stderr);
+    assert!(lines[0].starts_with("error: "), "{}", run.stderr);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    lines[0].to_string()
+}
+
+#[test]
+fn a_wrong_password_is_refused_with_exit_4_and_the_right_one_from_each_source_is_used() {
+    let password = "rvbbit-right-pw-9";
+    let engine = PasswordEngine::start(password);
+    let host_port = engine.url.trim_start_matches("http://").to_string();
+
+    // Wrong: from the flag, from the variable, and from the URL.
+    let wrong = "not-the-password-7";
+    for (how, command) in [
+        ("flag", {
+            let mut c = rvbbit();
+            c.args([
+                "training",
+                "status",
+                "--url",
+                &engine.url,
+                "--password",
+                wrong,
+            ]);
+            c
+        }),
+        ("variable", {
+            let mut c = rvbbit();
+            c.args(["training", "status", "--url", &engine.url])
+                .env("RVBBIT_CLICKHOUSE_PASSWORD", wrong);
+            c
+        }),
+        ("url", {
+            let mut c = rvbbit();
+            c.args([
+                "training",
+                "status",
+                "--url",
+                &format!("http://default:{wrong}@{host_port}"),
+            ]);
+            c
+        }),
+    ] {
+        let mut command = command;
+        let refused = run(&mut command);
+        refused.expect_code(4);
+        let line = one_error_line(&refused);
+        assert!(
+            line.contains(&format!(
+                "ClickHouse at {} refused user 'default'",
+                engine.url
+            )),
+            "{how}: {line}"
+        );
+        assert!(!refused.all().contains(wrong), "{how}: {}", refused.all());
+    }
+
+    // Right: each source on its own, the URL's credentials winning over the variable,
+    // and every connection variable instead of flags.
+    let database_check = |command: &mut Command, how: &str| {
+        let ok = run(command.args(["--format", "json"]));
+        // No training objects in `default`: status answers (exit 0) with every
+        // migration pending, which needs a working login.
+        ok.expect_code(0);
+        let status: serde_json::Value = serde_json::from_str(&ok.stdout)
+            .unwrap_or_else(|e| panic!("{how}: {e}: {}", ok.stdout));
+        assert_eq!(status["database"], "default", "{how}: {status}");
+        assert!(!ok.all().contains(password), "{how}: {}", ok.all());
+    };
+    database_check(
+        rvbbit()
+            .args([
+                "training",
+                "status",
+                "--url",
+                &engine.url,
+                "--database",
+                "default",
+            ])
+            .env("RVBBIT_CLICKHOUSE_PASSWORD", password),
+        "variable",
+    );
+    database_check(
+        rvbbit()
+            .args([
+                "training",
+                "status",
+                "--database",
+                "default",
+                "--url",
+                &format!("http://default:{password}@{host_port}"),
+            ])
+            .env("RVBBIT_CLICKHOUSE_PASSWORD", wrong),
+        "the URL's password over the variable",
+    );
+    database_check(
+        rvbbit()
+            .args(["training", "status"])
+            .env("RVBBIT_CLICKHOUSE_URL", &engine.url)
+            .env("RVBBIT_CLICKHOUSE_DATABASE", "default")
+            .env("RVBBIT_CLICKHOUSE_USER", "default")
+            .env("RVBBIT_CLICKHOUSE_PASSWORD", password),
+        "every variable",
+    );
+    let (host, port) = host_port.split_once(':').expect("host:port");
+    database_check(
+        rvbbit()
+            .args(["training", "status"])
+            .env("RVBBIT_CLICKHOUSE_HOST", host)
+            .env("RVBBIT_CLICKHOUSE_HTTP_PORT", port)
+            .env("RVBBIT_CLICKHOUSE_DATABASE", "default")
+            .env("RVBBIT_CLICKHOUSE_PASSWORD", password),
+        "host and port variables",
+    );
+}
+
+#[test]
+fn https_to_a_plain_http_port_says_the_port_does_not_speak_tls() {
+    let url = engine_url().replace("http://", "https://");
+    let refused = run(rvbbit().args(["training", "status", "--url", &url]));
+    refused.expect_code(3);
+    let line = one_error_line(&refused);
+    assert!(
+        line.contains(&format!("cannot reach ClickHouse at {url}")),
+        "{line}"
+    );
+    assert!(line.contains("TLS"), "{line}");
+}
+
+#[test]
+fn a_host_name_that_does_not_resolve_is_a_connection_error() {
+    let url = "http://no-such-host.invalid:8123";
+    let refused = run(rvbbit().args(["training", "status", "--url", url, "--timeout", "20"]));
+    refused.expect_code(3);
+    let line = one_error_line(&refused);
+    assert!(
+        line.contains(&format!("cannot reach ClickHouse at {url}")) && line.contains("dns error"),
+        "the message names the host and the lookup: {line}"
+    );
+}
+
+/// A web server that answers every request with `200` and an HTML page: what a
+/// `--url` pointing at the wrong service gets.
+fn serve_a_web_page() -> (String, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let handle = std::thread::spawn(move || {
+        listener.set_nonblocking(false).ok();
+        // Enough answers for one command's requests; the test ends the process anyway.
+        for stream in listener.incoming().take(4) {
+            let Ok(mut stream) = stream else { break };
+            let mut buffer = [0u8; 8192];
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let _ = stream.read(&mut buffer);
+            let body = "<html><body>It works!</body></html>";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, handle)
+}
+
+#[test]
+fn a_web_server_that_is_not_clickhouse_is_named_as_such() {
+    let (url, _server) = serve_a_web_page();
+    let refused = run(rvbbit().args(["training", "status", "--url", &url, "--timeout", "10"]));
+    refused.expect_code(3);
+    let line = one_error_line(&refused);
+    assert!(
+        line.contains(&format!(
+            "the server at {url} answered, but not like ClickHouse"
+        )),
+        "{line}"
+    );
+}
+
+fn copy_executable(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to.parent().expect("parent")).expect("dir");
+    std::fs::copy(from, to).expect("copy");
+}
+
+fn plugin_file() -> String {
+    format!("libtraining_plugin{}", std::env::consts::DLL_SUFFIX)
+}
+
+#[test]
+fn plugins_are_found_in_the_lib_dir_beside_the_binary_and_in_the_users_data_dir() {
+    let dir = temp_dir("discovery");
+    let built = bin_dir();
+
+    // <prefix>/bin/rvbbit with <prefix>/lib/rvbbit/plugins/libtraining_plugin.so
+    let prefix = dir.join("prefix");
+    copy_executable(&built.join("rvbbit"), &prefix.join("bin").join("rvbbit"));
+    copy_executable(
+        &built.join(plugin_file()),
+        &prefix
+            .join("lib")
+            .join("rvbbit")
+            .join("plugins")
+            .join(plugin_file()),
+    );
+    // A binary alone, with the plugin in $HOME/.local/share/rvbbit/plugins, and in
+    // $XDG_DATA_HOME/rvbbit/plugins when that is set.
+    let alone = dir.join("alone").join("rvbbit");
+    copy_executable(&built.join("rvbbit"), &alone);
+    let home = dir.join("home");
+    copy_executable(
+        &built.join(plugin_file()),
+        &home.join(".local/share/rvbbit/plugins").join(plugin_file()),
+    );
+    let xdg = dir.join("xdg");
+    copy_executable(
+        &built.join(plugin_file()),
+        &xdg.join("rvbbit/plugins").join(plugin_file()),
+    );
+
+    let listing = |exe: &Path, home: &Path, xdg: Option<&Path>| {
+        let mut command = Command::new(exe);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("RVBBIT_") || key == "XDG_DATA_HOME" {
+                command.env_remove(key);
+            }
+        }
+        command.env("PATH", "/usr/bin:/bin").env("HOME", home);
+        if let Some(xdg) = xdg {
+            command.env("XDG_DATA_HOME", xdg);
+        }
+        let listed = run(command.args(["plugins", "--format", "json"]));
+        listed.expect_code(0);
+        let plugins: serde_json::Value =
+            serde_json::from_str(&listed.stdout).expect("plugins --format json");
+        plugins.to_string()
+    };
+    let empty_home = dir.join("empty-home");
+    std::fs::create_dir_all(&empty_home).expect("dir");
+    let from_prefix = listing(&prefix.join("bin").join("rvbbit"), &empty_home, None);
+    assert!(from_prefix.contains("\"training\""), "{from_prefix}");
+    assert!(from_prefix.contains("lib/rvbbit/plugins"), "{from_prefix}");
+
+    let nowhere = listing(&alone, &empty_home, None);
+    assert!(
+        !nowhere.contains("\"training\""),
+        "no plugin anywhere: {nowhere}"
+    );
+    let from_home = listing(&alone, &home, None);
+    assert!(from_home.contains("\"training\""), "{from_home}");
+    assert!(
+        from_home.contains(".local/share/rvbbit/plugins"),
+        "{from_home}"
+    );
+    let from_xdg = listing(&alone, &empty_home, Some(&xdg));
+    assert!(from_xdg.contains("\"training\""), "{from_xdg}");
+    assert!(from_xdg.contains("xdg/rvbbit/plugins"), "{from_xdg}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn two_copies_of_the_host_on_path_never_hand_a_command_back_and_forth() {
+    let dir = temp_dir("loop");
+    let built = bin_dir();
+    let first = dir.join("first").join("rvbbit");
+    let second = dir.join("second").join("rvbbit");
+    copy_executable(&built.join("rvbbit"), &first);
+    copy_executable(&built.join("rvbbit"), &second);
+    let path = format!(
+        "{}:{}:/usr/bin:/bin",
+        first.parent().expect("dir").display(),
+        second.parent().expect("dir").display()
+    );
+    let mut command = Command::new(&first);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("RVBBIT_") {
+            command.env_remove(key);
+        }
+    }
+    let started = Instant::now();
+    let handed = run(command
+        .args(["run", "some_cascade.yaml"])
+        .env("PATH", &path)
+        .env("HOME", &dir));
+    // The first copy hands `run` to the second, which finds no third rvbbit: the
+    // second's "no plugin provides" message, exit 8, once.
+    handed.expect_code(8);
+    assert_eq!(
+        handed
+            .stderr
+            .matches("no plugin provides 'rvbbit run some_cascade.yaml'")
+            .count(),
+        1,
+        "{}",
+        handed.stderr
+    );
+    assert!(started.elapsed() < Duration::from_secs(60), "a loop");
+    let _ = std::fs::remove_dir_all(&dir);
+}
