@@ -381,3 +381,94 @@ fn two_copies_of_the_host_on_path_never_hand_a_command_back_and_forth() {
     assert!(started.elapsed() < Duration::from_secs(60), "a loop");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn scripts_install_puts_the_host_first_on_path_and_uninstall_removes_only_its_files() {
+    let dir = temp_dir("install");
+    let prefix = dir.join("prefix");
+    // rvbbit's own CLI, further down PATH: it receives what no plugin provides.
+    let python = dir.join("python-bin");
+    std::fs::create_dir_all(&python).expect("dir");
+    let fake = python.join("rvbbit");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho \"python-rvbbit got: $*\"\nexit 42\n",
+    )
+    .expect("write");
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let path = format!(
+        "{}:{}:/usr/bin:/bin",
+        prefix.join("bin").display(),
+        python.display()
+    );
+    let script = repo_root().join("scripts").join("install");
+    let installed = run(Command::new(&script)
+        .args(["--debug", "--no-build", "--prefix"])
+        .arg(&prefix)
+        .env("PATH", &path));
+    installed.expect_code(0);
+    assert!(
+        installed.stdout.contains(&format!(
+            "rvbbit on PATH is now this host (plugins: training); other commands go to {}",
+            fake.canonicalize().expect("path").display()
+        )),
+        "{}",
+        installed.stdout
+    );
+    let host = prefix.join("bin").join("rvbbit");
+    let on_path = |args: &[&str]| {
+        let mut command = Command::new("rvbbit");
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("RVBBIT_") || key == "XDG_DATA_HOME" {
+                command.env_remove(key);
+            }
+        }
+        run(command.args(args).env("PATH", &path).env("HOME", &dir))
+    };
+    let listed = on_path(&["plugins"]);
+    listed.expect_code(0);
+    assert!(
+        listed
+            .stdout
+            .contains("lib/rvbbit/plugins/libtraining_plugin"),
+        "{}",
+        listed.stdout
+    );
+    let handed = on_path(&["run", "cascade.yaml"]);
+    assert_eq!(handed.code, 42, "{}", handed.all());
+    assert_eq!(handed.stdout.trim(), "python-rvbbit got: run cascade.yaml");
+
+    // Another rvbbit before the prefix on PATH: the install says so.
+    let behind = run(Command::new(&script)
+        .args(["--debug", "--no-build", "--prefix"])
+        .arg(&prefix)
+        .env(
+            "PATH",
+            format!(
+                "{}:{}:/usr/bin:/bin",
+                python.display(),
+                prefix.join("bin").display()
+            ),
+        ));
+    behind.expect_code(0);
+    assert!(behind.stdout.contains("comes before"), "{}", behind.stdout);
+
+    let removed = run(Command::new(&script)
+        .args(["--uninstall", "--prefix"])
+        .arg(&prefix));
+    removed.expect_code(0);
+    assert!(!host.exists());
+    assert!(!prefix.join("lib").join("rvbbit").exists());
+    assert!(fake.exists(), "rvbbit's own CLI is left alone");
+    let again = run(Command::new(&script)
+        .args(["--uninstall", "--prefix"])
+        .arg(&prefix));
+    again.expect_code(0);
+    assert!(
+        again.stdout.contains("nothing to remove"),
+        "{}",
+        again.stdout
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
