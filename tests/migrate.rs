@@ -302,10 +302,11 @@ async fn history_is_backfilled_once_and_new_rows_arrive_live() {
     db.drop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn examples_follow_the_parsing_rules() {
-    let db = TestDb::with_logs("parsing").await;
-    db.rvbbit(&["training", "migrate"]).expect_code(0);
+/// Log rows covering every branch of the parsing rules (README, "What `migrate`
+/// creates"), and the examples they must give, written out by hand: (trace id, user
+/// input, assistant output), sorted by trace id. Rows that are no example are listed
+/// with the reason.
+fn parsing_cases() -> (Vec<LogRow>, Vec<(String, String, String)>) {
     let tricky = "He said \"stop\" — it's 'done'\n\tnext line\\ é 漢字 🐇";
     let mut rows = vec![
         // The last user message wins; earlier turns and the system prompt are ignored.
@@ -333,6 +334,16 @@ async fn examples_follow_the_parsing_rules() {
             ]}]),
             json!("a cat"),
         ),
+        // A list of parts without text: no input.
+        LogRow::assistant(
+            "parts-no-text",
+            "casc",
+            "cell",
+            json!([{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+            ]}]),
+            json!("an image"),
+        ),
         // Structured output stays JSON, exactly as stored.
         LogRow::assistant(
             "structured",
@@ -340,6 +351,29 @@ async fn examples_follow_the_parsing_rules() {
             "cell",
             json!([{"role": "user", "content": "extract"}]),
             json!({"name": "Zoë", "tags": ["a", "b"]}),
+        ),
+        // A number and a bool as the reply: their JSON text.
+        LogRow::assistant(
+            "reply-number",
+            "casc",
+            "cell",
+            json!([{"role": "user", "content": "how many?"}]),
+            json!(42),
+        ),
+        LogRow::assistant(
+            "reply-bool",
+            "casc",
+            "cell",
+            json!([{"role": "user", "content": "is it?"}]),
+            json!(true),
+        ),
+        // No user message (a system prompt only): an example with no input.
+        LogRow::assistant(
+            "no-user",
+            "casc",
+            "cell",
+            json!([{"role": "system", "content": "only a system prompt"}]),
+            json!("a reply anyway"),
         ),
         // Not examples: no cascade, empty cascade, not assistant, empty / null reply.
         LogRow {
@@ -373,6 +407,67 @@ async fn examples_follow_the_parsing_rules() {
         content_json: None,
         ..LogRow::simple("missing-reply", "casc", "cell", "q", "r")
     });
+    // A reply that is not JSON is kept as it is; a request that is not JSON has no input.
+    rows.push(LogRow {
+        content_json: Some("plain text, not JSON {".into()),
+        ..LogRow::simple("reply-not-json", "casc", "cell", "q", "r")
+    });
+    rows.push(LogRow {
+        full_request_json: Some("{\"messages\": [{\"role\": \"user\", \"content\": ".into()),
+        ..LogRow::simple("request-not-json", "casc", "cell", "q", "the reply")
+    });
+    let example = |id: &str, input: &str, output: &str| {
+        (id.to_string(), input.to_string(), output.to_string())
+    };
+    let mut expected = vec![
+        example("last-user", tricky, tricky),
+        example("no-user", "", "a reply anyway"),
+        example("parts", "look at this\nand say \"what\" 🐇", "a cat"),
+        example("parts-no-text", "", "an image"),
+        example("reply-bool", "is it?", "true"),
+        example("reply-not-json", "q", "plain text, not JSON {"),
+        example("reply-number", "how many?", "42"),
+        example("request-not-json", "", "the reply"),
+        example(
+            "structured",
+            "extract",
+            r#"{"name": "Zo\u00eb", "tags": ["a", "b"]}"#,
+        ),
+    ];
+    expected.sort();
+    (rows, expected)
+}
+
+/// The examples the database holds, read through the joined view, against `expected`;
+/// and `verify`'s own count of examples against the same truth.
+async fn assert_examples(db: &TestDb, expected: &[(String, String, String)], context: &str) {
+    let got: Vec<(String, String, String)> = db
+        .rows("SELECT trace_id, user_input, assistant_output FROM training_examples_with_annotations ORDER BY trace_id")
+        .await;
+    assert_eq!(got, expected, "{context}");
+    let verify = db.rvbbit(&["training", "verify", "--format", "json"]);
+    verify.expect_code(0);
+    let report: serde_json::Value = serde_json::from_str(&verify.stdout).expect("verify's JSON");
+    let populated = report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["name"] == "examples populated")
+        .unwrap_or_else(|| panic!("{context}: no 'examples populated' check: {report}"));
+    assert_eq!(populated["ok"], true, "{context}: {populated}");
+    let detail = populated["detail"].as_str().expect("detail");
+    assert!(
+        detail.starts_with(&format!("{} examples;", expected.len())),
+        "{context}: verify counts {detail:?}, the truth is {} examples",
+        expected.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn examples_follow_the_parsing_rules_on_live_arrival() {
+    let db = TestDb::with_logs("parsing").await;
+    db.rvbbit(&["training", "migrate"]).expect_code(0);
+    let (rows, expected) = parsing_cases();
     insert(&db.client, &rows).await;
     // NULL cascades whose hidden Nullable value is not empty (as a bulk INSERT ... SELECT
     // with if(..., NULL, x) leaves them) are still not examples.
@@ -383,30 +478,59 @@ async fn examples_follow_the_parsing_rules() {
          FROM numbers(4)",
     )
     .await;
+    db.exec("DELETE FROM unified_logs WHERE trace_id IN ('null-cascade-1', 'null-cascade-3')")
+        .await;
     db.exec("DELETE FROM training_examples WHERE trace_id IN ('null-cascade-1', 'null-cascade-3')")
         .await;
-    let got: Vec<(String, String, String)> = db
-        .rows("SELECT trace_id, user_input, assistant_output FROM training_examples_with_annotations ORDER BY trace_id")
+    assert_examples(&db, &expected, "live arrival").await;
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn examples_follow_the_parsing_rules_after_the_backfill_and_after_a_resumed_one() {
+    let (rows, expected) = parsing_cases();
+    // The rows logged before the install: the backfill makes the examples.
+    let db = TestDb::with_logs("parsing_backfill").await;
+    insert(&db.client, &rows).await;
+    db.rvbbit(&["training", "migrate"]).expect_code(0);
+    assert_examples(&db, &expected, "backfill").await;
+    db.drop().await;
+
+    // A migrate stopped right before its backfill, then run again: the resumed run
+    // backfills the same examples.
+    let db = TestDb::with_logs("parsing_resumed").await;
+    insert(&db.client, &rows).await;
+    let stopped = rvbbit_tests::run(
+        rvbbit_tests::rvbbit()
+            .args([
+                "training",
+                "migrate",
+                "--url",
+                &db.url,
+                "--database",
+                &db.name,
+            ])
+            .env("RVBBIT_TRAINING_FAILPOINT", "exit-after-step:7"),
+    );
+    assert_eq!(stopped.code, 137, "{}", stopped.all());
+    let count: u64 = db.scalar("SELECT count() FROM training_examples").await;
+    assert_eq!(count, 0, "stopped before the backfill");
+    let resumed = db.rvbbit(&["training", "migrate"]);
+    resumed.expect_code(0);
+    assert!(resumed.stdout.contains("resuming"), "{}", resumed.stdout);
+    assert_examples(&db, &expected, "resumed backfill").await;
+
+    // verify's count is a check that can fail: one example gone, one reported.
+    db.exec("DELETE FROM training_examples WHERE trace_id = 'parts'")
         .await;
-    assert_eq!(
-        got,
-        vec![
-            (
-                "last-user".to_string(),
-                tricky.to_string(),
-                tricky.to_string()
-            ),
-            (
-                "parts".to_string(),
-                "look at this\nand say \"what\" 🐇".to_string(),
-                "a cat".to_string()
-            ),
-            (
-                "structured".to_string(),
-                "extract".to_string(),
-                r#"{"name": "Zo\u00eb", "tags": ["a", "b"]}"#.to_string()
-            ),
-        ]
+    let verify = db.rvbbit(&["training", "verify"]);
+    verify.expect_code(1);
+    assert!(
+        verify
+            .stdout
+            .contains("1 qualifying unified_logs rows have no example"),
+        "{}",
+        verify.stdout
     );
     db.drop().await;
 }
