@@ -13,6 +13,7 @@ mod failure;
 mod lease;
 mod ledger;
 mod migrations;
+mod model;
 mod output;
 mod schema;
 

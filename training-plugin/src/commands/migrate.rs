@@ -12,6 +12,7 @@ use crate::failure::classified;
 use crate::lease;
 use crate::ledger::{self, Entry};
 use crate::migrations::{creates, Creates, Migration, MIGRATIONS};
+use crate::model::{Action, Found, Kind, LedgerStatus, Problem};
 use crate::output::{self, OutputArgs};
 use crate::say;
 use crate::schema::{LOGS, OBJECTS};
@@ -139,35 +140,34 @@ impl Interrupt {
 struct Outcome {
     database: String,
     server_version: String,
-    /// What migrate found before it began: "new", "current", "pending", or
-    /// "hand-applied" (an install made by hand from an earlier version of the SQL).
-    found: String,
+    /// What migrate found before it began: "new", "installed", or "hand-applied" (an
+    /// install made by hand from an earlier version of the SQL).
+    found: Found,
     findings: Vec<String>,
-    actions: Vec<Action>,
+    actions: Vec<Acted>,
     backfilled_examples: u64,
     verify: verify::Report,
 }
 
-/// One object and what happened to it: "created", "exists", "ran", "replaced",
-/// "repaired" or "resumed".
+/// One object and what happened to it.
 #[derive(serde::Serialize)]
-struct Action {
-    action: &'static str,
+struct Acted {
+    action: Action,
     object: String,
 }
 
 /// Records an action, and prints it for people in table format.
-fn act(actions: &mut Vec<Action>, format: Format, action: &'static str, object: String) {
+fn act(actions: &mut Vec<Acted>, format: Format, action: Action, object: String) {
     if format == Format::Table {
         match action {
-            "created" => say!("  {}  {object}", output::green("created")),
-            "exists" => say!("  {}   {object}", output::dim("exists")),
-            "skipped" => say!("  {}  {object}", output::dim("skipped")),
-            "absent" => say!("  {}   {object}", output::dim("absent")),
+            Action::Created => say!("  {}  {object}", output::green("created")),
+            Action::Exists => say!("  {}   {object}", output::dim("exists")),
+            Action::Skipped => say!("  {}  {object}", output::dim("skipped")),
+            Action::Absent => say!("  {}   {object}", output::dim("absent")),
             _ => say!("  {action:8} {object}"),
         }
     }
-    actions.push(Action { action, object });
+    actions.push(Acted { action, object });
 }
 
 /// One thing migrate does, in order.
@@ -201,7 +201,7 @@ enum Step {
 
 /// The whole plan: what was found and the steps that bring the database to this version.
 struct Plan {
-    found: &'static str,
+    found: Found,
     findings: Vec<Finding>,
     steps: Vec<Step>,
     /// Migrations a previous run left in progress: (version, done, total, who).
@@ -247,11 +247,11 @@ async fn plan(db: &Db, repair: bool) -> anyhow::Result<Plan> {
     let upgrade_unfinished = entries.iter().any(|e| e.note.contains(ledger::UPGRADING));
     let hand_applied = (!ours_in_ledger && !existing.is_empty()) || upgrade_unfinished;
     let found = if hand_applied {
-        "hand-applied"
+        Found::HandApplied
     } else if !any_object && !ours_in_ledger {
-        "new"
+        Found::New
     } else {
-        "installed"
+        Found::Installed
     };
     let mut steps = Vec::new();
     let mut resuming = Vec::new();
@@ -267,7 +267,7 @@ async fn plan(db: &Db, repair: bool) -> anyhow::Result<Plan> {
                 Repair::Run(sql)
                     if OBJECTS
                         .iter()
-                        .any(|o| o.name == finding.object && o.kind == "table") =>
+                        .any(|o| o.name == finding.object && o.kind == Kind::Table) =>
                 {
                     steps.push(Step::Repair {
                         sql: sql.clone(),
@@ -301,7 +301,7 @@ async fn plan(db: &Db, repair: bool) -> anyhow::Result<Plan> {
         let total = step_count(migration)?;
         let mut done = 0;
         if let Some(entry) = entry {
-            if entry.status == ledger::APPLIED {
+            if entry.status() == LedgerStatus::Applied {
                 if entry.checksum != ledger::checksum(migration.sql) {
                     mismatched.push((entry.clone(), migration));
                 }
@@ -315,7 +315,7 @@ async fn plan(db: &Db, repair: bool) -> anyhow::Result<Plan> {
                 "migration {:04}_{} was left {} after step {} of {} by host {} (pid {}) at {}{}",
                 migration.version,
                 migration.name,
-                if entry.status == ledger::FAILED {
+                if entry.status() == LedgerStatus::Failed {
                     "failed"
                 } else {
                     "in progress"
@@ -526,7 +526,7 @@ async fn migrate(db: Db, options: Options<'_>, interrupt: &mut Interrupt) -> any
         act(
             &mut actions,
             format,
-            "created",
+            Action::Created,
             format!("database {database}"),
         );
     }
@@ -575,7 +575,7 @@ async fn migrate(db: Db, options: Options<'_>, interrupt: &mut Interrupt) -> any
         let outcome = Outcome {
             database,
             server_version: db.version.clone(),
-            found: plan.found.to_string(),
+            found: plan.found,
             findings: plan
                 .findings
                 .iter()
@@ -601,7 +601,7 @@ async fn apply(
     db: &Db,
     options: Options<'_>,
     interrupt: &mut Interrupt,
-    actions: &mut Vec<Action>,
+    actions: &mut Vec<Acted>,
 ) -> anyhow::Result<(Plan, u64)> {
     let format = options.format;
     let cluster = options.cluster;
@@ -610,15 +610,15 @@ async fn apply(
     refuse(db, &plan, options.repair)?;
     if format == Format::Table {
         match plan.found {
-            "hand-applied" => {
+            Found::HandApplied => {
                 say!("  found a hand-applied install (made by hand from an earlier version of the training SQL):");
                 for f in &plan.findings {
                     say!("    {}: {}", f.object, f.problem);
                 }
                 say!("  upgrading it in place; every annotation is kept");
             }
-            "new" => say!("  no training objects yet: installing"),
-            _ => {}
+            Found::New => say!("  no training objects yet: installing"),
+            Found::Installed => {}
         }
         for line in &plan.resuming {
             say!("  resuming: {line}");
@@ -652,7 +652,7 @@ async fn apply(
                 | Step::Complete { index, .. } => *index,
                 Step::Repair { .. } => 0,
             };
-            let note = if plan.found == "hand-applied" {
+            let note = if plan.found == Found::HandApplied {
                 ledger::UPGRADING
             } else {
                 ""
@@ -670,7 +670,7 @@ async fn apply(
                 act(
                     actions,
                     format,
-                    "skipped",
+                    Action::Skipped,
                     format!("{what} (migration {by:04} removes or replaces it)"),
                 );
                 Ok(())
@@ -688,13 +688,15 @@ async fn apply(
                             Some(Creates::Object { .. }) | Some(Creates::Index { .. })
                                 if *exists =>
                             {
-                                "exists"
+                                Action::Exists
                             }
-                            Some(Creates::Object { .. }) | Some(Creates::Index { .. }) => "created",
-                            Some(Creates::Replace { .. }) => "replaced",
-                            Some(Creates::Drop { .. }) if *exists => "removed",
-                            Some(Creates::Drop { .. }) => "absent",
-                            _ => "ran",
+                            Some(Creates::Object { .. }) | Some(Creates::Index { .. }) => {
+                                Action::Created
+                            }
+                            Some(Creates::Replace { .. }) => Action::Replaced,
+                            Some(Creates::Drop { .. }) if *exists => Action::Removed,
+                            Some(Creates::Drop { .. }) => Action::Absent,
+                            _ => Action::Ran,
                         };
                         act(actions, format, action, what.clone());
                     })
@@ -724,7 +726,7 @@ async fn apply(
                         .await
                         .map(|n| added += n);
                 }
-                result.map(|()| act(actions, format, "repaired", what.clone()))
+                result.map(|()| act(actions, format, Action::Repaired, what.clone()))
             }
         };
         if let Err(e) = outcome {
@@ -757,7 +759,7 @@ async fn apply(
     // Objects or indexes missing although their migration is applied (dropped by hand)
     // are created again: that loses nothing. What else still differs (views kept by IF
     // NOT EXISTS, definitions changed by hand) is put right when repairing or upgrading.
-    let repairing = options.repair || plan.found == "hand-applied";
+    let repairing = options.repair || plan.found == Found::HandApplied;
     let mut backfilled = plan
         .steps
         .iter()
@@ -799,9 +801,9 @@ async fn apply(
                 actions,
                 format,
                 if finding.is_missing() {
-                    "created"
+                    Action::Created
                 } else {
-                    "repaired"
+                    Action::Repaired
                 },
                 describe(&finding),
             );
@@ -822,7 +824,7 @@ async fn apply(
         examples::copy_trainable(db).await?;
         examples::refresh_values(db).await?;
     }
-    if plan.found == "hand-applied" {
+    if plan.found == Found::HandApplied {
         ledger::replace_note(db, ledger::UPGRADING, ledger::UPGRADED).await?;
     }
     if repairing {
@@ -831,7 +833,7 @@ async fn apply(
             act(
                 actions,
                 format,
-                "recorded",
+                Action::Recorded,
                 format!(
                     "checksum {} of migration {:04}_{}",
                     short(&ledger::checksum(migration.sql)),
@@ -846,21 +848,17 @@ async fn apply(
 
 /// "view x" for a missing object, "index i on t" for a missing index, else the problem.
 fn describe(finding: &Finding) -> String {
-    if finding.problem == "missing" {
-        let kind = OBJECTS
-            .iter()
-            .find(|o| o.name == finding.object)
-            .map_or("object", |o| o.kind);
-        return format!("{kind} {}", finding.object);
+    match &finding.problem {
+        Problem::Missing => {
+            let kind = OBJECTS
+                .iter()
+                .find(|o| o.name == finding.object)
+                .map_or("object", |o| o.kind.as_str());
+            format!("{kind} {}", finding.object)
+        }
+        Problem::IndexMissing { index } => format!("index {index} on {}", finding.object),
+        problem => format!("{}: {problem}", finding.object),
     }
-    if let Some(index) = finding
-        .problem
-        .strip_prefix("index ")
-        .and_then(|p| p.strip_suffix(" missing"))
-    {
-        return format!("index {index} on {}", finding.object);
-    }
-    format!("{}: {}", finding.object, finding.problem)
 }
 
 /// Fills what a recreated view feeds: examples from history, or the annotated examples.
@@ -944,7 +942,7 @@ fn print_dry_run(plan: &Plan, cluster: Option<&str>) -> anyhow::Result<()> {
             }
         }
     }
-    if plan.found == "hand-applied" {
+    if plan.found == Found::HandApplied {
         say!("-- then: every view still differing from this version is replaced");
     }
     Ok(())

@@ -8,6 +8,7 @@ use crate::drift;
 use crate::examples;
 use crate::ledger;
 use crate::migrations::MIGRATIONS;
+use crate::model::LedgerStatus;
 use crate::output::{self, OutputArgs};
 use crate::say;
 use crate::schema::{EXAMPLES_MV, EXAMPLES_TABLE, LOGS, OBJECTS};
@@ -111,7 +112,7 @@ pub async fn checks(db: &Db) -> anyhow::Result<Report> {
             ));
             continue;
         }
-        let problems: Vec<String> = mine.iter().map(|f| f.problem.clone()).collect();
+        let problems: Vec<String> = mine.iter().map(|f| f.problem.to_string()).collect();
         let missing = !engines.contains_key(expected.name);
         let hint = if missing {
             "run `rvbbit training migrate`".to_string()
@@ -220,7 +221,7 @@ async fn migrations_check(db: &Db, engines: &BTreeMap<String, String>) -> anyhow
     for m in MIGRATIONS {
         match entries.iter().find(|e| e.version == m.version) {
             None => problems.push(format!("{:04}_{} pending", m.version, m.name)),
-            Some(e) if e.status != ledger::APPLIED => problems.push(format!(
+            Some(e) if e.status() != LedgerStatus::Applied => problems.push(format!(
                 "{:04}_{} {} at step {} of {} (host {}, pid {})",
                 m.version, m.name, e.status, e.statements_done, e.statements_total, e.host, e.pid
             )),
