@@ -241,6 +241,28 @@ pub enum Repair {
     Refuse(String),
 }
 
+impl Repair {
+    /// The statements that put the difference right, in order, and what to fill again
+    /// afterwards; `None` when it is refused.
+    pub fn statements(&self) -> Option<(Vec<String>, Refill)> {
+        match self {
+            Repair::Run(sql) => Some((sql.clone(), Refill::None)),
+            Repair::Recreate {
+                drop,
+                create,
+                refill,
+            } => Some((
+                drop.iter()
+                    .cloned()
+                    .chain(std::iter::once(create.clone()))
+                    .collect(),
+                *refill,
+            )),
+            Repair::Refuse(_) => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refill {
     None,

@@ -14,6 +14,7 @@ mod lease;
 mod ledger;
 mod migrations;
 mod model;
+mod ops;
 mod output;
 mod schema;
 

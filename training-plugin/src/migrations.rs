@@ -4,6 +4,7 @@
 use crate::model::Kind;
 
 /// One `migrations/NNNN_name.sql` file.
+#[derive(Debug)]
 pub struct Migration {
     pub version: u32,
     pub name: &'static str,

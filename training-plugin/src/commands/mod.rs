@@ -28,15 +28,7 @@ use rvbbit_plugin_api::plugin::{CommandResult, Failure};
 use std::ffi::OsString;
 use std::future::Future;
 
-/// `--format` of commands that print data.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Format {
-    /// Aligned text for people
-    #[default]
-    Table,
-    /// JSON for scripts
-    Json,
-}
+pub use crate::output::Format;
 
 /// Parses `args` for the command invoked as `bin_name` (e.g. "rvbbit training migrate").
 /// `--help` prints and ends the command successfully; a usage error prints clap's
