@@ -273,7 +273,7 @@ pub enum Refill {
 }
 
 /// One difference between the live database and this version's definitions.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     pub object: String,
     pub problem: Problem,
@@ -529,6 +529,41 @@ pub fn compare_with(live: &Live, same: &SameQueries, include_missing: bool) -> V
     out
 }
 
+/// The live state of a database exactly as this version defines it (with rvbbit's
+/// log table), for tests without a server.
+#[cfg(test)]
+pub fn as_this_version() -> Live {
+    let mut live = Live::default();
+    live.engines
+        .insert(LOGS.to_string(), "MergeTree".to_string());
+    for def in definitions() {
+        let expected = OBJECTS.iter().find(|o| o.name == def.name);
+        let engine = match def.kind {
+            Kind::Table => expected.map_or("MergeTree", |o| o.engine),
+            kind => kind.view_engine(),
+        };
+        live.engines.insert(def.name.clone(), engine.to_string());
+        if let Some(key) = expected_sorting_key(&def.statement) {
+            live.sorting_keys.insert(def.name.clone(), key);
+        }
+        if let Some(select) = &def.select {
+            live.as_select.insert(def.name.clone(), select.clone());
+        }
+        let columns = expected.map_or(&[][..], |o| o.columns);
+        live.columns.insert(
+            def.name.clone(),
+            columns
+                .iter()
+                .map(|(c, t)| (c.to_string(), (t.to_string(), String::new(), String::new())))
+                .collect(),
+        );
+    }
+    for (table, index, _) in index_statements() {
+        live.indexes.insert((table, index));
+    }
+    live
+}
+
 /// A live column type that differs from this version's but is kept as it is, because
 /// every reader and writer handles it exactly: rvbbit's own installs (every shape in
 /// its history) create `training_annotations.annotated_at` as `DateTime64(3)`, and
@@ -621,6 +656,34 @@ mod tests {
             .unwrap();
         assert!(view.statement.starts_with("CREATE OR REPLACE VIEW"));
     }
+
+    #[test]
+    fn a_database_as_this_version_defines_it_does_not_differ() {
+        let live = as_this_version();
+        assert_eq!(compare_with(&live, &SameQueries::new(), true), vec![]);
+        let every_view_same: SameQueries = definitions()
+            .into_iter()
+            .filter(|d| d.kind != Kind::Table)
+            .map(|d| (d.name, true))
+            .collect();
+        assert_eq!(compare_with(&live, &every_view_same, true), vec![]);
+    }
+
+    #[test]
+    fn a_differing_query_is_found_only_by_the_servers_verdict() {
+        let live = as_this_version();
+        let verdict: SameQueries = [(JOINED.to_string(), false)].into_iter().collect();
+        let findings = compare_with(&live, &verdict, false);
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].object, JOINED);
+        assert_eq!(
+            findings[0].problem.to_string(),
+            "its query differs from this version's"
+        );
+        assert!(matches!(findings[0].repair, Repair::Run(_)));
+    }
+
+    const JOINED: &str = crate::schema::JOINED_VIEW;
 
     #[test]
     fn view_select_takes_the_query_after_as() {
