@@ -14,7 +14,7 @@
 use crate::db::Db;
 use crate::migrations::{creates, Creates, MIGRATIONS};
 pub use crate::model::Kind;
-use crate::model::Problem;
+use crate::model::{Fix, Problem};
 use crate::schema::{LOGS, OBJECTS};
 use anyhow::Context;
 use rvbbit_sql_text::split;
@@ -284,6 +284,22 @@ impl Finding {
     /// The object or index does not exist at all (creating it loses nothing).
     pub fn is_missing(&self) -> bool {
         self.problem.is_missing()
+    }
+
+    /// When migrate puts it right.
+    pub fn fix(&self) -> Fix {
+        let table = || {
+            OBJECTS
+                .iter()
+                .any(|o| o.name == self.object && o.kind == Kind::Table)
+        };
+        match &self.repair {
+            Repair::Refuse(_) => Fix::Refused,
+            _ if self.is_missing() => Fix::Create,
+            Repair::Run(_) if table() => Fix::RepairFirst,
+            Repair::Recreate { drop: Some(_), .. } => Fix::RepairFirst,
+            _ => Fix::RepairAfter,
+        }
     }
 }
 
@@ -684,6 +700,52 @@ mod tests {
     }
 
     const JOINED: &str = crate::schema::JOINED_VIEW;
+
+    #[test]
+    fn when_each_difference_is_put_right_is_decided_once() {
+        let finding = |object: &str, problem: Problem, repair: Repair| Finding {
+            object: object.into(),
+            problem,
+            repair,
+        };
+        let run = || Repair::Run(vec!["ALTER TABLE t ...".into()]);
+        let table = crate::schema::ANNOTATIONS;
+        assert_eq!(finding(table, Problem::Missing, run()).fix(), Fix::Create);
+        assert_eq!(
+            finding(table, Problem::IndexMissing { index: "i".into() }, run()).fix(),
+            Fix::Create
+        );
+        assert_eq!(
+            finding(table, Problem::ColumnMissing { column: "c".into() }, run()).fix(),
+            Fix::RepairFirst
+        );
+        assert_eq!(
+            finding(JOINED, Problem::QueryDiffers, run()).fix(),
+            Fix::RepairAfter
+        );
+        let recreate = |drop: Option<String>| Repair::Recreate {
+            drop,
+            create: "CREATE ...".into(),
+            refill: Refill::Examples,
+        };
+        assert_eq!(
+            finding(
+                crate::schema::EXAMPLES_MV,
+                Problem::QueryDiffers,
+                recreate(Some("DROP VIEW IF EXISTS x".into()))
+            )
+            .fix(),
+            Fix::RepairFirst
+        );
+        assert_eq!(
+            finding(crate::schema::EXAMPLES_MV, Problem::Missing, recreate(None)).fix(),
+            Fix::Create
+        );
+        assert_eq!(
+            finding(table, Problem::QueryDiffers, Repair::Refuse("no".into())).fix(),
+            Fix::Refused
+        );
+    }
 
     #[test]
     fn view_select_takes_the_query_after_as() {

@@ -144,6 +144,22 @@ impl Kind {
     }
 }
 
+/// When migrate puts a difference right: decided once, by `drift::Finding::fix`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fix {
+    /// On every run, after the migrations: the object or index is missing, and
+    /// creating it loses nothing.
+    Create,
+    /// With `--repair` (or upgrading a hand-applied install), before the migrations:
+    /// columns of tables (later statements read them), and a plain view standing where
+    /// a materialized view belongs, dropped so that its migration creates it again.
+    RepairFirst,
+    /// With `--repair` (or upgrading a hand-applied install), after the migrations.
+    RepairAfter,
+    /// Never: it would rewrite or drop data.
+    Refused,
+}
+
 /// How one live object differs from this version's definition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {

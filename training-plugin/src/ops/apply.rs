@@ -14,7 +14,7 @@ use crate::examples;
 use crate::failure::classified;
 use crate::ledger;
 use crate::migrations::{creates, Creates, MIGRATIONS};
-use crate::model::{Action, Found, Problem};
+use crate::model::{Action, Fix, Found, Problem};
 use crate::output::Format;
 use crate::say;
 use crate::schema::OBJECTS;
@@ -167,8 +167,11 @@ pub async fn apply(
     {
         let live = drift::snapshot(db).await?;
         for finding in drift::compare(db, &live, true).await? {
-            if !repairing && !finding.is_missing() {
-                continue;
+            let fix = finding.fix();
+            match fix {
+                Fix::Refused => continue,
+                Fix::RepairFirst | Fix::RepairAfter if !repairing => continue,
+                _ => {}
             }
             let Some((sql, refill)) = finding.repair.statements() else {
                 continue;
@@ -186,7 +189,7 @@ pub async fn apply(
             backfilled |= refill == Refill::Examples;
             added += backfill::refill(db, refill, limits, interrupt).await?;
             actions.act(
-                if finding.is_missing() {
+                if fix == Fix::Create {
                     Action::Created
                 } else {
                     Action::Repaired

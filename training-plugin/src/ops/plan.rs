@@ -8,7 +8,7 @@ use crate::drift::{self, Finding, Live, Refill, Repair, SameQueries};
 use crate::failure::classified;
 use crate::ledger::{self, Entry};
 use crate::migrations::{creates, Creates, Migration};
-use crate::model::{Found, Kind, LedgerStatus};
+use crate::model::{Fix, Found, LedgerStatus};
 use crate::schema::OBJECTS;
 use rvbbit_plugin_api::exit;
 use rvbbit_sql_text::split;
@@ -158,13 +158,9 @@ pub fn plan(
         // Before the migrations: columns of tables (later statements read them) and
         // plain views standing where a materialized view belongs (its CREATE ... IF NOT
         // EXISTS would otherwise keep them).
-        for finding in existing.iter().filter(|f| !f.is_missing()) {
+        for finding in existing.iter().filter(|f| f.fix() == Fix::RepairFirst) {
             match &finding.repair {
-                Repair::Run(sql)
-                    if OBJECTS
-                        .iter()
-                        .any(|o| o.name == finding.object && o.kind == Kind::Table) =>
-                {
+                Repair::Run(sql) => {
                     steps.push(Step::Repair {
                         sql: sql.clone(),
                         what: format!("{}: {}", finding.object, finding.problem),
