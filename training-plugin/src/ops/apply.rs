@@ -287,3 +287,59 @@ impl Failpoint {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drift::Repair;
+
+    #[test]
+    fn a_statement_says_what_it_did_to_its_object() {
+        let table = "CREATE TABLE IF NOT EXISTS t (x UInt8)";
+        assert_eq!(statement_action(table, true), Action::Exists);
+        assert_eq!(statement_action(table, false), Action::Created);
+        let index = "ALTER TABLE t ADD INDEX IF NOT EXISTS i x TYPE set(0)";
+        assert_eq!(statement_action(index, true), Action::Exists);
+        assert_eq!(
+            statement_action("CREATE OR REPLACE VIEW v AS SELECT 1", true),
+            Action::Replaced
+        );
+        let drop = "DROP VIEW IF EXISTS v";
+        assert_eq!(statement_action(drop, true), Action::Removed);
+        assert_eq!(statement_action(drop, false), Action::Absent);
+        assert_eq!(
+            statement_action("ALTER TABLE t MATERIALIZE INDEX i", false),
+            Action::Ran
+        );
+    }
+
+    #[test]
+    fn a_repaired_finding_is_described_by_what_was_made() {
+        let finding = |object: &str, problem: Problem| Finding {
+            object: object.into(),
+            problem,
+            repair: Repair::Run(Vec::new()),
+        };
+        assert_eq!(
+            describe(&finding(crate::schema::EXAMPLES_MV, Problem::Missing)),
+            "materialized view training_examples_mv"
+        );
+        assert_eq!(
+            describe(&finding("other", Problem::Missing)),
+            "object other"
+        );
+        assert_eq!(
+            describe(&finding(
+                "t",
+                Problem::IndexMissing {
+                    index: "idx".into()
+                }
+            )),
+            "index idx on t"
+        );
+        assert_eq!(
+            describe(&finding("t", Problem::ColumnMissing { column: "c".into() })),
+            "t: column c missing"
+        );
+    }
+}
