@@ -28,9 +28,6 @@ pub async fn apply(
     interrupt: &mut Interrupt,
     actions: &mut Actions,
 ) -> anyhow::Result<(Plan, u64)> {
-    let format = options.format;
-    let cluster = options.cluster;
-    let limits = options.limits;
     let plan = plan::plan(
         &State::read(db).await?,
         MIGRATIONS,
@@ -38,133 +35,188 @@ pub async fn apply(
         stop_after_migration(),
     )?;
     refuse(db, &plan, options.repair)?;
-    if format == Format::Table {
-        match plan.found {
-            Found::HandApplied => {
-                say!("  found a hand-applied install (made by hand from an earlier version of the training SQL):");
-                for f in &plan.findings {
-                    say!("    {}: {}", f.object, f.problem);
-                }
-                say!("  upgrading it in place; every annotation is kept");
-            }
-            Found::New => say!("  no training objects yet: installing"),
-            Found::Installed => {}
-        }
-        for line in &plan.resuming {
-            say!("  resuming: {line}");
-        }
+    if options.format == Format::Table {
+        announce(&plan);
     }
-    let mut failpoint = Failpoint::from_env();
-    let mut added = 0u64;
-    let mut run: Option<ledger::Run<'_>> = None;
-    let mut performed = 0u32;
-    for step in &plan.steps {
-        let version = step.version();
-        // Finish the previous migration's ledger row when this step belongs to another.
-        if run.is_some() && run.as_ref().map(|r| r.version) != version {
-            if let Some(r) = run.take() {
-                r.applied().await?;
-            }
-        }
-        if let (Some(version), None) = (version, &run) {
-            let migration = MIGRATIONS
-                .iter()
-                .find(|m| m.version == version)
-                .ok_or_else(|| classified(exit::INTERNAL, format!("no migration {version}")))?;
-            let note = if plan.found == Found::HandApplied {
-                ledger::UPGRADING
-            } else {
-                ""
-            };
-            run = Some(
-                ledger::Run::start(
-                    db,
-                    migration,
-                    plan::step_count(migration)?,
-                    step.index(),
-                    note,
-                )
-                .await?,
-            );
-        }
-        let outcome = match step {
-            Step::Complete { .. } => continue,
-            Step::Statement {
-                what,
-                superseded_by: Some(by),
-                ..
-            } => {
-                actions.act(
-                    Action::Skipped,
-                    format!("{what} (migration {by:04} removes or replaces it)"),
-                );
-                Ok(())
-            }
-            Step::Statement {
-                sql, what, exists, ..
-            } => {
-                let step_future = db.execute_ddl(sql, cluster);
-                interrupt
-                    .guard(step_future, || format!("{performed} steps were done"))
-                    .await
-                    .with_context(|| what.to_string())
-                    .map(|()| actions.act(statement_action(sql, *exists), what.clone()))
-            }
-            Step::Backfill { .. } => backfill::examples_from_history(db, limits, interrupt)
-                .await
-                .map(|n| added += n),
-            Step::Repair { sql, what, refill } => {
-                let mut result = Ok(());
-                for statement in sql {
-                    let step_future = db.execute_ddl(statement, cluster);
-                    result = interrupt
-                        .guard(step_future, || format!("{performed} steps were done"))
-                        .await
-                        .with_context(|| format!("repairing {what}"));
-                    if result.is_err() {
-                        break;
-                    }
-                }
-                if result.is_ok() {
-                    result = backfill::refill(db, *refill, limits, interrupt)
-                        .await
-                        .map(|n| added += n);
-                }
-                result.map(|()| actions.act(Action::Repaired, what.clone()))
-            }
-        };
-        if let Err(e) = outcome {
-            if let Some(r) = &run {
-                let _ = r
-                    .failed(step.index(), &db.target.redact(&format!("{e:#}")))
-                    .await;
-            }
-            return Err(e);
-        }
-        if let (Some(r), Step::Statement { index, .. } | Step::Backfill { index, .. }) =
-            (&run, step)
-        {
-            r.progress(index + 1).await?;
-        }
-        performed += 1;
-        failpoint.after_step(performed);
-    }
-    if let Some(r) = run.take() {
-        r.applied().await?;
-    }
+    let mut applier = Applier {
+        db,
+        options,
+        interrupt,
+        actions,
+        failpoint: Failpoint::from_env(),
+        performed: 0,
+        added: 0,
+    };
+    applier.steps(&plan).await?;
     if stop_after_migration().is_some() {
         // Test-only: leave the database as that version left it.
-        return Ok((plan, added));
+        return Ok((plan, applier.added));
     }
     // Objects or indexes missing although their migration is applied (dropped by hand)
     // are created again: that loses nothing. What else still differs (views kept by IF
     // NOT EXISTS, definitions changed by hand) is put right when repairing or upgrading.
     let repairing = options.repair || plan.found == Found::HandApplied;
-    let mut backfilled = plan
+    let backfilled = plan
         .steps
         .iter()
         .any(|s| matches!(s, Step::Backfill { .. }));
-    {
+    let backfilled = applier.put_right(repairing).await? || backfilled;
+    applier.catch_up(backfilled).await?;
+    if plan.found == Found::HandApplied {
+        ledger::replace_note(db, ledger::UPGRADING, ledger::UPGRADED).await?;
+    }
+    if repairing {
+        applier.accept_checksums(&plan).await?;
+    }
+    Ok((plan, applier.added))
+}
+
+/// Says, for people, what was found and what is resumed.
+fn announce(plan: &Plan) {
+    match plan.found {
+        Found::HandApplied => {
+            say!("  found a hand-applied install (made by hand from an earlier version of the training SQL):");
+            for f in &plan.findings {
+                say!("    {}: {}", f.object, f.problem);
+            }
+            say!("  upgrading it in place; every annotation is kept");
+        }
+        Found::New => say!("  no training objects yet: installing"),
+        Found::Installed => {}
+    }
+    for line in &plan.resuming {
+        say!("  resuming: {line}");
+    }
+}
+
+/// One run's progress: the steps performed and the examples added so far.
+struct Applier<'a, 'o> {
+    db: &'a Db,
+    options: &'a Options<'o>,
+    interrupt: &'a mut Interrupt,
+    actions: &'a mut Actions,
+    failpoint: Failpoint,
+    performed: u32,
+    added: u64,
+}
+
+impl Applier<'_, '_> {
+    /// Runs the plan's steps, with each migration's ledger row written around them.
+    async fn steps(&mut self, plan: &Plan) -> anyhow::Result<()> {
+        let db = self.db;
+        let cluster = self.options.cluster;
+        let limits = self.options.limits;
+        let mut run: Option<ledger::Run<'_>> = None;
+        for step in &plan.steps {
+            let version = step.version();
+            // Finish the previous migration's ledger row when this step belongs to another.
+            if run.is_some() && run.as_ref().map(|r| r.version) != version {
+                if let Some(r) = run.take() {
+                    r.applied().await?;
+                }
+            }
+            if let (Some(version), None) = (version, &run) {
+                let migration = MIGRATIONS
+                    .iter()
+                    .find(|m| m.version == version)
+                    .ok_or_else(|| classified(exit::INTERNAL, format!("no migration {version}")))?;
+                let note = if plan.found == Found::HandApplied {
+                    ledger::UPGRADING
+                } else {
+                    ""
+                };
+                run = Some(
+                    ledger::Run::start(
+                        db,
+                        migration,
+                        plan::step_count(migration)?,
+                        step.index(),
+                        note,
+                    )
+                    .await?,
+                );
+            }
+            let performed = self.performed;
+            let outcome = match step {
+                Step::Complete { .. } => continue,
+                Step::Statement {
+                    what,
+                    superseded_by: Some(by),
+                    ..
+                } => {
+                    self.actions.act(
+                        Action::Skipped,
+                        format!("{what} (migration {by:04} removes or replaces it)"),
+                    );
+                    Ok(())
+                }
+                Step::Statement {
+                    sql, what, exists, ..
+                } => {
+                    let step_future = db.execute_ddl(sql, cluster);
+                    let result = self
+                        .interrupt
+                        .guard(step_future, || format!("{performed} steps were done"))
+                        .await
+                        .with_context(|| what.to_string());
+                    result.map(|()| {
+                        self.actions
+                            .act(statement_action(sql, *exists), what.clone())
+                    })
+                }
+                Step::Backfill { .. } => {
+                    backfill::examples_from_history(db, limits, self.interrupt)
+                        .await
+                        .map(|n| self.added += n)
+                }
+                Step::Repair { sql, what, refill } => {
+                    let mut result = Ok(());
+                    for statement in sql {
+                        let step_future = db.execute_ddl(statement, cluster);
+                        result = self
+                            .interrupt
+                            .guard(step_future, || format!("{performed} steps were done"))
+                            .await
+                            .with_context(|| format!("repairing {what}"));
+                        if result.is_err() {
+                            break;
+                        }
+                    }
+                    if result.is_ok() {
+                        result = backfill::refill(db, *refill, limits, self.interrupt)
+                            .await
+                            .map(|n| self.added += n);
+                    }
+                    result.map(|()| self.actions.act(Action::Repaired, what.clone()))
+                }
+            };
+            if let Err(e) = outcome {
+                if let Some(r) = &run {
+                    let _ = r
+                        .failed(step.index(), &db.target.redact(&format!("{e:#}")))
+                        .await;
+                }
+                return Err(e);
+            }
+            if let (Some(r), Step::Statement { index, .. } | Step::Backfill { index, .. }) =
+                (&run, step)
+            {
+                r.progress(index + 1).await?;
+            }
+            self.stepped();
+        }
+        if let Some(r) = run.take() {
+            r.applied().await?;
+        }
+        Ok(())
+    }
+
+    /// After the migrations: creates what is missing and, when `repairing`, repairs
+    /// what still differs. Returns whether the examples were backfilled.
+    async fn put_right(&mut self, repairing: bool) -> anyhow::Result<bool> {
+        let db = self.db;
+        let cluster = self.options.cluster;
+        let mut backfilled = false;
         let live = drift::snapshot(db).await?;
         for finding in drift::compare(db, &live, true).await? {
             let fix = finding.fix();
@@ -176,8 +228,9 @@ pub async fn apply(
             let Some((sql, refill)) = finding.repair.statements() else {
                 continue;
             };
+            let performed = self.performed;
             for statement in &sql {
-                interrupt
+                self.interrupt
                     .guard(db.execute_ddl(statement, cluster), || {
                         format!("{performed} steps were done")
                     })
@@ -187,8 +240,8 @@ pub async fn apply(
                     })?;
             }
             backfilled |= refill == Refill::Examples;
-            added += backfill::refill(db, refill, limits, interrupt).await?;
-            actions.act(
+            self.added += backfill::refill(db, refill, self.options.limits, self.interrupt).await?;
+            self.actions.act(
                 if fix == Fix::Create {
                     Action::Created
                 } else {
@@ -196,30 +249,36 @@ pub async fn apply(
                 },
                 describe(&finding),
             );
-            performed += 1;
-            failpoint.after_step(performed);
+            self.stepped();
         }
+        Ok(backfilled)
     }
-    // Every run ends with the catch-up backfill: log rows whose example was lost (the
-    // view missing for a while, a table truncated) get one; nothing is duplicated.
-    if !backfilled && db.objects().await?.contains_key(crate::schema::EXAMPLES_MV) {
-        added += backfill::refill(db, Refill::Examples, limits, interrupt).await?;
+
+    /// Every run ends with the catch-up backfill: log rows whose example was lost (the
+    /// view missing for a while, a table truncated) get one; nothing is duplicated.
+    /// Then the trainable examples are copied and their values refreshed.
+    async fn catch_up(&mut self, backfilled: bool) -> anyhow::Result<()> {
+        let db = self.db;
+        if !backfilled && db.objects().await?.contains_key(crate::schema::EXAMPLES_MV) {
+            self.added +=
+                backfill::refill(db, Refill::Examples, self.options.limits, self.interrupt).await?;
+        }
+        if db
+            .objects()
+            .await?
+            .contains_key(crate::schema::TRAINABLE_EXAMPLES)
+        {
+            examples::copy_trainable(db).await?;
+            examples::refresh_values(db).await?;
+        }
+        Ok(())
     }
-    if db
-        .objects()
-        .await?
-        .contains_key(crate::schema::TRAINABLE_EXAMPLES)
-    {
-        examples::copy_trainable(db).await?;
-        examples::refresh_values(db).await?;
-    }
-    if plan.found == Found::HandApplied {
-        ledger::replace_note(db, ledger::UPGRADING, ledger::UPGRADED).await?;
-    }
-    if repairing {
+
+    /// Records this version's checksum of each applied migration whose file changed.
+    async fn accept_checksums(&mut self, plan: &Plan) -> anyhow::Result<()> {
         for (entry, migration) in &plan.mismatched {
-            ledger::accept_checksum(db, entry, migration).await?;
-            actions.act(
+            ledger::accept_checksum(self.db, entry, migration).await?;
+            self.actions.act(
                 Action::Recorded,
                 format!(
                     "checksum {} of migration {:04}_{}",
@@ -229,8 +288,14 @@ pub async fn apply(
                 ),
             );
         }
+        Ok(())
     }
-    Ok((plan, added))
+
+    /// One more step done (the test failpoint may end the process here).
+    fn stepped(&mut self) {
+        self.performed += 1;
+        self.failpoint.after_step(self.performed);
+    }
 }
 
 /// What sending a migration's statement did, given whether its object existed.
