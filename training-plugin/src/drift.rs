@@ -13,27 +13,12 @@
 
 use crate::db::Db;
 use crate::migrations::{creates, Creates, MIGRATIONS};
+pub use crate::model::Kind;
+use crate::model::{Fix, Problem};
 use crate::schema::{LOGS, OBJECTS};
 use anyhow::Context;
 use rvbbit_sql_text::split;
 use std::collections::{BTreeMap, BTreeSet};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Table,
-    View,
-    MaterializedView,
-}
-
-impl Kind {
-    fn engine(self) -> &'static str {
-        match self {
-            Kind::Table => "",
-            Kind::View => "View",
-            Kind::MaterializedView => "MaterializedView",
-        }
-    }
-}
 
 /// What this version expects one object to be.
 #[derive(Debug, Clone)]
@@ -57,18 +42,13 @@ pub fn definitions() -> Vec<Definition> {
         for statement in statements {
             let (kind, name) = match creates(&statement.text) {
                 Some(Creates::Object { kind, name }) => (kind, name),
-                Some(Creates::Replace { name }) => ("view", name),
+                Some(Creates::Replace { name }) => (Kind::View, name),
                 Some(Creates::Drop { name }) => {
                     by_name.remove(&name);
                     order.retain(|n| n != &name);
                     continue;
                 }
                 _ => continue,
-            };
-            let kind = match kind {
-                "table" => Kind::Table,
-                "view" => Kind::View,
-                _ => Kind::MaterializedView,
             };
             let select = (kind != Kind::Table)
                 .then(|| view_select(&statement.text))
@@ -184,6 +164,7 @@ pub fn column_definitions(statement: &str) -> Vec<(String, String)> {
 }
 
 /// The live state of the database, as far as drift is concerned.
+#[derive(Debug, Clone, Default)]
 pub struct Live {
     pub engines: BTreeMap<String, String>,
     sorting_keys: BTreeMap<String, String>,
@@ -260,6 +241,28 @@ pub enum Repair {
     Refuse(String),
 }
 
+impl Repair {
+    /// The statements that put the difference right, in order, and what to fill again
+    /// afterwards; `None` when it is refused.
+    pub fn statements(&self) -> Option<(Vec<String>, Refill)> {
+        match self {
+            Repair::Run(sql) => Some((sql.clone(), Refill::None)),
+            Repair::Recreate {
+                drop,
+                create,
+                refill,
+            } => Some((
+                drop.iter()
+                    .cloned()
+                    .chain(std::iter::once(create.clone()))
+                    .collect(),
+                *refill,
+            )),
+            Repair::Refuse(_) => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refill {
     None,
@@ -270,18 +273,33 @@ pub enum Refill {
 }
 
 /// One difference between the live database and this version's definitions.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     pub object: String,
-    pub problem: String,
+    pub problem: Problem,
     pub repair: Repair,
 }
 
 impl Finding {
     /// The object or index does not exist at all (creating it loses nothing).
     pub fn is_missing(&self) -> bool {
-        self.problem == "missing"
-            || (self.problem.starts_with("index ") && self.problem.ends_with(" missing"))
+        self.problem.is_missing()
+    }
+
+    /// When migrate puts it right.
+    pub fn fix(&self) -> Fix {
+        let table = || {
+            OBJECTS
+                .iter()
+                .any(|o| o.name == self.object && o.kind == Kind::Table)
+        };
+        match &self.repair {
+            Repair::Refuse(_) => Fix::Refused,
+            _ if self.is_missing() => Fix::Create,
+            Repair::Run(_) if table() => Fix::RepairFirst,
+            Repair::Recreate { drop: Some(_), .. } => Fix::RepairFirst,
+            _ => Fix::RepairAfter,
+        }
     }
 }
 
@@ -301,23 +319,53 @@ fn replace_statement(def: &Definition) -> String {
     }
 }
 
-/// Every difference between `live` and this version's definitions. Objects that do not
-/// exist at all are reported only when `include_missing`.
-pub async fn compare(db: &Db, live: &Live, include_missing: bool) -> anyhow::Result<Vec<Finding>> {
-    let mut out = Vec::new();
+/// The server's verdict on each live view whose query is compared: view name ->
+/// whether its query is this version's.
+pub type SameQueries = BTreeMap<String, bool>;
+
+/// Asks the server, view by view, whether the live query of each view of the expected
+/// kind is this version's (the one fact of [`compare_with`] that needs the server).
+pub async fn same_queries(db: &Db, live: &Live) -> anyhow::Result<SameQueries> {
     let defs = definitions();
     let known: Vec<String> = defs
         .iter()
         .map(|d| d.name.clone())
         .chain(std::iter::once(LOGS.to_string()))
         .collect();
+    let mut out = SameQueries::new();
+    for def in defs.iter().filter(|d| d.kind != Kind::Table) {
+        let name = def.name.as_str();
+        if live.engines.get(name).map(String::as_str) != Some(def.kind.view_engine()) {
+            continue;
+        }
+        if let (Some(select), Some(live_select)) = (&def.select, live.as_select.get(name)) {
+            out.insert(
+                name.to_string(),
+                same_query(db, select, live_select, &known).await?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Every difference between `live` and this version's definitions. Objects that do not
+/// exist at all are reported only when `include_missing`.
+pub async fn compare(db: &Db, live: &Live, include_missing: bool) -> anyhow::Result<Vec<Finding>> {
+    let same = same_queries(db, live).await?;
+    Ok(compare_with(live, &same, include_missing))
+}
+
+/// [`compare`] without the server: `same` holds its verdicts on the views' queries.
+pub fn compare_with(live: &Live, same: &SameQueries, include_missing: bool) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let defs = definitions();
     for def in &defs {
         let name = def.name.as_str();
         let Some(engine) = live.engines.get(name) else {
             if include_missing {
                 out.push(Finding {
                     object: name.to_string(),
-                    problem: "missing".into(),
+                    problem: Problem::Missing,
                     repair: match def.kind {
                         Kind::Table => Repair::Run(vec![def.statement.clone()]),
                         _ => Repair::Recreate {
@@ -344,7 +392,10 @@ pub async fn compare(db: &Db, live: &Live, include_missing: bool) -> anyhow::Res
                 if !expected_engine.is_empty() && engine != expected_engine {
                     out.push(Finding {
                         object: name.into(),
-                        problem: format!("is a {engine}, expected a {expected_engine}"),
+                        problem: Problem::Engine {
+                            live: engine.clone(),
+                            expected: expected_engine.to_string(),
+                        },
                         repair: Repair::Refuse(format!("changing the engine of {name} means copying its rows into a new table; create it beside, copy, check and EXCHANGE TABLES by hand")),
                     });
                     continue;
@@ -355,7 +406,10 @@ pub async fn compare(db: &Db, live: &Live, include_missing: bool) -> anyhow::Res
                     if normalize_key(&key) != normalize_key(&live_key) {
                         out.push(Finding {
                             object: name.into(),
-                            problem: format!("is sorted by ({live_key}), expected ({key})"),
+                            problem: Problem::SortingKey {
+                                live: live_key.clone(),
+                                expected: key.clone(),
+                            },
                             repair: Repair::Refuse(format!("changing the sorting key of {name} rewrites all its rows; not done automatically")),
                         });
                     }
@@ -371,7 +425,9 @@ pub async fn compare(db: &Db, live: &Live, include_missing: bool) -> anyhow::Res
                                 .unwrap_or_else(|| format!("{column} {ty}"));
                             out.push(Finding {
                                 object: name.into(),
-                                problem: format!("column {column} missing"),
+                                problem: Problem::ColumnMissing {
+                                    column: column.to_string(),
+                                },
                                 repair: Repair::Run(vec![format!(
                                     "ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {definition}"
                                 )]),
@@ -382,7 +438,11 @@ pub async fn compare(db: &Db, live: &Live, include_missing: bool) -> anyhow::Res
                                 let widening = *ty == format!("Nullable({live_ty})");
                                 out.push(Finding {
                                     object: name.into(),
-                                    problem: format!("column {column} is {live_ty}, expected {ty}"),
+                                    problem: Problem::ColumnType {
+                                        column: column.to_string(),
+                                        live: live_ty.clone(),
+                                        expected: ty.to_string(),
+                                    },
                                     repair: if widening {
                                         Repair::Run(vec![format!(
                                             "ALTER TABLE {name} MODIFY COLUMN {column} {ty}"
@@ -399,9 +459,11 @@ pub async fn compare(db: &Db, live: &Live, include_missing: bool) -> anyhow::Res
                             if !expected_default && !kind.is_empty() && !expr.is_empty() {
                                 out.push(Finding {
                                     object: name.into(),
-                                    problem: format!(
-                                        "column {column} has {kind} {expr}, expected none"
-                                    ),
+                                    problem: Problem::ColumnDefault {
+                                        column: column.to_string(),
+                                        kind: kind.clone(),
+                                        expression: expr.clone(),
+                                    },
                                     repair: Repair::Run(vec![format!(
                                         "ALTER TABLE {name} MODIFY COLUMN {column} REMOVE {kind}"
                                     )]),
@@ -412,12 +474,15 @@ pub async fn compare(db: &Db, live: &Live, include_missing: bool) -> anyhow::Res
                 }
             }
             Kind::View | Kind::MaterializedView => {
-                let expected_engine = def.kind.engine();
+                let expected_engine = def.kind.view_engine();
                 if engine != expected_engine {
                     let is_view = engine == "View" || engine == "MaterializedView";
                     out.push(Finding {
                         object: name.into(),
-                        problem: format!("is a {engine}, expected a {expected_engine}"),
+                        problem: Problem::Engine {
+                            live: engine.clone(),
+                            expected: expected_engine.to_string(),
+                        },
                         repair: if is_view {
                             Repair::Recreate {
                                 drop: Some(format!("DROP VIEW IF EXISTS {name}")),
@@ -430,25 +495,29 @@ pub async fn compare(db: &Db, live: &Live, include_missing: bool) -> anyhow::Res
                     });
                     continue;
                 }
-                let mut problems: Vec<String> = expected_columns
+                let mut problems: Vec<Problem> = expected_columns
                     .iter()
                     .filter_map(|(col, ty)| match live_columns.get(*col) {
-                        None => Some(format!("column {col} missing")),
+                        None => Some(Problem::ColumnMissing {
+                            column: col.to_string(),
+                        }),
                         Some((t, _, _)) if t != ty && !accepted_as_is(col, t) => {
-                            Some(format!("column {col} is {t}, expected {ty}"))
+                            Some(Problem::ColumnType {
+                                column: col.to_string(),
+                                live: t.clone(),
+                                expected: ty.to_string(),
+                            })
                         }
                         Some(_) => None,
                     })
                     .collect();
-                if let (Some(select), Some(live_select)) = (&def.select, live.as_select.get(name)) {
-                    if !same_query(db, select, live_select, &known).await? {
-                        problems.push("its query differs from this version's".into());
-                    }
+                if same.get(name) == Some(&false) {
+                    problems.push(Problem::QueryDiffers);
                 }
                 if !problems.is_empty() {
                     out.push(Finding {
                         object: name.into(),
-                        problem: problems.join("; "),
+                        problem: Problem::Several(problems),
                         repair: match def.kind {
                             Kind::View => Repair::Run(vec![replace_statement(def)]),
                             _ => Repair::Recreate {
@@ -468,12 +537,47 @@ pub async fn compare(db: &Db, live: &Live, include_missing: bool) -> anyhow::Res
         {
             out.push(Finding {
                 object: table.clone(),
-                problem: format!("index {index} missing"),
+                problem: Problem::IndexMissing { index },
                 repair: Repair::Run(vec![statement]),
             });
         }
     }
-    Ok(out)
+    out
+}
+
+/// The live state of a database exactly as this version defines it (with rvbbit's
+/// log table), for tests without a server.
+#[cfg(test)]
+pub fn as_this_version() -> Live {
+    let mut live = Live::default();
+    live.engines
+        .insert(LOGS.to_string(), "MergeTree".to_string());
+    for def in definitions() {
+        let expected = OBJECTS.iter().find(|o| o.name == def.name);
+        let engine = match def.kind {
+            Kind::Table => expected.map_or("MergeTree", |o| o.engine),
+            kind => kind.view_engine(),
+        };
+        live.engines.insert(def.name.clone(), engine.to_string());
+        if let Some(key) = expected_sorting_key(&def.statement) {
+            live.sorting_keys.insert(def.name.clone(), key);
+        }
+        if let Some(select) = &def.select {
+            live.as_select.insert(def.name.clone(), select.clone());
+        }
+        let columns = expected.map_or(&[][..], |o| o.columns);
+        live.columns.insert(
+            def.name.clone(),
+            columns
+                .iter()
+                .map(|(c, t)| (c.to_string(), (t.to_string(), String::new(), String::new())))
+                .collect(),
+        );
+    }
+    for (table, index, _) in index_statements() {
+        live.indexes.insert((table, index));
+    }
+    live
 }
 
 /// A live column type that differs from this version's but is kept as it is, because
@@ -567,6 +671,80 @@ mod tests {
             .find(|d| d.name == "training_examples_with_annotations")
             .unwrap();
         assert!(view.statement.starts_with("CREATE OR REPLACE VIEW"));
+    }
+
+    #[test]
+    fn a_database_as_this_version_defines_it_does_not_differ() {
+        let live = as_this_version();
+        assert_eq!(compare_with(&live, &SameQueries::new(), true), vec![]);
+        let every_view_same: SameQueries = definitions()
+            .into_iter()
+            .filter(|d| d.kind != Kind::Table)
+            .map(|d| (d.name, true))
+            .collect();
+        assert_eq!(compare_with(&live, &every_view_same, true), vec![]);
+    }
+
+    #[test]
+    fn a_differing_query_is_found_only_by_the_servers_verdict() {
+        let live = as_this_version();
+        let verdict: SameQueries = [(JOINED.to_string(), false)].into_iter().collect();
+        let findings = compare_with(&live, &verdict, false);
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].object, JOINED);
+        assert_eq!(
+            findings[0].problem.to_string(),
+            "its query differs from this version's"
+        );
+        assert!(matches!(findings[0].repair, Repair::Run(_)));
+    }
+
+    const JOINED: &str = crate::schema::JOINED_VIEW;
+
+    #[test]
+    fn when_each_difference_is_put_right_is_decided_once() {
+        let finding = |object: &str, problem: Problem, repair: Repair| Finding {
+            object: object.into(),
+            problem,
+            repair,
+        };
+        let run = || Repair::Run(vec!["ALTER TABLE t ...".into()]);
+        let table = crate::schema::ANNOTATIONS;
+        assert_eq!(finding(table, Problem::Missing, run()).fix(), Fix::Create);
+        assert_eq!(
+            finding(table, Problem::IndexMissing { index: "i".into() }, run()).fix(),
+            Fix::Create
+        );
+        assert_eq!(
+            finding(table, Problem::ColumnMissing { column: "c".into() }, run()).fix(),
+            Fix::RepairFirst
+        );
+        assert_eq!(
+            finding(JOINED, Problem::QueryDiffers, run()).fix(),
+            Fix::RepairAfter
+        );
+        let recreate = |drop: Option<String>| Repair::Recreate {
+            drop,
+            create: "CREATE ...".into(),
+            refill: Refill::Examples,
+        };
+        assert_eq!(
+            finding(
+                crate::schema::EXAMPLES_MV,
+                Problem::QueryDiffers,
+                recreate(Some("DROP VIEW IF EXISTS x".into()))
+            )
+            .fix(),
+            Fix::RepairFirst
+        );
+        assert_eq!(
+            finding(crate::schema::EXAMPLES_MV, Problem::Missing, recreate(None)).fix(),
+            Fix::Create
+        );
+        assert_eq!(
+            finding(table, Problem::QueryDiffers, Repair::Refuse("no".into())).fix(),
+            Fix::Refused
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use crate::db::Db;
 use crate::migrations::Migration;
+use crate::model::LedgerStatus;
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 
@@ -38,11 +39,6 @@ pub const CREATE_LEDGER: &str = "CREATE TABLE IF NOT EXISTS _rvbbit_plugin_migra
 ENGINE = ReplacingMergeTree(updated_at)
 ORDER BY (plugin, version)";
 
-/// `status` values.
-pub const RUNNING: &str = "running";
-pub const APPLIED: &str = "applied";
-pub const FAILED: &str = "failed";
-
 /// SHA-256 of a migration's SQL text, in hex.
 pub fn checksum(sql: &str) -> String {
     let digest = Sha256::digest(sql.as_bytes());
@@ -65,6 +61,13 @@ pub struct Entry {
     pub duration_ms: u64,
     pub error: String,
     pub note: String,
+}
+
+impl Entry {
+    /// What `status` says.
+    pub fn status(&self) -> LedgerStatus {
+        LedgerStatus::parse(&self.status)
+    }
 }
 
 /// This plugin's ledger rows, by version; empty when the ledger table does not exist.
@@ -135,25 +138,25 @@ impl<'a> Run<'a> {
             started: std::time::Instant::now(),
             note: note.to_string(),
         };
-        run.write(done, RUNNING, "").await?;
+        run.write(done, LedgerStatus::Running, "").await?;
         Ok(run)
     }
 
     pub async fn progress(&self, done: u32) -> anyhow::Result<()> {
-        self.write(done, RUNNING, "").await
+        self.write(done, LedgerStatus::Running, "").await
     }
 
     pub async fn applied(&self) -> anyhow::Result<()> {
-        self.write(self.total, APPLIED, "").await
+        self.write(self.total, LedgerStatus::Applied, "").await
     }
 
     pub async fn failed(&self, done: u32, error: &str) -> anyhow::Result<()> {
-        self.write(done, FAILED, error).await
+        self.write(done, LedgerStatus::Failed, error).await
     }
 
-    async fn write(&self, done: u32, status: &str, error: &str) -> anyhow::Result<()> {
+    async fn write(&self, done: u32, status: LedgerStatus, error: &str) -> anyhow::Result<()> {
         let (host, pid) = whoami();
-        let finished = status != RUNNING;
+        let finished = status != LedgerStatus::Running;
         let q = self
             .db
             .query(&format!(
@@ -167,7 +170,7 @@ impl<'a> Run<'a> {
             .param("checksum", &self.checksum)
             .param("done", done)
             .param("total", self.total)
-            .param("status", status)
+            .param("status", status.as_str())
             .param("host", host)
             .param("pid", pid)
             .param("started", &self.started_at)

@@ -1,7 +1,9 @@
 //! The `training` plugin for rvbbit: sets up, checks and tests rvbbit's universal
 //! training system in ClickHouse.
 //!
-//! One module per command under [`commands`]; each has its own `Args` and `exec`.
+//! One module per command under [`commands`]; each has its own `Args` and `exec`, and
+//! leaves the work to the engine under `ops` (the migration planner, applier and
+//! backfill, the checks of verify), in the vocabulary of `model`.
 //! The SQL lives in `migrations/` at the workspace root and is embedded at build time.
 
 mod commands;
@@ -13,6 +15,8 @@ mod failure;
 mod lease;
 mod ledger;
 mod migrations;
+mod model;
+mod ops;
 mod output;
 mod schema;
 

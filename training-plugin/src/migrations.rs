@@ -1,7 +1,10 @@
 //! The migrations embedded from `migrations/` at build time, and what each statement
 //! creates (so `migrate` can say what it created and what was already there).
 
+use crate::model::Kind;
+
 /// One `migrations/NNNN_name.sql` file.
+#[derive(Debug)]
 pub struct Migration {
     pub version: u32,
     pub name: &'static str,
@@ -13,9 +16,8 @@ include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
 /// What an idempotent DDL statement creates, when it is one we recognise.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Creates {
-    /// `CREATE [MATERIALIZED] VIEW|TABLE IF NOT EXISTS name`; `kind` is "table",
-    /// "view" or "materialized view".
-    Object { kind: &'static str, name: String },
+    /// `CREATE [MATERIALIZED] VIEW|TABLE IF NOT EXISTS name`.
+    Object { kind: Kind, name: String },
     /// `ALTER TABLE table ADD INDEX IF NOT EXISTS name`.
     Index { table: String, name: String },
     /// `CREATE OR REPLACE VIEW name`: replaces whatever view has the name.
@@ -69,15 +71,15 @@ pub fn creates(statement: &str) -> Option<Creates> {
     let name = |i: usize| words.get(i).map(|w| w.trim_end_matches('(').to_string());
     match u.as_slice() {
         ["CREATE", "TABLE", "IF", "NOT", "EXISTS", ..] => Some(Creates::Object {
-            kind: "table",
+            kind: Kind::Table,
             name: name(5)?,
         }),
         ["CREATE", "VIEW", "IF", "NOT", "EXISTS", ..] => Some(Creates::Object {
-            kind: "view",
+            kind: Kind::View,
             name: name(5)?,
         }),
         ["CREATE", "MATERIALIZED", "VIEW", "IF", "NOT", "EXISTS", ..] => Some(Creates::Object {
-            kind: "materialized view",
+            kind: Kind::MaterializedView,
             name: name(6)?,
         }),
         ["ALTER", "TABLE", _, "ADD", "INDEX", "IF", "NOT", "EXISTS", ..] => Some(Creates::Index {
@@ -107,14 +109,14 @@ mod tests {
         assert_eq!(
             creates("CREATE TABLE IF NOT EXISTS training_annotations\n(x UInt8)"),
             Some(Creates::Object {
-                kind: "table",
+                kind: Kind::Table,
                 name: "training_annotations".into()
             })
         );
         assert_eq!(
             creates("create materialized view if not exists `mv` TO t AS SELECT 1"),
             Some(Creates::Object {
-                kind: "materialized view",
+                kind: Kind::MaterializedView,
                 name: "mv".into()
             })
         );

@@ -2,12 +2,14 @@
 //! object's kind (engine) and the columns rvbbit and Studio read. `verify` checks the
 //! live database against this; the end-to-end tests check that `migrate` produces it.
 
+use crate::model::Kind;
+
 pub struct Expected {
     pub name: &'static str,
     /// `system.tables.engine`.
     pub engine: &'static str,
     /// What users call it.
-    pub kind: &'static str,
+    pub kind: Kind,
     /// Column name and type, as `system.columns` reports them.
     pub columns: &'static [(&'static str, &'static str)],
 }
@@ -89,7 +91,7 @@ pub const OBJECTS: &[Expected] = &[
     Expected {
         name: ANNOTATIONS,
         engine: "ReplacingMergeTree",
-        kind: "table",
+        kind: Kind::Table,
         columns: &[
             ("trace_id", "String"),
             ("trainable", "Bool"),
@@ -104,43 +106,43 @@ pub const OBJECTS: &[Expected] = &[
     Expected {
         name: EXAMPLES_TABLE,
         engine: "ReplacingMergeTree",
-        kind: "table",
+        kind: Kind::Table,
         columns: EXAMPLE_COLUMNS,
     },
     Expected {
         name: EXAMPLES_MV,
         engine: "MaterializedView",
-        kind: "materialized view",
+        kind: Kind::MaterializedView,
         columns: EXAMPLE_COLUMNS,
     },
     Expected {
         name: TRAINABLE_EXAMPLES,
         engine: "ReplacingMergeTree",
-        kind: "table",
+        kind: Kind::Table,
         columns: TRAINABLE_EXAMPLE_COLUMNS,
     },
     Expected {
         name: "training_trainable_examples_by_annotation_mv",
         engine: "MaterializedView",
-        kind: "materialized view",
+        kind: Kind::MaterializedView,
         columns: TRAINABLE_EXAMPLE_COLUMNS,
     },
     Expected {
         name: "training_trainable_examples_by_example_mv",
         engine: "MaterializedView",
-        kind: "materialized view",
+        kind: Kind::MaterializedView,
         columns: TRAINABLE_EXAMPLE_COLUMNS,
     },
     Expected {
         name: JOINED_VIEW,
         engine: "View",
-        kind: "view",
+        kind: Kind::View,
         columns: JOINED_VIEW_COLUMNS,
     },
     Expected {
         name: "training_stats_by_cascade",
         engine: "View",
-        kind: "view",
+        kind: Kind::View,
         columns: &[
             ("cascade_id", "String"),
             ("cell_name", "String"),

@@ -2,7 +2,7 @@
 //! row per trace in `training_annotations`, all written by one INSERT. Flags not given
 //! keep the trace's current annotation (a fresh trace becomes trainable).
 
-use super::{parse, run, Format};
+use super::{parse, parse_confidence, run, Format};
 use crate::connection::{ConnectionArgs, ENV_HELP};
 use crate::db::Db;
 use crate::failure::classified;
@@ -61,18 +61,6 @@ pub struct Args {
     pub output: OutputArgs,
     #[command(flatten)]
     pub connection: ConnectionArgs,
-}
-
-pub fn parse_confidence(text: &str) -> Result<f32, String> {
-    let value: f32 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number"))?;
-    if value.is_finite() && (0.0..=1.0).contains(&value) {
-        Ok(value)
-    } else {
-        Err(format!("{text} is outside 0..1"))
-    }
 }
 
 pub fn exec(args: Vec<OsString>) -> CommandResult {
@@ -261,20 +249,5 @@ async fn annotate(db: &Db, args: &Args, ids: Vec<String>) -> anyhow::Result<i32>
                 unknown.join(", ")
             ),
         ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_confidence;
-
-    #[test]
-    fn confidence_must_be_a_number_in_0_1() {
-        assert_eq!(parse_confidence("0.8"), Ok(0.8));
-        assert_eq!(parse_confidence("1"), Ok(1.0));
-        assert_eq!(parse_confidence("0"), Ok(0.0));
-        for bad in ["NaN", "-1", "2", "1.0001", "inf", "abc", ""] {
-            assert!(parse_confidence(bad).is_err(), "{bad}");
-        }
     }
 }

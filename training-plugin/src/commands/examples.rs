@@ -3,7 +3,7 @@
 //! for one cascade and cell, trainable, with non-empty input and output, optionally
 //! verified only, with confidence at least the minimum, in the strategy's order.
 
-use super::{parse, run, Format};
+use super::{parse, parse_confidence, run, Format};
 use crate::connection::{ConnectionArgs, ENV_HELP};
 use crate::db::Db;
 use crate::output::{self, OutputArgs};
@@ -63,10 +63,6 @@ pub struct Args {
     pub output: OutputArgs,
     #[command(flatten)]
     pub connection: ConnectionArgs,
-}
-
-fn parse_confidence(text: &str) -> Result<f32, String> {
-    super::annotate::parse_confidence(text)
 }
 
 pub fn exec(args: Vec<OsString>) -> CommandResult {

@@ -7,6 +7,7 @@ use crate::db::Db;
 use crate::lease;
 use crate::ledger::{self, Entry};
 use crate::migrations::MIGRATIONS;
+use crate::model::{LedgerStatus, MigrationState};
 use crate::output::{self, OutputArgs};
 use crate::say;
 use clap::Parser;
@@ -47,7 +48,7 @@ struct Migration {
     version: u32,
     name: String,
     /// "applied", "pending", "in progress", "failed" or "checksum mismatch".
-    state: String,
+    state: MigrationState,
     checksum: String,
     applied_checksum: Option<String>,
     steps_done: u32,
@@ -70,13 +71,15 @@ struct Status {
     lease: Option<lease::Holder>,
 }
 
-fn state_of(entry: Option<&Entry>, checksum: &str) -> &'static str {
-    match entry {
-        None => "pending",
-        Some(e) if e.status == ledger::APPLIED && e.checksum != checksum => "checksum mismatch",
-        Some(e) if e.status == ledger::APPLIED => "applied",
-        Some(e) if e.status == ledger::FAILED => "failed",
-        Some(_) => "in progress",
+fn state_of(entry: Option<&Entry>, checksum: &str) -> MigrationState {
+    match entry.map(|e| (e, e.status())) {
+        None => MigrationState::Pending,
+        Some((e, LedgerStatus::Applied)) if e.checksum != checksum => {
+            MigrationState::ChecksumMismatch
+        }
+        Some((_, LedgerStatus::Applied)) => MigrationState::Applied,
+        Some((_, LedgerStatus::Failed)) => MigrationState::Failed,
+        Some((_, LedgerStatus::Running)) => MigrationState::InProgress,
     }
 }
 
@@ -102,7 +105,7 @@ async fn status(db: &Db, format: Format) -> anyhow::Result<i32> {
             Migration {
                 version: m.version,
                 name: m.name.to_string(),
-                state: state_of(entry, &checksum).to_string(),
+                state: state_of(entry, &checksum),
                 applied_checksum: entry.map(|e| e.checksum.clone()),
                 checksum,
                 steps_done: entry.map_or(0, |e| e.statements_done),
@@ -117,7 +120,9 @@ async fn status(db: &Db, format: Format) -> anyhow::Result<i32> {
             }
         })
         .collect();
-    let up_to_date = migrations.iter().all(|m| m.state == "applied");
+    let up_to_date = migrations
+        .iter()
+        .all(|m| m.state == MigrationState::Applied);
     let report = Status {
         database: db.target.database.clone(),
         server_version: db.version.clone(),
@@ -131,10 +136,10 @@ async fn status(db: &Db, format: Format) -> anyhow::Result<i32> {
             let mut table =
                 output::table(&["version", "name", "state", "steps", "when", "checksum"]);
             for m in &report.migrations {
-                let state = match m.state.as_str() {
-                    "applied" => output::green(&m.state),
-                    "pending" => m.state.clone(),
-                    _ => output::red(&m.state),
+                let state = match m.state {
+                    MigrationState::Applied => output::green(m.state.as_str()),
+                    MigrationState::Pending => m.state.to_string(),
+                    _ => output::red(m.state.as_str()),
                 };
                 let when = m
                     .finished_at
@@ -161,7 +166,7 @@ async fn status(db: &Db, format: Format) -> anyhow::Result<i32> {
             );
             say!("{table}");
             for m in &report.migrations {
-                if m.state == "checksum mismatch" {
+                if m.state == MigrationState::ChecksumMismatch {
                     say!(
                         "{:04}_{}: applied from a file with checksum {}, this version's is {}; `rvbbit training verify` shows the differences, `rvbbit training migrate --repair` puts them right",
                         m.version,
@@ -170,7 +175,7 @@ async fn status(db: &Db, format: Format) -> anyhow::Result<i32> {
                         &m.checksum[..12]
                     );
                 }
-                if m.state == "in progress" || m.state == "failed" {
+                if matches!(m.state, MigrationState::InProgress | MigrationState::Failed) {
                     say!(
                         "{:04}_{}: {} at step {} of {}, run by {} (pid {}) since {}; `rvbbit training migrate` resumes it",
                         m.version,

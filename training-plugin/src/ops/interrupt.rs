@@ -1,0 +1,40 @@
+//! Ctrl-C, caught from the start of a command so that migrate can stop between steps.
+
+use crate::failure::classified;
+use anyhow::Context;
+use rvbbit_plugin_api::exit;
+use std::future::Future;
+
+pub struct Interrupt {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+}
+
+impl Interrupt {
+    pub fn new() -> anyhow::Result<Interrupt> {
+        Ok(Interrupt {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .context("installing the Ctrl-C handler")?,
+        })
+    }
+
+    /// Runs `step`; if Ctrl-C comes first, returns an interruption error built by `what_was_done`.
+    pub async fn guard<T>(
+        &mut self,
+        step: impl Future<Output = anyhow::Result<T>>,
+        what_was_done: impl FnOnce() -> String,
+    ) -> anyhow::Result<T> {
+        #[cfg(unix)]
+        let ctrl_c = self.signal.recv();
+        #[cfg(not(unix))]
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::select! {
+            result = step => result,
+            _ = ctrl_c => Err(classified(
+                exit::INTERRUPTED,
+                format!("interrupted: {}. Nothing is half-applied: run `rvbbit training migrate` again to resume.", what_was_done()),
+            )),
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! The planner: from the live state of the database, its ledger rows and the embedded
+//! migrations, the steps that bring the database to this version. [`State::read`]
+//! gathers everything it needs from the server (the server-formatted view queries
+//! included); [`plan`] itself is a pure function.
+
+use crate::db::Db;
+use crate::drift::{self, Finding, Live, Refill, Repair, SameQueries};
+use crate::failure::classified;
+use crate::ledger::{self, Entry};
+use crate::migrations::{creates, Creates, Migration};
+use crate::model::{Fix, Found, LedgerStatus};
+use crate::schema::OBJECTS;
+use rvbbit_plugin_api::exit;
+use rvbbit_sql_text::split;
+
+/// What the planner looks at: the live objects, the ledger rows, and the server's
+/// verdict on each view's query.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    pub live: Live,
+    pub entries: Vec<Entry>,
+    pub same_queries: SameQueries,
+}
+
+impl State {
+    /// Reads the state from the server: the objects, the ledger, then the view queries.
+    pub async fn read(db: &Db) -> anyhow::Result<State> {
+        let live = drift::snapshot(db).await?;
+        let entries = ledger::read(db).await?;
+        let same_queries = drift::same_queries(db, &live).await?;
+        Ok(State {
+            live,
+            entries,
+            same_queries,
+        })
+    }
+}
+
+/// One thing migrate does, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// A statement of migration `version`, number `index` (0-based) of its steps.
+    Statement {
+        version: u32,
+        index: u32,
+        sql: String,
+        what: String,
+        /// The object it creates already exists (shown as skipped by --dry-run); for a
+        /// removal, the object to remove exists.
+        exists: bool,
+        /// A later migration of this run removes or replaces what it makes, so it is
+        /// not sent (a new database does not build and drop version 2's copy).
+        superseded_by: Option<u32>,
+    },
+    /// The backfill of `training_examples` from history, the last step of migration 1.
+    Backfill { version: u32, index: u32 },
+    /// A migration whose every step is done but which a run did not live to record as
+    /// applied: records it.
+    Complete { version: u32, index: u32 },
+    /// A repair of drift (or of a hand-applied install), outside any migration.
+    Repair {
+        sql: Vec<String>,
+        what: String,
+        refill: Refill,
+    },
+}
+
+impl Step {
+    /// The migration the step belongs to; `None` for a repair.
+    pub fn version(&self) -> Option<u32> {
+        match self {
+            Step::Statement { version, .. }
+            | Step::Backfill { version, .. }
+            | Step::Complete { version, .. } => Some(*version),
+            Step::Repair { .. } => None,
+        }
+    }
+
+    /// How many steps of its migration come before it (0 for a repair).
+    pub fn index(&self) -> u32 {
+        match self {
+            Step::Statement { index, .. }
+            | Step::Backfill { index, .. }
+            | Step::Complete { index, .. } => *index,
+            Step::Repair { .. } => 0,
+        }
+    }
+}
+
+/// The whole plan: what was found and the steps that bring the database to this version.
+#[derive(Debug)]
+pub struct Plan {
+    pub found: Found,
+    pub findings: Vec<Finding>,
+    pub steps: Vec<Step>,
+    /// Migrations a previous run left in progress: (version, done, total, who).
+    pub resuming: Vec<String>,
+    /// Applied migrations whose file changed since.
+    pub mismatched: Vec<(Entry, &'static Migration)>,
+}
+
+/// The migration that creates the examples' materialized view; its last step is the backfill.
+pub const BACKFILL_AFTER: u32 = 1;
+
+/// Steps of one migration: its statements, plus the backfill for migration 1.
+fn migration_steps(migration: &Migration) -> anyhow::Result<Vec<(String, Option<Creates>)>> {
+    let statements = split(migration.sql).map_err(|e| {
+        classified(
+            exit::INTERNAL,
+            format!("migration {:04}_{}: {e}", migration.version, migration.name),
+        )
+    })?;
+    Ok(statements
+        .into_iter()
+        .map(|s| {
+            let target = creates(&s.text);
+            (s.text, target)
+        })
+        .collect())
+}
+
+pub fn step_count(migration: &Migration) -> anyhow::Result<u32> {
+    let n = migration_steps(migration)?.len() + usize::from(migration.version == BACKFILL_AFTER);
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// Plans the run from `state`: the repairs due before the migrations (when repairing,
+/// or upgrading a hand-applied install), then every step of `migrations` (up to
+/// `stop_after`) that is not done yet.
+pub fn plan(
+    state: &State,
+    migrations: &'static [Migration],
+    repair: bool,
+    stop_after: Option<u32>,
+) -> anyhow::Result<Plan> {
+    let live = &state.live;
+    let entries = &state.entries;
+    let existing = drift::compare_with(live, &state.same_queries, false);
+    let ours_in_ledger = !entries.is_empty();
+    let any_object = OBJECTS.iter().any(|o| live.engines.contains_key(o.name));
+    // An upgrade a previous run began and did not finish is still an upgrade: its
+    // ledger rows say so until the last repair is done.
+    let upgrade_unfinished = entries.iter().any(|e| e.note.contains(ledger::UPGRADING));
+    let hand_applied = (!ours_in_ledger && !existing.is_empty()) || upgrade_unfinished;
+    let found = if hand_applied {
+        Found::HandApplied
+    } else if !any_object && !ours_in_ledger {
+        Found::New
+    } else {
+        Found::Installed
+    };
+    let mut steps = Vec::new();
+    let mut resuming = Vec::new();
+    let mut mismatched = Vec::new();
+    let fix_now = hand_applied || repair;
+    let mut dropped: Vec<String> = Vec::new();
+    if fix_now {
+        // Before the migrations: columns of tables (later statements read them) and
+        // plain views standing where a materialized view belongs (its CREATE ... IF NOT
+        // EXISTS would otherwise keep them).
+        for finding in existing.iter().filter(|f| f.fix() == Fix::RepairFirst) {
+            match &finding.repair {
+                Repair::Run(sql) => {
+                    steps.push(Step::Repair {
+                        sql: sql.clone(),
+                        what: format!("{}: {}", finding.object, finding.problem),
+                        refill: Refill::None,
+                    });
+                }
+                Repair::Recreate {
+                    drop: Some(drop), ..
+                } => {
+                    dropped.push(finding.object.clone());
+                    steps.push(Step::Repair {
+                        sql: vec![drop.clone()],
+                        what: format!(
+                            "{}: {} (dropped, to be created again)",
+                            finding.object, finding.problem
+                        ),
+                        refill: Refill::None,
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+    for migration in migrations
+        .iter()
+        .filter(|m| stop_after.is_none_or(|last| m.version <= last))
+    {
+        let entry = entries.iter().find(|e| e.version == migration.version);
+        let total = step_count(migration)?;
+        let mut done = 0;
+        if let Some(entry) = entry {
+            if entry.status() == LedgerStatus::Applied {
+                if entry.checksum != ledger::checksum(migration.sql) {
+                    mismatched.push((entry.clone(), migration));
+                }
+                continue;
+            }
+            if entry.checksum == ledger::checksum(migration.sql) && entry.statements_total == total
+            {
+                done = entry.statements_done.min(total);
+            }
+            resuming.push(format!(
+                "migration {:04}_{} was left {} after step {} of {} by host {} (pid {}) at {}{}",
+                migration.version,
+                migration.name,
+                if entry.status() == LedgerStatus::Failed {
+                    "failed"
+                } else {
+                    "in progress"
+                },
+                entry.statements_done,
+                entry.statements_total,
+                entry.host,
+                entry.pid,
+                entry.started_at,
+                if entry.error.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", entry.error)
+                }
+            ));
+        }
+        for (index, (sql, target)) in migration_steps(migration)?.into_iter().enumerate() {
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
+            if index < done {
+                continue;
+            }
+            let exists = match &target {
+                Some(Creates::Object { name, .. }) => {
+                    live.engines.contains_key(name) && !dropped.contains(name)
+                }
+                Some(Creates::Index { table, name }) => {
+                    live.indexes.contains(&(table.clone(), name.clone()))
+                }
+                // For a removal: whether there is anything to remove.
+                Some(Creates::Drop { name }) => live.engines.contains_key(name),
+                _ => false,
+            };
+            let what = target
+                .as_ref()
+                .map_or_else(|| format!("statement {}", index + 1), ToString::to_string);
+            steps.push(Step::Statement {
+                version: migration.version,
+                index,
+                sql,
+                what,
+                exists,
+                superseded_by: None,
+            });
+        }
+        if migration.version == BACKFILL_AFTER && total > done {
+            steps.push(Step::Backfill {
+                version: migration.version,
+                index: total - 1,
+            });
+        }
+        if entry.is_some() && done >= total {
+            steps.push(Step::Complete {
+                version: migration.version,
+                index: total,
+            });
+        }
+    }
+    supersede(&mut steps);
+    Ok(Plan {
+        found,
+        findings: existing,
+        steps,
+        resuming,
+        mismatched,
+    })
+}
+
+/// The object a statement makes or fills, and whether it only replaces a view.
+fn target_of(sql: &str) -> Option<(String, bool)> {
+    match creates(sql)? {
+        Creates::Object { name, .. } | Creates::Fill { table: name } => Some((name, false)),
+        Creates::Index { table, .. } | Creates::Materialize { table, .. } => Some((table, false)),
+        Creates::Replace { name } => Some((name, true)),
+        Creates::Drop { .. } => None,
+    }
+}
+
+/// Marks the statements whose work a later statement of the same run undoes: anything
+/// made for an object a later migration drops, and a view replaced again later.
+fn supersede(steps: &mut [Step]) {
+    let later: Vec<(u32, Creates)> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Statement { version, sql, .. } => creates(sql).map(|c| (*version, c)),
+            _ => None,
+        })
+        .collect();
+    for step in steps.iter_mut() {
+        let Step::Statement {
+            version,
+            sql,
+            superseded_by,
+            ..
+        } = step
+        else {
+            continue;
+        };
+        let Some((name, replaces)) = target_of(sql) else {
+            continue;
+        };
+        *superseded_by = later.iter().find_map(|(v, c)| {
+            let undone = match c {
+                Creates::Drop { name: dropped } => dropped == &name,
+                Creates::Replace { name: replaced } => replaces && replaced == &name,
+                _ => false,
+            };
+            (*v > *version && undone).then_some(*v)
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;

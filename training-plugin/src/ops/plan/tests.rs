@@ -1,0 +1,420 @@
+//! The planner, without a server.
+
+use super::*;
+
+fn statement(version: u32, sql: &str) -> Step {
+    Step::Statement {
+        version,
+        index: 0,
+        sql: sql.into(),
+        what: String::new(),
+        exists: false,
+        superseded_by: None,
+    }
+}
+
+fn superseded(steps: &[Step]) -> Vec<Option<u32>> {
+    steps
+        .iter()
+        .map(|s| match s {
+            Step::Statement { superseded_by, .. } => *superseded_by,
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn what_a_later_migration_drops_or_replaces_is_not_sent() {
+    let mut steps = vec![
+        statement(1, "CREATE TABLE IF NOT EXISTS kept (x UInt8)"),
+        statement(2, "CREATE TABLE IF NOT EXISTS copy (x UInt8)"),
+        statement(
+            2,
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS copy_mv TO copy AS SELECT 1",
+        ),
+        statement(2, "INSERT INTO copy SELECT x FROM kept WHERE x NOT IN (1)"),
+        statement(
+            2,
+            "ALTER TABLE kept ADD INDEX IF NOT EXISTS i x TYPE set(0)",
+        ),
+        statement(2, "CREATE OR REPLACE VIEW joined AS SELECT * FROM copy"),
+        statement(3, "DROP VIEW IF EXISTS copy_mv"),
+        statement(3, "DROP TABLE IF EXISTS copy"),
+        statement(3, "CREATE OR REPLACE VIEW joined AS SELECT * FROM kept"),
+    ];
+    supersede(&mut steps);
+    assert_eq!(
+        superseded(&steps),
+        vec![
+            None,
+            Some(3),
+            Some(3),
+            Some(3),
+            None,
+            Some(3),
+            None,
+            None,
+            None
+        ]
+    );
+}
+
+#[test]
+fn a_drop_in_an_earlier_migration_supersedes_nothing_later() {
+    let mut steps = vec![
+        statement(2, "DROP TABLE IF EXISTS t"),
+        statement(3, "CREATE TABLE IF NOT EXISTS t (x UInt8)"),
+    ];
+    supersede(&mut steps);
+    assert_eq!(superseded(&steps), vec![None, None]);
+}
+
+// The plans of whole databases, against the embedded migrations.
+
+use crate::migrations::MIGRATIONS;
+use crate::model::Problem;
+use crate::schema::{ANNOTATIONS, EXAMPLES_MV, LOGS};
+
+/// A database holding rvbbit's log table and nothing of ours.
+fn fresh() -> State {
+    let mut state = State::default();
+    state
+        .live
+        .engines
+        .insert(LOGS.to_string(), "MergeTree".to_string());
+    state
+}
+
+/// The ledger row of a migration some run applied (or left at `done` steps).
+fn entry(migration: &Migration, status: LedgerStatus, done: u32) -> Entry {
+    Entry {
+        version: migration.version,
+        name: migration.name.to_string(),
+        checksum: ledger::checksum(migration.sql),
+        statements_done: done,
+        statements_total: step_count(migration).unwrap(),
+        status: status.as_str().to_string(),
+        host: "box".into(),
+        pid: 7,
+        started_at: "2026-01-02 03:04:05.000000".into(),
+        finished_at: None,
+        duration_ms: 0,
+        error: String::new(),
+        note: String::new(),
+    }
+}
+
+fn applied(migration: &Migration) -> Entry {
+    entry(
+        migration,
+        LedgerStatus::Applied,
+        step_count(migration).unwrap(),
+    )
+}
+
+/// A database as this version defines it, with the ledger of `versions` applied.
+fn installed(versions: &[u32]) -> State {
+    State {
+        live: drift::as_this_version(),
+        entries: MIGRATIONS
+            .iter()
+            .filter(|m| versions.contains(&m.version))
+            .map(applied)
+            .collect(),
+        same_queries: SameQueries::new(),
+    }
+}
+
+fn every_version() -> Vec<u32> {
+    MIGRATIONS.iter().map(|m| m.version).collect()
+}
+
+fn statements_of(plan: &Plan, version: u32) -> Vec<&Step> {
+    plan.steps
+        .iter()
+        .filter(|s| matches!(s, Step::Statement { .. }) && s.version() == Some(version))
+        .collect()
+}
+
+#[test]
+fn a_fresh_database_gets_every_statement_and_the_backfill() {
+    let plan = plan(&fresh(), MIGRATIONS, false, None).unwrap();
+    assert_eq!(plan.found, Found::New);
+    assert!(plan.findings.is_empty());
+    assert!(plan.resuming.is_empty() && plan.mismatched.is_empty());
+    let statements: usize = MIGRATIONS
+        .iter()
+        .map(|m| migration_steps(m).unwrap().len())
+        .sum();
+    assert_eq!(
+        plan.steps.len(),
+        statements + 1,
+        "every statement and one backfill"
+    );
+    let backfill = plan
+        .steps
+        .iter()
+        .position(|s| matches!(s, Step::Backfill { .. }))
+        .unwrap();
+    let first = &MIGRATIONS[0];
+    assert_eq!(
+        plan.steps[backfill],
+        Step::Backfill {
+            version: first.version,
+            index: step_count(first).unwrap() - 1
+        }
+    );
+    assert_eq!(backfill, migration_steps(first).unwrap().len());
+    assert!(plan.steps.iter().all(|s| match s {
+        Step::Statement { exists, .. } => !exists,
+        _ => true,
+    }));
+    // Steps are numbered within their migration, from 0.
+    for m in MIGRATIONS {
+        let indexes: Vec<u32> = statements_of(&plan, m.version)
+            .iter()
+            .map(|s| s.index())
+            .collect();
+        let expected: Vec<u32> = (0..u32::try_from(indexes.len()).unwrap()).collect();
+        assert_eq!(indexes, expected);
+    }
+}
+
+#[test]
+fn statements_a_later_migration_removes_are_not_sent_to_a_fresh_database() {
+    let plan = plan(&fresh(), MIGRATIONS, false, None).unwrap();
+    let superseded: Vec<&str> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Statement {
+                what,
+                superseded_by: Some(3),
+                ..
+            } => Some(what.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        superseded,
+        vec![
+            "table training_annotated_examples",
+            "materialized view training_annotated_examples_by_annotation_mv",
+            "materialized view training_annotated_examples_by_example_mv",
+            "rows of training_annotated_examples",
+            "view training_examples_with_annotations",
+        ]
+    );
+}
+
+#[test]
+fn a_current_database_needs_nothing() {
+    let plan = plan(&installed(&every_version()), MIGRATIONS, false, None).unwrap();
+    assert_eq!(plan.found, Found::Installed);
+    assert_eq!(plan.steps, vec![]);
+    assert!(plan.findings.is_empty());
+    assert!(plan.resuming.is_empty() && plan.mismatched.is_empty());
+}
+
+#[test]
+fn a_pending_migration_is_planned_alone_and_what_exists_is_marked() {
+    let last = MIGRATIONS.last().unwrap();
+    let earlier: Vec<u32> = every_version()
+        .into_iter()
+        .filter(|v| *v != last.version)
+        .collect();
+    let plan = plan(&installed(&earlier), MIGRATIONS, false, None).unwrap();
+    assert_eq!(plan.found, Found::Installed);
+    assert!(plan.steps.iter().all(|s| s.version() == Some(last.version)));
+    assert_eq!(
+        plan.steps.len(),
+        migration_steps(last).unwrap().len(),
+        "no backfill: migration {BACKFILL_AFTER} is applied"
+    );
+    let created = plan.steps.iter().find_map(|s| match s {
+        Step::Statement { what, exists, .. } if what == "table training_trainable_examples" => {
+            Some(*exists)
+        }
+        _ => None,
+    });
+    assert_eq!(created, Some(true), "the table is there already");
+}
+
+#[test]
+fn an_install_by_hand_is_repaired_before_the_migrations() {
+    let mut state = installed(&[]);
+    state
+        .live
+        .columns
+        .get_mut(ANNOTATIONS)
+        .unwrap()
+        .remove("annotated_by");
+    state
+        .live
+        .engines
+        .insert(EXAMPLES_MV.to_string(), "View".to_string());
+    let plan = plan(&state, MIGRATIONS, false, None).unwrap();
+    assert_eq!(plan.found, Found::HandApplied);
+    assert_eq!(plan.findings.len(), 2);
+    assert_eq!(
+        plan.findings[0].problem,
+        Problem::ColumnMissing {
+            column: "annotated_by".into()
+        }
+    );
+    let repairs: Vec<&str> = plan
+        .steps
+        .iter()
+        .take_while(|s| matches!(s, Step::Repair { .. }))
+        .map(|s| match s {
+            Step::Repair { what, .. } => what.as_str(),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(
+        repairs,
+        vec![
+            "training_annotations: column annotated_by missing",
+            "training_examples_mv: is a View, expected a MaterializedView (dropped, to be created again)",
+        ]
+    );
+    // The dropped view is created again by its migration's statement.
+    let mv = plan.steps.iter().find_map(|s| match s {
+        Step::Statement { what, exists, .. } if what.ends_with(EXAMPLES_MV) => Some(*exists),
+        _ => None,
+    });
+    assert_eq!(mv, Some(false));
+    assert!(plan
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::Backfill { .. })));
+}
+
+#[test]
+fn an_unfinished_upgrade_of_a_hand_applied_install_is_still_one() {
+    let mut state = installed(&every_version());
+    state.entries[0].note = ledger::UPGRADING.to_string();
+    let plan = plan(&state, MIGRATIONS, false, None).unwrap();
+    assert_eq!(plan.found, Found::HandApplied);
+}
+
+#[test]
+fn drift_is_repaired_first_only_when_asked() {
+    let mut state = installed(&every_version());
+    state
+        .live
+        .columns
+        .get_mut(ANNOTATIONS)
+        .unwrap()
+        .remove("notes");
+    let left = plan(&state, MIGRATIONS, false, None).unwrap();
+    assert_eq!(left.found, Found::Installed);
+    assert_eq!(left.steps, vec![]);
+    assert_eq!(left.findings.len(), 1);
+    let repaired = plan(&state, MIGRATIONS, true, None).unwrap();
+    assert_eq!(repaired.steps.len(), 1);
+    let Step::Repair { sql, what, refill } = &repaired.steps[0] else {
+        panic!("not a repair: {:?}", repaired.steps[0]);
+    };
+    assert_eq!(what, "training_annotations: column notes missing");
+    assert_eq!(*refill, Refill::None);
+    assert_eq!(sql.len(), 1);
+    assert!(sql[0].starts_with("ALTER TABLE training_annotations ADD COLUMN IF NOT EXISTS notes"));
+}
+
+#[test]
+fn a_migration_left_in_progress_resumes_after_its_last_step() {
+    let second = &MIGRATIONS[1];
+    let mut state = installed(&[MIGRATIONS[0].version]);
+    state.entries.push(entry(second, LedgerStatus::Running, 2));
+    let plan = plan(&state, &MIGRATIONS[..2], false, None).unwrap();
+    assert_eq!(
+        plan.resuming,
+        vec![format!(
+            "migration {:04}_{} was left in progress after step 2 of {} by host box (pid 7) at 2026-01-02 03:04:05.000000",
+            second.version,
+            second.name,
+            step_count(second).unwrap()
+        )]
+    );
+    let indexes: Vec<u32> = plan.steps.iter().map(Step::index).collect();
+    let expected: Vec<u32> = (2..step_count(second).unwrap()).collect();
+    assert_eq!(indexes, expected);
+}
+
+#[test]
+fn a_failed_migration_of_another_file_starts_again() {
+    let second = &MIGRATIONS[1];
+    let mut state = installed(&[MIGRATIONS[0].version]);
+    let mut failed = entry(second, LedgerStatus::Failed, 3);
+    failed.checksum = "0123456789abcdef".into();
+    failed.error = "boom".into();
+    state.entries.push(failed);
+    let plan = plan(&state, &MIGRATIONS[..2], false, None).unwrap();
+    assert!(plan.resuming[0].contains("was left failed after step 3 of"));
+    assert!(plan.resuming[0].ends_with(" (boom)"));
+    assert_eq!(plan.steps.first().map(Step::index), Some(0));
+}
+
+#[test]
+fn a_migration_whose_every_step_is_done_is_recorded_as_applied() {
+    let second = &MIGRATIONS[1];
+    let total = step_count(second).unwrap();
+    let mut state = installed(&[MIGRATIONS[0].version]);
+    state
+        .entries
+        .push(entry(second, LedgerStatus::Running, total));
+    let plan = plan(&state, &MIGRATIONS[..2], false, None).unwrap();
+    assert_eq!(
+        plan.steps,
+        vec![Step::Complete {
+            version: second.version,
+            index: total
+        }]
+    );
+}
+
+#[test]
+fn an_applied_migration_whose_file_changed_is_a_mismatch_not_a_step() {
+    let mut state = installed(&every_version());
+    state.entries[0].checksum = "feedface".into();
+    let plan = plan(&state, MIGRATIONS, false, None).unwrap();
+    assert_eq!(plan.steps, vec![]);
+    assert_eq!(plan.mismatched.len(), 1);
+    assert_eq!(plan.mismatched[0].0.checksum, "feedface");
+    assert_eq!(plan.mismatched[0].1.version, MIGRATIONS[0].version);
+}
+
+#[test]
+fn stopping_after_a_migration_plans_nothing_later() {
+    let plan = plan(&fresh(), MIGRATIONS, false, Some(MIGRATIONS[0].version)).unwrap();
+    assert!(plan
+        .steps
+        .iter()
+        .all(|s| s.version() == Some(MIGRATIONS[0].version)));
+}
+
+static SYNTHETIC: &[Migration] = &[
+    Migration {
+        version: 2,
+        name: "copy",
+        sql: "CREATE TABLE IF NOT EXISTS copy (x UInt8);\nCREATE OR REPLACE VIEW joined AS SELECT * FROM copy;\n",
+    },
+    Migration {
+        version: 3,
+        name: "drop_copy",
+        sql: "DROP TABLE IF EXISTS copy;\nCREATE OR REPLACE VIEW joined AS SELECT 1;\n",
+    },
+];
+
+#[test]
+fn a_plan_marks_what_a_later_migration_of_the_run_undoes() {
+    let plan = plan(&fresh(), SYNTHETIC, false, None).unwrap();
+    assert_eq!(superseded(&plan.steps), vec![Some(3), Some(3), None, None]);
+    let exists: Vec<bool> = plan
+        .steps
+        .iter()
+        .map(|s| matches!(s, Step::Statement { exists: true, .. }))
+        .collect();
+    assert_eq!(exists, vec![false, false, false, false]);
+}

@@ -1,0 +1,258 @@
+//! The checks of `rvbbit training verify` (which migrate also runs last): every
+//! object of the training system, its indexes, the ledger, and that examples cover
+//! the qualifying rows of `unified_logs`.
+
+use crate::db::Db;
+use crate::drift;
+use crate::examples;
+use crate::ledger;
+use crate::migrations::MIGRATIONS;
+use crate::model::LedgerStatus;
+use crate::output::{self, Format};
+use crate::say;
+use crate::schema::{EXAMPLES_MV, EXAMPLES_TABLE, LOGS, OBJECTS};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Serialize, Debug)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Serialize, Debug)]
+pub struct Report {
+    pub ok: bool,
+    pub database: String,
+    pub server_version: String,
+    pub checks: Vec<Check>,
+}
+
+fn check(name: impl Into<String>, ok: bool, detail: impl Into<String>) -> Check {
+    Check {
+        name: name.into(),
+        ok,
+        detail: detail.into(),
+    }
+}
+
+/// Runs every check. Failing checks are results, not errors: only a failure to talk
+/// to the server is an `Err`.
+pub async fn checks(db: &Db) -> anyhow::Result<Report> {
+    let database = db.target.database.clone();
+    let mut out = Vec::new();
+    if !db.database_exists().await? {
+        out.push(check(
+            format!("database {database}"),
+            false,
+            "does not exist; create it with `rvbbit training migrate --create-database`",
+        ));
+        return Ok(Report {
+            ok: false,
+            database,
+            server_version: db.version.clone(),
+            checks: out,
+        });
+    }
+    let live = drift::snapshot(db).await?;
+    let engines = live.engines.clone();
+    let findings = drift::compare(db, &live, true).await?;
+    for expected in OBJECTS {
+        let name = format!("{} {}", expected.kind, expected.name);
+        let mine: Vec<&drift::Finding> = findings
+            .iter()
+            .filter(|f| f.object == expected.name)
+            .collect();
+        if mine.is_empty() {
+            let columns = live.columns.get(expected.name).map_or(0, |c| c.len());
+            let engine = engines.get(expected.name).cloned().unwrap_or_default();
+            out.push(check(
+                name,
+                true,
+                format!("{engine}, {columns} columns, as this version defines it"),
+            ));
+            continue;
+        }
+        let problems: Vec<String> = mine.iter().map(|f| f.problem.to_string()).collect();
+        let missing = !engines.contains_key(expected.name);
+        let hint = if missing {
+            "run `rvbbit training migrate`".to_string()
+        } else if let Some(why) = mine.iter().find_map(|f| match &f.repair {
+            drift::Repair::Refuse(why) => Some(why.clone()),
+            _ => None,
+        }) {
+            format!("not repairable without rewriting data: {why}")
+        } else {
+            "run `rvbbit training migrate --repair` to put it right (nothing is lost)".to_string()
+        };
+        out.push(check(
+            name,
+            false,
+            format!("{}; {hint}", problems.join("; ")),
+        ));
+    }
+    out.push(migrations_check(db, &engines).await?);
+
+    if !engines.contains_key(LOGS) {
+        out.push(check(
+            format!("table {LOGS}"),
+            false,
+            format!("missing: the training system reads rvbbit's log table; run rvbbit against database {database} first"),
+        ));
+    } else if engines.contains_key(EXAMPLES_TABLE) {
+        if let Some(view_query) = examples::view_query(db).await? {
+            let missing = examples::missing(db, &view_query).await?;
+            let total = examples::count(db).await?;
+            out.push(check(
+                "examples populated",
+                missing == 0,
+                if missing == 0 {
+                    format!("{total} examples; every qualifying {LOGS} row has one")
+                } else {
+                    format!("{missing} qualifying {LOGS} rows have no example; run `rvbbit training migrate` to backfill them")
+                },
+            ));
+            let duplicates = examples::duplicates(db).await?;
+            out.push(check(
+                "examples unique",
+                duplicates == 0,
+                if duplicates == 0 {
+                    "one example per trace".to_string()
+                } else {
+                    format!("{duplicates} examples are stored more than once (same trace_id); they merge away in the background, and `OPTIMIZE TABLE training_examples FINAL` merges them now")
+                },
+            ));
+            if engines.contains_key(crate::schema::TRAINABLE_EXAMPLES)
+                && engines.contains_key(crate::schema::ANNOTATIONS)
+            {
+                let stale = examples::stale_trainable(db).await?;
+                out.push(check(
+                    "trainable examples current",
+                    stale == 0,
+                    if stale == 0 {
+                        "every trainable example is copied with its latest annotation".to_string()
+                    } else {
+                        format!("{stale} traces' copies in {} disagree with their latest annotation; run `rvbbit training migrate` to copy them again", crate::schema::TRAINABLE_EXAMPLES)
+                    },
+                ));
+                let lagging = examples::lagging_values(db).await?;
+                out.push(check(
+                    "trainable examples' values current",
+                    lagging == 0,
+                    if lagging == 0 {
+                        format!("model, cost, tokens and duration as {LOGS} holds them now")
+                    } else {
+                        format!("{lagging} trainable examples show an older model, cost, tokens or duration than {LOGS} (the log row changed after the trace was marked); run `rvbbit training migrate` to bring them up to date")
+                    },
+                ));
+            }
+        } else if engines.contains_key(EXAMPLES_MV) {
+            out.push(check(
+                "examples populated",
+                false,
+                format!("cannot read the query of {EXAMPLES_MV}"),
+            ));
+        }
+    }
+    let ok = out.iter().all(|c| c.ok);
+    Ok(Report {
+        ok,
+        database,
+        server_version: db.version.clone(),
+        checks: out,
+    })
+}
+
+/// Whether every migration of this version is applied, with the checksum it has now.
+async fn migrations_check(db: &Db, engines: &BTreeMap<String, String>) -> anyhow::Result<Check> {
+    let name = "migrations applied";
+    if !engines.contains_key(ledger::LEDGER) {
+        return Ok(check(
+            name,
+            false,
+            format!(
+                "no migration ledger ({}); run `rvbbit training migrate`",
+                ledger::LEDGER
+            ),
+        ));
+    }
+    let entries = ledger::read(db).await?;
+    let mut problems = Vec::new();
+    let mut mismatch = false;
+    for m in MIGRATIONS {
+        match entries.iter().find(|e| e.version == m.version) {
+            None => problems.push(format!("{:04}_{} pending", m.version, m.name)),
+            Some(e) if e.status() != LedgerStatus::Applied => problems.push(format!(
+                "{:04}_{} {} at step {} of {} (host {}, pid {})",
+                m.version, m.name, e.status, e.statements_done, e.statements_total, e.host, e.pid
+            )),
+            Some(e) if e.checksum != ledger::checksum(m.sql) => {
+                mismatch = true;
+                problems.push(format!(
+                    "{:04}_{} was applied from a file with another checksum ({} here, {} applied)",
+                    m.version,
+                    m.name,
+                    &ledger::checksum(m.sql)[..12],
+                    e.checksum.get(..12).unwrap_or(&e.checksum)
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(if problems.is_empty() {
+        check(
+            name,
+            true,
+            format!("all {} applied, checksums match", MIGRATIONS.len()),
+        )
+    } else {
+        check(
+            name,
+            false,
+            format!(
+                "{}; run `rvbbit training migrate{}` (`rvbbit training status` has the details)",
+                problems.join("; "),
+                if mismatch { " --repair" } else { "" }
+            ),
+        )
+    })
+}
+
+impl Report {
+    /// The checks as a checklist with a closing line, or as JSON.
+    pub fn print(&self, format: Format) -> anyhow::Result<()> {
+        let report = self;
+        match format {
+            Format::Json => println!("{}", serde_json::to_string_pretty(report)?),
+            Format::Table => {
+                let width = report
+                    .checks
+                    .iter()
+                    .map(|c| c.name.len())
+                    .max()
+                    .unwrap_or(0);
+                for c in &report.checks {
+                    let mark = if c.ok {
+                        output::green("ok  ")
+                    } else {
+                        output::red("FAIL")
+                    };
+                    say!("  {mark} {:width$}  {}", c.name, c.detail);
+                }
+                let total = report.checks.len();
+                match report.checks.iter().filter(|c| !c.ok).count() {
+                    0 => say!(
+                        "verify: all {total} checks passed in database {}",
+                        report.database
+                    ),
+                    failed => say!(
+                        "verify: {failed} of {total} checks failed in database {}",
+                        report.database
+                    ),
+                }
+            }
+        }
+        Ok(())
+    }
+}
