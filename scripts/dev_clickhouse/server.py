@@ -360,6 +360,11 @@ class EngineAPI:
         """An EngineSession: the engine's side of one request."""
         raise NotImplementedError
 
+    def named_session(self):
+        """An EngineSession kept for an HTTP session's requests, or None if the
+        engine cannot keep one open (the session is then replayed; see NamedSession)."""
+        return None
+
     def close(self):
         raise NotImplementedError
 
@@ -396,6 +401,9 @@ class Plan:
         self.statement = statement  # bytes: a statement without inline data, or None
         self.insert = insert  # (head, format, data) of an INSERT with inline data, or None
         self.insert_text = insert_text  # bytes: that INSERT's text up to its data
+        # bytes statements (SET, USE) an HTTP session replays before the request's own
+        # database and settings, on engines that cannot keep a session open (see ReplayedSession)
+        self.session_steps = []
 
 
 class RawResult:
@@ -490,6 +498,10 @@ class _SpoolingSession(EngineSession):
     def _statements(self, plan, database):
         """(setup statements, last statement) carrying out `plan` in `database`."""
         steps = []
+        home, database = database
+        if home:
+            steps.append(b"USE " + quote_identifier(home).encode())
+        steps += plan.session_steps
         if database:
             steps.append(b"USE " + quote_identifier(database).encode())
         for table in plan.tables:
@@ -651,7 +663,8 @@ class _OneShotSession(_SpoolingSession):
     def _execute(self, plan):
         if plan.insert:
             self.format_query(plan.insert_text)  # one statement, parsed as the engine would
-        steps, last = self._statements(plan, plan.database or self.api.HOME)
+        steps, last = self._statements(plan, (None, plan.database) if plan.database and not plan.session_steps
+                                           else (self.api.HOME, plan.database))
         if b"\0" in last:  # (values of settings and parameters are escaped)
             raise EngineError("Code: 36. DB::Exception: This engine (chdb 1.x/2.x) takes no NUL byte "
                               "in the statement text")
@@ -748,7 +761,7 @@ class _ReopeningSession(_SpoolingSession):
     def _execute(self, plan):
         if plan.insert:
             self.format_query(plan.insert_text)  # one statement, parsed as the engine would
-        steps, last = self._statements(plan, plan.database)
+        steps, last = self._statements(plan, (None, plan.database))
         for step in steps:
             self.api.query(self.conn, step)
         result = self.api.query(self.conn, last, plan.output_format)
@@ -780,6 +793,9 @@ class ConnectionEngineAPI(EngineAPI):
     def session(self):
         return _ConnectionSession(self._connect(self._conn_str))
 
+    def named_session(self):
+        return _KeptConnectionSession(self._connect(self._conn_str), self)
+
     def close(self):
         self._anchor.close()
 
@@ -790,6 +806,9 @@ class _ConnectionSession(EngineSession):
 
     def close(self):
         self.conn.close()
+
+    def end_request(self):
+        pass
 
     def _query(self, sql, fmt="TabSeparated", params=None):
         try:
@@ -832,6 +851,9 @@ class _ConnectionSession(EngineSession):
             self._query(f"USE {quote_identifier(plan.database)}")
         for name, value in plan.settings:
             self._query(f"SET {quote_identifier(name)} = {quote_string(value)}")
+        return self._statement(plan)
+
+    def _statement(self, plan):
         if plan.insert:
             # The streaming insert takes no `params=`.
             for name, value in plan.params.items():
@@ -842,6 +864,87 @@ class _ConnectionSession(EngineSession):
         return RawResult(result.bytes(), result.storage_rows_read(), result.storage_bytes_read(),
                          result.rows_written(), result.bytes_written(), result.rows_read(), result.bytes_read(),
                          elapsed_ns=int(result.elapsed() * 1e9))
+
+
+class _KeptConnectionSession(_ConnectionSession):
+    """The engine's side of an HTTP session (`session_id`), 26.x: one connection
+    kept for the life of the session, so that its SETs, USE and temporary
+    tables reach the next request, as in a server's session context.
+
+    A server applies a request's URL settings, `database`, parameters, external
+    tables and the readonly mode of a GET to that query's context only.  Here
+    they are applied to the kept connection and undone after the statement:
+    each URL setting goes back to its value before the request unless the
+    statement itself (a SET) changed it; external tables are dropped.  The
+    readonly mode cannot be undone once set (READONLY), so a request in
+    readonly mode runs a statement that the engine classifies as read-only on
+    the session without it (the mode would not change its outcome), and
+    anything else on a fresh connection with it, where the engine refuses it
+    as a server does.  (Parameters of an INSERT with inline data are set with
+    `SET param_<name>` and stay in the session.)
+    """
+
+    READ_ONLY_CLASS = 0
+
+    def __init__(self, conn, api):
+        super().__init__(conn)
+        self.api = api
+
+    def close(self):
+        self.conn.close()
+
+    def _values(self, names):
+        if not names:
+            return {}
+        listed = ", ".join(quote_string(name) for name in names)
+        rows = _rows(self._query(f"SELECT name, value, changed FROM system.settings WHERE name IN ({listed})",
+                                 "TabSeparatedRaw").bytes())
+        return {name: (value, changed == "1") for name, value, changed in rows}
+
+    def execute(self, plan):
+        settings = plan.settings
+        readonly = last_value(settings, "readonly")
+        if readonly is not None:
+            if readonly != "0":
+                text = plan.statement if plan.insert is None else plan.insert_text
+                if self.conn.classify_query(text)["query_class"] != self.READ_ONLY_CLASS:
+                    fresh = self.api.session()
+                    try:
+                        return fresh.execute(plan)
+                    finally:
+                        fresh.close()
+            settings = [(name, value) for name, value in settings if name != "readonly"]
+        names = list(dict.fromkeys(name for name, _ in settings))
+        before = self._values(names)
+        tables = []
+        try:
+            for table in plan.tables:
+                self._query(f"CREATE TEMPORARY TABLE {quote_identifier(table.name)} ({table.structure})")
+                tables.append(table.name)
+                self._insert(f"INSERT INTO {quote_identifier(table.name)}", table.format, table.data)
+            applied = None
+            try:
+                for name, value in settings:
+                    self._query(f"SET {quote_identifier(name)} = {quote_string(value)}")
+                applied = self._values(names)
+                return self._statement(plan)
+            finally:
+                after = self._values(names)
+                for name in names:
+                    if name not in before or (applied is not None and after.get(name) != applied.get(name)):
+                        continue  # unknown to the engine, or set by the statement itself
+                    value, changed = before[name]
+                    restore = quote_string(value) if changed else "DEFAULT"
+                    try:
+                        self._query(f"SET {quote_identifier(name)} = {restore}")
+                    except EngineError as exc:
+                        sys.stderr.write(f"session: cannot restore setting {name}: {exc}\n")
+        finally:
+            for name in tables:
+                try:
+                    self._query(f"DROP TEMPORARY TABLE IF EXISTS {quote_identifier(name)}")
+                except EngineError as exc:
+                    sys.stderr.write(f"session: cannot drop external table {name}: {exc}\n")
 
 
 # --- engine (release-independent) -------------------------------------------------
@@ -920,18 +1023,32 @@ class Engine:
                 body = body[:cut]
         return ClickHouseError(code, name, body)
 
-    def run(self, job):
+    def run(self, job, named=None):
+        """Run a QueryJob, in the HTTP session `named` (a NamedSession) if given."""
         with self._lock:
             try:
-                session = self.api.session()
+                if named is None:
+                    session = self.api.session()
+                else:
+                    if named.kept is None and not named.replayed:
+                        named.kept = self.api.named_session()
+                        named.replayed = named.kept is None
+                    session = named.kept or self.api.session()
             except EngineError as exc:
                 raise self.from_engine(exc) from None
             try:
-                return self._run(session, job)
+                return self._run(session, job, named)
             except EngineError as exc:
                 raise self.from_engine(exc) from None
             finally:
-                session.close()
+                if named is None or named.kept is None:
+                    session.close()
+
+    def close_session(self, named):
+        if named.kept is not None:
+            with self._lock:
+                named.kept.close()
+                named.kept = None
 
     def _analyze(self, session, sql):
         """Reject what the server's parser rejects; find the output format.
@@ -956,9 +1073,14 @@ class Engine:
             raise self.error("INTO_OUTFILE_NOT_ALLOWED", "INTO OUTFILE is not allowed")
         return None if is_insert else normalized
 
-    def _run(self, session, job):
+    def _run(self, session, job, named=None):
         insert = split_insert(job.sql) if leading_keyword(job.sql) == "INSERT" else None
         normalized = None if insert else self._analyze(session, job.sql)
+        replayed = named is not None and named.replayed
+        if replayed and normalized and _CREATE_TEMPORARY.match(normalized):
+            raise self.error("NOT_IMPLEMENTED", (
+                f"A temporary table cannot outlive its request with this engine ({self.release}, ClickHouse "
+                f"{self.version}): an HTTP session (session_id) keeps SET and USE only"))
 
         given = dict(job.settings)
         settings = [("readonly", "2")] if job.readonly else []
@@ -977,9 +1099,15 @@ class Engine:
             plan.insert_text = job.sql[:len(job.sql) - len(insert[2])]
         else:
             plan.statement = job.sql
+        if replayed:
+            plan.session_steps = list(named.steps)
 
         started = time.monotonic_ns()
         raw = session.execute(plan)
+        if replayed and not insert and leading_keyword(job.sql) in ("SET", "USE"):
+            for name, value in job.params.items():  # what the statement's placeholders stand for
+                named.steps.append(f"SET {quote_identifier(PARAM_PREFIX + name)} = {quote_string(value)}".encode())
+            named.steps.append(job.sql)
         # A server times the query itself, not the HTTP handler applying the request's
         # database and settings: the engine's own figure for the statement where the API
         # gives one (26.x), else the whole request's work (older engines run the setup
@@ -994,6 +1122,93 @@ class Engine:
             output_format = (given.get("output_format") or given.get("format")
                              or (clause[-1].strip("`") if clause else default_format))
         return QueryResult(raw, output_format, elapsed_ns)
+
+
+_CREATE_TEMPORARY = re.compile(r"CREATE (?:OR REPLACE )?TEMPORARY TABLE ")
+
+
+class NamedSession:
+    """An HTTP session (`session_id`): the engine session its requests share.
+
+    `kept` is the engine session kept open for it (26.x).  Engines that open a
+    fresh engine for every request cannot keep one; their sessions are
+    `replayed`: the SET and USE statements that succeeded in the session are
+    run again before each later request of it (before its own database and
+    settings, as a server applies those to the query's context), and a
+    temporary table, which cannot be replayed, is refused.
+    """
+
+    def __init__(self, session_id, timeout):
+        self.session_id = session_id
+        self.timeout = timeout  # seconds, fixed when the session is made (as in a server)
+        self.kept = None
+        self.replayed = False
+        self.steps = []
+        self.in_use = False
+        self.closes_at = None
+
+
+class SessionStore:
+    """Named sessions, as ClickHouse's NamedSessionsStorage keeps them."""
+
+    DEFAULT_TIMEOUT = 60  # default_session_timeout
+    MAX_TIMEOUT = 3600  # max_session_timeout
+
+    def __init__(self, engine):
+        self.engine = engine
+        self._lock = threading.Lock()
+        self._sessions = {}
+
+    def parse_timeout(self, url_params):
+        """The session_timeout parameter, as the HTTP handler's parseSessionTimeout reads it."""
+        text = first_value(url_params, "session_timeout")
+        if text is None:
+            return self.DEFAULT_TIMEOUT
+        if not re.fullmatch(r"[+-]?\d+", text) or int(text) >= 1 << 32 or int(text) <= -(1 << 32):
+            raise self.engine.error("INVALID_SESSION_TIMEOUT", f"Invalid session timeout: '{text}'")
+        timeout = int(text) % (1 << 32)  # an unsigned int
+        if timeout > self.MAX_TIMEOUT:
+            raise self.engine.error("INVALID_SESSION_TIMEOUT", (
+                f"Session timeout '{text}' is larger than max_session_timeout: {self.MAX_TIMEOUT}. "
+                "Maximum session timeout could be modified in configuration file."))
+        return timeout
+
+    def _expire(self, now):
+        gone = [key for key, named in self._sessions.items()
+                if not named.in_use and named.closes_at is not None and named.closes_at <= now]
+        return [self._sessions.pop(key) for key in gone]
+
+    def acquire(self, user, session_id, timeout, check):
+        with self._lock:
+            expired = self._expire(time.monotonic())
+            named = self._sessions.get((user, session_id))
+            if named is None:
+                if check:
+                    error = self.engine.error("SESSION_NOT_FOUND", f"Session {session_id} not found")
+                else:
+                    named = self._sessions[(user, session_id)] = NamedSession(session_id, timeout)
+            elif named.in_use:
+                error = self.engine.error("SESSION_IS_LOCKED",
+                                          f"Session {session_id} is locked by a concurrent client")
+                named = None
+            if named is not None:
+                named.in_use = True
+                named.closes_at = None
+        for old in expired:
+            self.engine.close_session(old)
+        if named is None:
+            raise error
+        return named
+
+    def release(self, user, named, close):
+        with self._lock:
+            named.in_use = False
+            if close:
+                self._sessions.pop((user, named.session_id), None)
+            else:
+                named.closes_at = time.monotonic() + named.timeout
+        if close:
+            self.engine.close_session(named)
 
 
 class ExternalTable:
@@ -1604,9 +1819,26 @@ class Handler(BaseHTTPRequestHandler):
             body = b""
         url_params = parse_qsl(urlsplit(self.path).query, keep_blank_values=True, errors="replace")
         try:
-            self._authenticate(url_params)
+            user = self._authenticate(url_params)
         except ClickHouseError as err:
             return self._error_response(err)
+        # As the HTTP handler: a session is acquired after authentication, before the query id.
+        named = None
+        if any(name == "session_id" for name, _ in url_params):
+            try:
+                named = self.sessions.acquire(user, first_value(url_params, "session_id"),
+                                              self.sessions.parse_timeout(url_params),
+                                              first_value(url_params, "session_check", "") == "1")
+            except ClickHouseError as err:
+                return self._error_response(err)
+        try:
+            return self._query_in_session(body, url_params, named)
+        finally:
+            if named is not None:
+                self.sessions.release(user, named, parse_bool(first_value(url_params, "close_session", "0")))
+
+    def _query_in_session(self, body, url_params, named):
+        engine = self.engine
 
         query_id = first_value(url_params, "query_id", self.headers.get("X-ClickHouse-Query-Id", ""))
         query_id = "".join(c for c in query_id if c >= " " and c != "\x7f") or str(uuid.uuid4())
@@ -1630,7 +1862,7 @@ class Handler(BaseHTTPRequestHandler):
             return data
 
         try:
-            result = engine.run(self._job(url_params, settings, body))
+            result = engine.run(self._job(url_params, settings, body), named)
         except ClickHouseError as err:
             response = self._error_response(err, encode, headers)
         else:
@@ -1694,6 +1926,7 @@ class Handler(BaseHTTPRequestHandler):
             hint = DEFAULT_USER_PASSWORD_HINT if user == "default" else ""
             raise engine.error("AUTHENTICATION_FAILED", (
                 f"{user}: Authentication failed: password is incorrect, or there is no user with such name.{hint}"))
+        return user
 
     def _settings(self, url_params):
         """URL parameters that are settings, in order, then the header aliases."""
@@ -1801,6 +2034,7 @@ def serve(port, data_dir, password, parent_pid, tls=None):
     os.dup2(devnull, 0)
     os.close(devnull)
     Handler.engine = Engine(data_dir)
+    Handler.sessions = SessionStore(Handler.engine)
     Handler.password = password
 
     def stop(*_):
