@@ -52,7 +52,9 @@ import json
 import lzma
 import os
 import re
+import select
 import signal
+import socket
 import ssl
 import struct
 import sys
@@ -62,6 +64,7 @@ import time
 import traceback
 import uuid
 import zlib
+from contextlib import nullcontext
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -351,6 +354,13 @@ class EngineAPI:
     """The engine of one chdb release, bound to the data directory."""
 
     release = "chdb"  # package and version, e.g. "chdb-core 26.9.0"
+    # Whether requests may run at once (each on its own connection); if not, the
+    # front runs them one at a time.
+    concurrent = False
+
+    def kill_tagged(self, tag):
+        """Cancel running queries whose log_comment is `tag` (engines that run queries at once)."""
+        raise NotImplementedError
 
     def scalar_rows(self, sql):
         """Rows of a start-up query (TabSeparatedRaw, split into fields)."""
@@ -379,6 +389,10 @@ class EngineSession:
     def format_query(self, sql):
         """The engine's formatQuery() of `sql` (None: cannot); CheckFailed if it fails."""
         raise NotImplementedError
+
+    def read_only(self, sql):
+        """Whether the engine classifies `sql` as read-only, or None if the API cannot tell."""
+        return None
 
     def execute(self, plan):
         """Carry out a Plan; return a RawResult."""
@@ -771,6 +785,10 @@ class _ReopeningSession(_SpoolingSession):
 class ConnectionEngineAPI(EngineAPI):
     """chdb-core 26.x (ClickHouse 26.9).
 
+    Connections run queries in parallel (the engine releases the GIL; one
+    process list, so KILL QUERY from one connection cancels a query of
+    another): requests are not serialised.
+
     Independent connections to one engine, each its own session; `query()`
     takes `params=`; `send_insert()` streams binary-safe INSERT data; and
     `classify_query()` counts statements.  Each request gets a fresh
@@ -787,6 +805,8 @@ class ConnectionEngineAPI(EngineAPI):
         self._conn_str = f"{data_dir}?implicit_select=0"
         self._anchor = self._connect(self._conn_str)
 
+    concurrent = True
+
     def scalar_rows(self, sql):
         return _rows(self._anchor.query(sql, "TabSeparatedRaw").bytes())
 
@@ -795,6 +815,14 @@ class ConnectionEngineAPI(EngineAPI):
 
     def named_session(self):
         return _KeptConnectionSession(self._connect(self._conn_str), self)
+
+    def kill_tagged(self, tag):
+        """KILL QUERY (ASYNC) the running queries whose log_comment is `tag`, from a connection of its own."""
+        conn = self._connect(self._conn_str)
+        try:
+            conn.query(f"KILL QUERY WHERE Settings['log_comment'] = {quote_string(tag)} ASYNC", "TabSeparated")
+        finally:
+            conn.close()
 
     def close(self):
         self._anchor.close()
@@ -830,6 +858,9 @@ class _ConnectionSession(EngineSession):
 
     def statement_count(self, sql):
         return self.conn.classify_query(sql)["statement_count"]
+
+    def read_only(self, sql):
+        return self.conn.classify_query(sql)["query_class"] == _KeptConnectionSession.READ_ONLY_CLASS
 
     def format_query(self, sql):
         try:
@@ -971,7 +1002,11 @@ class Engine:
     def __init__(self, data_dir):
         self.api = open_engine_api(data_dir)
         self.release = self.api.release
-        self._lock = threading.Lock()
+        self.concurrent = self.api.concurrent
+        self._lock = threading.Lock()  # held by the running query where queries run one at a time
+        self._busy_since = None  # when the query holding it started
+        self._running_lock = threading.Lock()
+        self._running = set()  # query ids of the requests in the engine (or waiting for it)
         info = self.api.scalar_rows("SELECT version(), fqdn(), timezone()")[0]
         self.version, self.display_name, self.timezone = info
         self.version_tuple = tuple(int(part) for part in self.version.split(".")[:2])
@@ -1023,9 +1058,49 @@ class Engine:
                 body = body[:cut]
         return ClickHouseError(code, name, body)
 
-    def run(self, job, named=None):
-        """Run a QueryJob, in the HTTP session `named` (a NamedSession) if given."""
-        with self._lock:
+    def busy_for(self):
+        """Seconds the one running query has held an engine that runs one query at a time (0: none)."""
+        since = self._busy_since
+        return 0 if since is None else time.monotonic() - since
+
+    def _serialised(self):
+        lock = self._lock
+
+        class Held:
+            def __enter__(inner):
+                lock.acquire()
+                self._busy_since = time.monotonic()
+
+            def __exit__(inner, *exc):
+                self._busy_since = None
+                lock.release()
+
+        return nullcontext() if self.concurrent else Held()
+
+    def run(self, job, named=None, query_id=None, client_gone=None):
+        """Run a QueryJob, in the HTTP session `named` (a NamedSession) if given.
+
+        `query_id` is refused while a query of that id runs, as the server's
+        process list does.  `client_gone()` tells whether the client has closed
+        its connection; a read-only query is then cancelled if the request asks
+        for it (cancel_http_readonly_queries_on_client_close), where the engine
+        can cancel one (26.x).
+        """
+        if query_id is not None:
+            with self._running_lock:
+                if query_id in self._running:
+                    raise self.error("QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING",
+                                     f"Query with id = {query_id} is already running.")
+                self._running.add(query_id)
+        try:
+            return self._run_in_engine(job, named, client_gone)
+        finally:
+            if query_id is not None:
+                with self._running_lock:
+                    self._running.discard(query_id)
+
+    def _run_in_engine(self, job, named, client_gone):
+        with self._serialised():
             try:
                 if named is None:
                     session = self.api.session()
@@ -1037,7 +1112,7 @@ class Engine:
             except EngineError as exc:
                 raise self.from_engine(exc) from None
             try:
-                return self._run(session, job, named)
+                return self._run(session, job, named, client_gone)
             except EngineError as exc:
                 raise self.from_engine(exc) from None
             finally:
@@ -1046,7 +1121,7 @@ class Engine:
 
     def close_session(self, named):
         if named.kept is not None:
-            with self._lock:
+            with self._serialised():
                 named.kept.close()
                 named.kept = None
 
@@ -1073,7 +1148,7 @@ class Engine:
             raise self.error("INTO_OUTFILE_NOT_ALLOWED", "INTO OUTFILE is not allowed")
         return None if is_insert else normalized
 
-    def _run(self, session, job, named=None):
+    def _run(self, session, job, named=None, client_gone=None):
         insert = split_insert(job.sql) if leading_keyword(job.sql) == "INSERT" else None
         normalized = None if insert else self._analyze(session, job.sql)
         replayed = named is not None and named.replayed
@@ -1102,8 +1177,21 @@ class Engine:
         if replayed:
             plan.session_steps = list(named.steps)
 
+        watch = None
+        if (client_gone is not None and self.concurrent and not insert
+                and parse_bool(given.get("cancel_http_readonly_queries_on_client_close", "0"))
+                and "log_comment" not in given and session.read_only(job.sql)):
+            # The engine runs the query under an id of its own; the front finds it by a tag.
+            tag = f"dev-clickhouse-cancel-{uuid.uuid4()}"
+            plan.settings.append(("log_comment", tag))
+            watch = CancelOnClose(self.api, tag, client_gone)
+
         started = time.monotonic_ns()
-        raw = session.execute(plan)
+        try:
+            raw = session.execute(plan)
+        finally:
+            if watch is not None:
+                watch.stop()
         if replayed and not insert and leading_keyword(job.sql) in ("SET", "USE"):
             for name, value in job.params.items():  # what the statement's placeholders stand for
                 named.steps.append(f"SET {quote_identifier(PARAM_PREFIX + name)} = {quote_string(value)}".encode())
@@ -1122,6 +1210,31 @@ class Engine:
             output_format = (given.get("output_format") or given.get("format")
                              or (clause[-1].strip("`") if clause else default_format))
         return QueryResult(raw, output_format, elapsed_ns)
+
+
+class CancelOnClose:
+    """While a query runs, cancel it (KILL QUERY by its log_comment tag) once the client is gone."""
+
+    POLL = 0.1
+
+    def __init__(self, api, tag, client_gone):
+        self.api = api
+        self.tag = tag
+        self.client_gone = client_gone
+        self.done = threading.Event()
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self):
+        while not self.done.wait(self.POLL):
+            if self.client_gone():
+                try:
+                    self.api.kill_tagged(self.tag)
+                except Exception as exc:  # noqa: BLE001 (a failed cancel leaves the query running)
+                    sys.stderr.write(f"cannot cancel the query of a closed connection: {exc}\n")
+                return
+
+    def stop(self):
+        self.done.set()
 
 
 _CREATE_TEMPORARY = re.compile(r"CREATE (?:OR REPLACE )?TEMPORARY TABLE ")
@@ -1746,7 +1859,10 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(response.body)))
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(response.body)
+            try:
+                self.wfile.write(response.body)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client is gone (as a server, nothing more to do)
         elapsed_ms = (time.monotonic() - started) * 1000
         sys.stderr.write(f"{self.log_date_time_string()} {self.command} {mask_secrets(self.path)} "
                          f"{response.status} {elapsed_ms:.1f}ms\n")
@@ -1767,6 +1883,17 @@ class Handler(BaseHTTPRequestHandler):
                     raise ValueError("malformed chunk")
         length = self.headers.get("Content-Length")
         return None if length is None else self.rfile.read(int(length))
+
+    def _client_gone(self):
+        """Whether the client has closed its connection (it sends nothing while it waits for a response)."""
+        sock = self.connection
+        if isinstance(sock, ssl.SSLSocket):
+            return False  # (no peeking under TLS)
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+            return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
+            return True
 
     def _error_response(self, err, encode=None, headers=()):
         body = (err.text(self.engine.version) + "\n").encode()
@@ -1800,6 +1927,11 @@ class Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         has_params = "?" in self.path
         if self.command in ("GET", "HEAD") and not has_params and path in ("/", "/ping", "/replicas_status"):
+            busy = self.engine.busy_for()
+            if busy > self.busy_limit and path != "/":
+                # This engine runs one query at a time: every other query waits for this one.
+                return Response(503, (f"Engine busy: one query has run for {busy:.0f} s and every other query "
+                                      f"waits for it ({self.engine.release} runs one query at a time).\n").encode())
             return Response(200, b"Ok.\n", "text/html; charset=UTF-8" if path == "/" else TEXT_PLAIN)
         if self.command == "OPTIONS":
             return Response(200)
@@ -1862,7 +1994,7 @@ class Handler(BaseHTTPRequestHandler):
             return data
 
         try:
-            result = engine.run(self._job(url_params, settings, body), named)
+            result = engine.run(self._job(url_params, settings, body), named, query_id, self._client_gone)
         except ClickHouseError as err:
             response = self._error_response(err, encode, headers)
         else:
@@ -2013,7 +2145,7 @@ def watch_parent(pid, stop):
     stop()
 
 
-def serve(port, data_dir, password, parent_pid, tls=None):
+def serve(port, data_dir, password, parent_pid, tls=None, busy_limit=60):
     try:
         server = ThreadingHTTPServer((HOST, port), Handler)
     except OSError as exc:
@@ -2035,6 +2167,7 @@ def serve(port, data_dir, password, parent_pid, tls=None):
     os.close(devnull)
     Handler.engine = Engine(data_dir)
     Handler.sessions = SessionStore(Handler.engine)
+    Handler.busy_limit = busy_limit
     Handler.password = password
 
     def stop(*_):
@@ -2066,12 +2199,15 @@ def main():
     parser.add_argument("--parent-pid", type=int, default=0, help="exit when this process is gone")
     parser.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (needs --tls-key)")
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    parser.add_argument("--busy-limit", type=float, default=60,
+                        help="engines that run one query at a time (chdb 1.x-3.x): /ping and /replicas_status "
+                             "answer 503 while one query has held the engine longer than this (seconds)")
     args = parser.parse_args()
     if bool(args.tls_cert) != bool(args.tls_key):
         parser.error("--tls-cert and --tls-key go together")
     password = os.environ.get("RVBBIT_DEV_CLICKHOUSE_PASSWORD", "")
     tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
-    return serve(args.port, os.path.abspath(args.data_dir), password, args.parent_pid, tls)
+    return serve(args.port, os.path.abspath(args.data_dir), password, args.parent_pid, tls, args.busy_limit)
 
 
 if __name__ == "__main__":

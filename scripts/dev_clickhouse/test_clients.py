@@ -209,6 +209,9 @@ class PythonClientTest(unittest.TestCase):
         # (A client refuses to run two queries of its session at once itself; two clients
         # given one session_id leave it to the server.)
         session_id = f"shared-{os.getpid()}"
+        if tuple(int(part) for part in self.client.server_version.split(".")[:2]) < (24, 0):
+            self.skipTest("chdb 1.x (23.10) holds the GIL while a query runs: the front handles no other "
+                          "request meanwhile, so no request can find the session in use")
         client, twin = self.connect(session_id=session_id), self.connect(session_id=session_id)
         try:
             slow = threading.Thread(target=client.command, args=("SELECT sleep(2)",))

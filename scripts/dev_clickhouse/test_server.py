@@ -53,7 +53,7 @@ def free_port():
 class Server:
     """A server process started with `dev-clickhouse serve`."""
 
-    def __init__(self, data_dir, password="", parent_pid=None):
+    def __init__(self, data_dir, password="", parent_pid=None, extra_args=()):
         self.port = free_port()
         self.data_dir = data_dir
         self.log_path = os.path.join(os.path.dirname(data_dir), f"server-{self.port}.log")
@@ -62,7 +62,7 @@ class Server:
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [SCRIPT, "serve", *engine, "--port", str(self.port), "--data-dir", data_dir,
-                 "--parent-pid", str(parent_pid or os.getpid())],
+                 "--parent-pid", str(parent_pid or os.getpid()), *extra_args],
                 env=env, stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + 60
         while True:
@@ -421,6 +421,9 @@ class ServerTest(unittest.TestCase):
                           500, 372, "SESSION_NOT_FOUND")
 
     def test_session_is_locked_while_in_use(self):
+        if self.version < (24, 0):
+            self.skipTest("chdb 1.x (23.10) holds the GIL while a query runs: the front handles no other "
+                          "request meanwhile, so no request can find the session in use")
         sid = f"lock-{uuid.uuid4()}"
         first = self.server.connection()
         try:
@@ -433,6 +436,71 @@ class ServerTest(unittest.TestCase):
         finally:
             first.close()
         self.assertEqual(self.session("SELECT 1", sid), b"1\n")
+
+    # --- running queries: concurrency, query ids, KILL, cancel on close ---
+
+    LONG_QUERY = "SELECT count() FROM system.numbers WHERE number * 3 = {tag}"
+
+    def start_long_query(self, tag, **params):
+        """A query that runs until cancelled, sent on a connection of its own."""
+        conn = self.server.connection()
+        path = "/?" + urllib.parse.urlencode(params) if params else "/"
+        conn.request("POST", path, body=self.LONG_QUERY.format(tag=tag).encode())
+        return conn
+
+    def running(self, tag):
+        return int(self.server.ok(f"SELECT count() FROM system.processes WHERE query LIKE '%number * 3 = {tag}%' "
+                                  "AND query NOT LIKE '%system.processes%'"))
+
+    def wait_running(self, tag, count):
+        deadline = time.monotonic() + 10
+        while self.running(tag) != count:
+            self.assertLess(time.monotonic(), deadline, f"{count} queries tagged {tag} expected to run")
+            time.sleep(0.1)
+
+    def require_concurrent_engine(self):
+        if self.version < (26, 0):
+            self.skipTest("chdb 1.x-3.x run one query at a time (23.10 holds the GIL while a query runs, so the "
+                          "front answers nothing meanwhile; 24.8 and 25.8 engines are not safe to enter from two "
+                          "threads); see README")
+
+    def test_queries_run_at_once_and_kill_query_cancels(self):
+        self.require_concurrent_engine()
+        conn = self.start_long_query(11, query_id="long-11")
+        try:
+            self.wait_running(11, 1)
+            started = time.monotonic()
+            self.assertEqual(self.server.ok("SELECT 1"), b"1\n")
+            self.assertEqual(self.server.request("GET", "/ping")[2], b"Ok.\n")
+            self.assertLess(time.monotonic() - started, 5)
+            body = self.assert_error(self.server.query("SELECT 1", query_id="long-11"),
+                                     500, 216, "QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING")
+            self.assertIn("Query with id = long-11 is already running", body)
+            killed = self.server.ok("KILL QUERY WHERE query LIKE '%number * 3 = 11%' AND query NOT LIKE '%KILL%' "
+                                    "SYNC FORMAT TSV")
+            self.assertTrue(killed.startswith(b"finished\t"), killed)
+            response = conn.getresponse()
+            self.assertEqual(response.status, 500)
+            self.assertIn(b"(QUERY_WAS_CANCELLED)", response.read())
+        finally:
+            conn.close()
+        self.assertEqual(self.server.ok("SELECT 2", query_id="long-11"), b"2\n")  # the id is free again
+
+    def test_client_that_closes_cancels_its_read_only_query(self):
+        self.require_concurrent_engine()
+        conn = self.start_long_query(12, cancel_http_readonly_queries_on_client_close="1")
+        self.wait_running(12, 1)
+        conn.close()
+        self.wait_running(12, 0)
+        # Without the setting the query runs on, as in a server; KILL ends it.
+        conn = self.start_long_query(13)
+        try:
+            self.wait_running(13, 1)
+            conn.close()
+            time.sleep(0.5)
+            self.assertEqual(self.running(13), 1)
+        finally:
+            self.server.ok("KILL QUERY WHERE query LIKE '%number * 3 = 13%' AND query NOT LIKE '%KILL%' SYNC")
 
     def test_unknown_setting(self):
         body = self.assert_error(self.server.query("SELECT 1", no_such_setting="1"), 404, 115, "UNKNOWN_SETTING")
@@ -734,6 +802,35 @@ class ServerTest(unittest.TestCase):
                 response = self.server.query(body, decompress="1", query="INSERT INTO native_blocks FORMAT RowBinary")
                 self.assert_error(response, status, code, name)
         self.assertEqual(self.server.ok("SELECT count() FROM native_blocks"), b"6000\n")
+
+
+class BusyEngineTest(unittest.TestCase):
+    """/ping and /replicas_status tell whether queries are being served."""
+
+    def test_ping_tells_a_busy_engine(self):
+        tmp = tempfile.mkdtemp(prefix="dev-clickhouse-busy-")
+        server = Server(os.path.join(tmp, "data"), extra_args=["--busy-limit", "1"])
+        conn = server.connection()
+        try:
+            version = server.version()
+            if version < (24, 0):
+                self.skipTest("chdb 1.x (23.10) holds the GIL while a query runs: /ping gets no answer at all "
+                              "until the query ends")
+            conn.request("POST", "/", body=b"SELECT sleep(2.5)")
+            time.sleep(1.8)
+            status, _, body = server.request("GET", "/ping")
+            replicas = server.request("GET", "/replicas_status")[0]
+            if version >= (26, 0):  # queries run at once: a long one delays no other
+                self.assertEqual((status, body, replicas), (200, b"Ok.\n", 200))
+            else:
+                self.assertEqual((status, replicas), (503, 503), body)
+                self.assertIn(b"Engine busy: one query has run for", body)
+            self.assertEqual(conn.getresponse().read(), b"0\n")
+            self.assertEqual(server.request("GET", "/ping")[:3:2], (200, b"Ok.\n"))
+        finally:
+            conn.close()
+            server.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 class AuthTest(unittest.TestCase):
