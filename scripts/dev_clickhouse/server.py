@@ -418,6 +418,7 @@ class Plan:
         # bytes statements (SET, USE) an HTTP session replays before the request's own
         # database and settings, on engines that cannot keep a session open (see ReplayedSession)
         self.session_steps = []
+        self.stream_after = None  # see QueryJob.stream_after; None: the engine gives the whole result
 
 
 class RawResult:
@@ -436,6 +437,8 @@ class RawResult:
         self.written_bytes = written_bytes
         self.result_rows = result_rows
         self.result_bytes = result_bytes
+        # An iterator of the result's further bytes (the engine still runs the query), or None.
+        self.rest = None
 
 
 def engine_release():
@@ -885,6 +888,8 @@ class _ConnectionSession(EngineSession):
         return self._statement(plan)
 
     def _statement(self, plan):
+        if plan.stream_after is not None and not plan.insert:
+            return self._stream(plan)
         if plan.insert:
             # The streaming insert takes no `params=`.
             for name, value in plan.params.items():
@@ -895,6 +900,56 @@ class _ConnectionSession(EngineSession):
         return RawResult(result.bytes(), result.storage_rows_read(), result.storage_bytes_read(),
                          result.rows_written(), result.bytes_written(), result.rows_read(), result.bytes_read(),
                          elapsed_ns=int(result.elapsed() * 1e9))
+
+    def _stream(self, plan):
+        """The statement through the engine's streaming query: its output is held back up to
+        plan.stream_after bytes; a longer one is handed on as RawResult.rest, chunk by chunk."""
+        try:
+            stream = self.conn.send_query(plan.statement, plan.output_format, params=plan.params or {})
+        except RuntimeError as exc:
+            raise EngineError(str(exc)) from None
+        chunks, size = [], 0
+        counts = [0, 0, 0, 0]  # storage rows and bytes read, result rows and bytes
+
+        def fetch():
+            try:
+                chunk = self.conn.streaming_fetch_result(stream)
+            except RuntimeError as exc:
+                raise EngineError(str(exc)) from None
+            data = chunk.bytes() if chunk is not None else b""
+            if data:
+                counts[0] += chunk.storage_rows_read()
+                counts[1] += chunk.storage_bytes_read()
+                counts[2] += chunk.rows_read()
+                counts[3] += len(data)
+            return data
+
+        while size < plan.stream_after:
+            data = fetch()
+            if not data:
+                return RawResult(b"".join(chunks), counts[0], counts[1], 0, 0, counts[2], counts[3])
+            chunks.append(data)
+            size += len(data)
+
+        def rest():
+            finished = False
+            try:
+                while True:
+                    data = fetch()
+                    if not data:
+                        finished = True
+                        return
+                    yield data
+            finally:
+                if not finished:  # an error, or the client is gone
+                    try:
+                        self.conn.streaming_cancel_query(stream)
+                    except RuntimeError:
+                        pass
+
+        raw = RawResult(b"".join(chunks), counts[0], counts[1], 0, 0, counts[2], counts[3])
+        raw.rest = rest()
+        return raw
 
 
 class _KeptConnectionSession(_ConnectionSession):
@@ -980,9 +1035,26 @@ class _KeptConnectionSession(_ConnectionSession):
 
 # --- engine (release-independent) -------------------------------------------------
 
+def _ending(chunks, cleanup):
+    try:
+        yield from chunks
+    finally:
+        chunks.close()
+        cleanup()
+
+
+# Output formats whose output is the concatenation of their blocks' outputs (no prefix or
+# suffix): the only ones the engine's streaming query writes right, a block at a time.
+STREAMED_FORMATS = frozenset(name.lower() for name in (
+    "TabSeparated", "TSV", "TabSeparatedRaw", "TSVRaw", "CSV", "Values", "JSONEachRow", "JSONLines", "NDJSON",
+    "JSONCompactEachRow", "JSONStringsEachRow", "JSONCompactStringsEachRow", "RowBinary", "Native",
+    "LineAsString", "RawBLOB"))
+
+
 class QueryResult:
     def __init__(self, raw, output_format, elapsed_ns):
         self.data = raw.data
+        self.rest = raw.rest  # further bytes of a result still being produced, or None
         self.output_format = output_format  # None for statements without output
         self.summary = {
             "read_rows": raw.read_rows,
@@ -1092,12 +1164,32 @@ class Engine:
                     raise self.error("QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING",
                                      f"Query with id = {query_id} is already running.")
                 self._running.add(query_id)
-        try:
-            return self._run_in_engine(job, named, client_gone)
-        finally:
+        def release():
             if query_id is not None:
                 with self._running_lock:
                     self._running.discard(query_id)
+
+        try:
+            result = self._run_in_engine(job, named, client_gone)
+        except BaseException:
+            release()
+            raise
+        if result.rest is None:
+            release()
+        else:
+            result.rest = self._then(result.rest, release)
+        return result
+
+    def _then(self, chunks, cleanup):
+        """`chunks`, engine errors as ClickHouseErrors, and cleanup() once they end or are dropped."""
+        try:
+            for chunk in chunks:
+                yield chunk
+        except EngineError as exc:
+            raise self.from_engine(exc) from None
+        finally:
+            chunks.close()
+            cleanup()
 
     def _run_in_engine(self, job, named, client_gone):
         with self._serialised():
@@ -1111,12 +1203,17 @@ class Engine:
                     session = named.kept or self.api.session()
             except EngineError as exc:
                 raise self.from_engine(exc) from None
+            handed_on = False
             try:
-                return self._run(session, job, named, client_gone)
+                result = self._run(session, job, named, client_gone)
+                if result.rest is not None:  # (engines that run queries at once: no lock is held)
+                    result.rest = self._then(result.rest, session.close)
+                    handed_on = True
+                return result
             except EngineError as exc:
                 raise self.from_engine(exc) from None
             finally:
-                if named is None or named.kept is None:
+                if not handed_on and (named is None or named.kept is None):
                     session.close()
 
     def close_session(self, named):
@@ -1177,6 +1274,19 @@ class Engine:
         if replayed:
             plan.session_steps = list(named.steps)
 
+        output_format = None
+        if normalized is not None and leading_keyword(normalized.encode()) in OUTPUT_STATEMENTS:
+            clause = _FORMAT_CLAUSE.findall(normalized)
+            # The engine lets the `output_format`/`format` settings override
+            # the FORMAT clause, which overrides `default_format`.
+            output_format = (given.get("output_format") or given.get("format")
+                             or (clause[-1].strip("`") if clause else default_format))
+        # (The engine streams SELECT queries only.)
+        if (self.concurrent and named is None and job.stream_after is not None and output_format is not None
+                and output_format.lower() in STREAMED_FORMATS
+                and leading_keyword(normalized.encode()) in ("SELECT", "WITH", "FROM")):
+            plan.stream_after = job.stream_after
+
         watch = None
         if (client_gone is not None and self.concurrent and not insert
                 and parse_bool(given.get("cancel_http_readonly_queries_on_client_close", "0"))
@@ -1189,9 +1299,15 @@ class Engine:
         started = time.monotonic_ns()
         try:
             raw = session.execute(plan)
-        finally:
+        except BaseException:
             if watch is not None:
                 watch.stop()
+            raise
+        if watch is not None:
+            if raw.rest is None:
+                watch.stop()
+            else:
+                raw.rest = _ending(raw.rest, watch.stop)
         if replayed and not insert and leading_keyword(job.sql) in ("SET", "USE"):
             for name, value in job.params.items():  # what the statement's placeholders stand for
                 named.steps.append(f"SET {quote_identifier(PARAM_PREFIX + name)} = {quote_string(value)}".encode())
@@ -1202,13 +1318,6 @@ class Engine:
         # and the statement as one program).
         elapsed_ns = raw.elapsed_ns if raw.elapsed_ns is not None else time.monotonic_ns() - started
 
-        output_format = None
-        if normalized is not None and leading_keyword(normalized.encode()) in OUTPUT_STATEMENTS:
-            clause = _FORMAT_CLAUSE.findall(normalized)
-            # The engine lets the `output_format`/`format` settings override
-            # the FORMAT clause, which overrides `default_format`.
-            output_format = (given.get("output_format") or given.get("format")
-                             or (clause[-1].strip("`") if clause else default_format))
         return QueryResult(raw, output_format, elapsed_ns)
 
 
@@ -1339,6 +1448,9 @@ class QueryJob:
         self.settings = settings  # [(name, value)] in request order
         self.readonly = readonly
         self.external_tables = external_tables
+        # Result bytes held back before the response starts (the rest is then sent as the
+        # engine produces it), or None: the whole result first (wait_end_of_query=1).
+        self.stream_after = None
 
 
 # --- decoding compressed streams whole -----------------------------------------------
@@ -1829,6 +1941,8 @@ class Response:
     def __init__(self, status, body=b"", content_type=TEXT_PLAIN, headers=()):
         self.status = status
         self.body = body
+        self.stream = None  # further body bytes, as produced (sent chunked), or None
+        self.encode = None  # what encodes each of them
         self.headers = [("Content-Type", content_type), *headers]
 
 
@@ -1856,16 +1970,50 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("X-ClickHouse-Server-Display-Name", self.engine.display_name)
         if keep_alive:
             self.send_header("Keep-Alive", f"timeout={KEEP_ALIVE_TIMEOUT}, max=9999")
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            try:
-                self.wfile.write(response.body)
-            except (BrokenPipeError, ConnectionResetError):
-                self.close_connection = True  # the client is gone (as a server, nothing more to do)
+        if response.stream is not None:
+            self._send_stream(response)
+        else:
+            self.send_header("Content-Length", str(len(response.body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                try:
+                    self.wfile.write(response.body)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client is gone (as a server, nothing more to do)
         elapsed_ms = (time.monotonic() - started) * 1000
         sys.stderr.write(f"{self.log_date_time_string()} {self.command} {mask_secrets(self.path)} "
                          f"{response.status} {elapsed_ms:.1f}ms\n")
+
+    def _send_stream(self, response):
+        """The body chunked, each part as the engine produces it.  An error after the
+        start is written into the body, and the response ends without its last chunk, so
+        that no client takes it for a whole result."""
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+        def chunk(data):
+            if data:
+                self.wfile.write(b"%X\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+
+        try:
+            if self.command == "HEAD":
+                self.wfile.write(b"0\r\n\r\n")
+                return
+            chunk(response.body)
+            for data in response.stream:
+                chunk(response.encode(data))
+            self.wfile.write(b"0\r\n\r\n")
+        except ClickHouseError as err:
+            self.close_connection = True
+            try:
+                chunk(response.encode((err.text(self.engine.version) + "\n").encode()))
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client is gone: the query is cancelled
+        finally:
+            response.stream.close()
 
     def _read_body(self):
         """The whole request body, or None when it has no length and is not chunked."""
@@ -1994,7 +2142,15 @@ class Handler(BaseHTTPRequestHandler):
             return data
 
         try:
-            result = engine.run(self._job(url_params, settings, body), named, query_id, self._client_gone)
+            job = self._job(url_params, settings, body)
+            # As the server, send the result as it is produced once it outgrows the buffer (at least
+            # buffer_size bytes, 1 MiB), unless wait_end_of_query=1.  (Not with HTTP compression:
+            # its encoders here take the whole body.)
+            if (not http_compression and self.request_version != "HTTP/1.0"
+                    and not parse_bool(first_value(url_params, "wait_end_of_query", "0"))):
+                size = first_value(url_params, "buffer_size", "")
+                job.stream_after = max(int(size) if size.isdigit() else 0, DBMS_DEFAULT_BUFFER_SIZE)
+            result = engine.run(job, named, query_id, self._client_gone)
         except ClickHouseError as err:
             response = self._error_response(err, encode, headers)
         else:
@@ -2004,6 +2160,9 @@ class Handler(BaseHTTPRequestHandler):
                 content_type = content_type_for(result.output_format, dict(settings))
                 response = Response(200, encode(result.data), content_type,
                                     [*headers, ("X-ClickHouse-Format", result.output_format)])
+            if result.rest is not None:
+                response.stream = result.rest
+                response.encode = encode
             summary = {key: str(value) for key, value in result.summary.items()}
             response.headers.append(("X-ClickHouse-Summary", json.dumps(summary, separators=(",", ":"))))
         if http_compression and response.body:

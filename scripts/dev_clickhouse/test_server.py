@@ -502,6 +502,31 @@ class ServerTest(unittest.TestCase):
         finally:
             self.server.ok("KILL QUERY WHERE query LIKE '%number * 3 = 13%' AND query NOT LIKE '%KILL%' SYNC")
 
+    def test_large_results_are_sent_as_produced(self):
+        self.require_concurrent_engine()
+        sql = "SELECT number FROM numbers(1000000)"
+        expected = "".join(f"{i}\n" for i in range(1000000)).encode()
+        status, headers, body = self.server.query(sql)
+        self.assertEqual((status, headers.get("Transfer-Encoding"), "Content-Length" in headers), (200, "chunked", False))
+        self.assertEqual(body, expected)
+        # wait_end_of_query=1 holds the whole result back; a small result is sent whole anyway.
+        status, headers, body = self.server.query(sql, wait_end_of_query="1")
+        self.assertEqual((status, headers.get("Content-Length"), body == expected), (200, str(len(expected)), True))
+        self.assertIn("Content-Length", self.server.query("SELECT 1")[1])
+        # Native compression, block by block.
+        self.assertEqual(native_decompress(self.server.query(sql, compress="1")[2]), expected)
+        # An error after the response started ends it without its last chunk.
+        conn = self.server.connection()
+        try:
+            conn.request("POST", "/", body=b"SELECT throwIf(number = 900000) FROM numbers(1000000)")
+            response = conn.getresponse()
+            self.assertEqual(response.status, 200)
+            with self.assertRaises(http.client.IncompleteRead) as caught:
+                response.read()
+            self.assertIn(b"(FUNCTION_THROW_IF_VALUE_IS_NON_ZERO)", caught.exception.partial)
+        finally:
+            conn.close()
+
     def test_unknown_setting(self):
         body = self.assert_error(self.server.query("SELECT 1", no_such_setting="1"), 404, 115, "UNKNOWN_SETTING")
         self.assertIn("no_such_setting", body)
