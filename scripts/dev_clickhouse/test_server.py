@@ -504,8 +504,8 @@ class ServerTest(unittest.TestCase):
 
     def test_large_results_are_sent_as_produced(self):
         self.require_concurrent_engine()
-        sql = "SELECT number FROM numbers(1000000)"
-        expected = "".join(f"{i}\n" for i in range(1000000)).encode()
+        sql = "SELECT number FROM numbers(400000)"  # 2.6 MB
+        expected = "".join(f"{i}\n" for i in range(400000)).encode()
         status, headers, body = self.server.query(sql)
         self.assertEqual((status, headers.get("Transfer-Encoding"), "Content-Length" in headers), (200, "chunked", False))
         self.assertEqual(body, expected)
@@ -518,7 +518,8 @@ class ServerTest(unittest.TestCase):
         # An error after the response started ends it without its last chunk.
         conn = self.server.connection()
         try:
-            conn.request("POST", "/", body=b"SELECT throwIf(number = 900000) FROM numbers(1000000)")
+            conn.request("POST", "/", body=b"SELECT number, throwIf(number = 390000) FROM numbers(400000) "
+                                                  b"SETTINGS max_block_size = 10000, max_threads = 1")
             response = conn.getresponse()
             self.assertEqual(response.status, 200)
             with self.assertRaises(http.client.IncompleteRead) as caught:
