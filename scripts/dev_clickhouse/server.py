@@ -15,8 +15,9 @@ How requests map onto the engine:
   settings are applied with `SET name = '<value>'` in that session, so they
   apply to this one query and vanish with it; the engine itself validates
   names and values (UNKNOWN_SETTING, parse errors, readonly rules).  HTTP
-  sessions (`session_id`) are accepted but not kept: each request starts from
-  a clean session.  `database` and `default_format` are settings in 26.x;
+  sessions (`session_id`): see SessionStore and NamedSession (26.x keeps an
+  engine connection per session; older engines replay its SET and USE
+  statements).  `database` and `default_format` are settings in 26.x;
   for older engines they are the handler's own parameters (`USE`, the output
   format), as in servers of those versions.
 * `param_<name>` values go to the engine's `params=` argument, or (engines
@@ -36,7 +37,10 @@ How requests map onto the engine:
   as a file read with `INSERT ... FROM INFILE` (older engines).  (The
   engines' plain `query()` would end inline data at the first empty line, as
   their multi-statement client does.)
-* All engine calls are serialised by one lock.
+* Requests run at once on 26.x (a connection each; the engine releases the
+  GIL and has one process list, so KILL QUERY works across requests); on older
+  engines one at a time, behind one lock.  A SELECT result past the response
+  buffer is sent as the engine produces it (26.x, see _ConnectionSession._stream).
 * Relative paths of file() resolve in <data dir>/user_files, as in a server.
 
 Run `python server.py --help` for the command line.
