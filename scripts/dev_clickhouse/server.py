@@ -80,6 +80,7 @@ from clickhouse_cityhash.cityhash import CityHash128
 
 HOST = "127.0.0.1"
 KEEP_ALIVE_TIMEOUT = 10  # seconds a connection may sit idle between requests
+SHUTDOWN_GRACE = 10  # seconds the engine gets to shut down on SIGTERM
 RECEIVE_TIMEOUT = 300  # seconds without progress while reading a request body
 
 # URL parameters the HTTP handler consumes itself; they are not settings.
@@ -823,6 +824,9 @@ class ConnectionEngineAPI(EngineAPI):
     def named_session(self):
         return _KeptConnectionSession(self._connect(self._conn_str), self)
 
+    def connect_raw(self):
+        return self._connect(self._conn_str)
+
     def kill_tagged(self, tag):
         """KILL QUERY (ASYNC) the running queries whose log_comment is `tag`, from a connection of its own."""
         conn = self._connect(self._conn_str)
@@ -1291,14 +1295,19 @@ class Engine:
                 and leading_keyword(normalized.encode()) in ("SELECT", "WITH", "FROM")):
             plan.stream_after = job.stream_after
 
-        watch = None
-        if (client_gone is not None and self.concurrent and not insert
+        watch = reporter = None
+        # The engine runs the query under an id of its own; the front finds it by a tag.
+        tag = f"dev-clickhouse-{uuid.uuid4()}" if self.concurrent and "log_comment" not in given else None
+        if (client_gone is not None and tag and not insert
                 and parse_bool(given.get("cancel_http_readonly_queries_on_client_close", "0"))
-                and "log_comment" not in given and session.read_only(job.sql)):
-            # The engine runs the query under an id of its own; the front finds it by a tag.
-            tag = f"dev-clickhouse-cancel-{uuid.uuid4()}"
-            plan.settings.append(("log_comment", tag))
+                and session.read_only(job.sql)):
             watch = CancelOnClose(self.api, tag, client_gone)
+        if job.progress is not None and tag:
+            fmt = output_format
+            reporter = ProgressReporter(self.api, tag, job.progress_interval,
+                                        lambda progress: job.progress(fmt, progress))
+        if watch or reporter:
+            plan.settings.append(("log_comment", tag))
 
         started = time.monotonic_ns()
         try:
@@ -1307,6 +1316,9 @@ class Engine:
             if watch is not None:
                 watch.stop()
             raise
+        finally:
+            if reporter is not None:
+                reporter.stop()  # the headers end with the first byte of the body
         if watch is not None:
             if raw.rest is None:
                 watch.stop()
@@ -1323,6 +1335,53 @@ class Engine:
         elapsed_ns = raw.elapsed_ns if raw.elapsed_ns is not None else time.monotonic_ns() - started
 
         return QueryResult(raw, output_format, elapsed_ns)
+
+
+class ProgressReporter:
+    """While a query runs, report its progress (the engine's system.processes row, found by its
+    log_comment tag) every `interval` seconds when it has changed, as the server's
+    X-ClickHouse-Progress headers do; stop() returns once no report can come any more."""
+
+    def __init__(self, api, tag, interval, report):
+        self.api = api
+        self.tag = tag
+        self.interval = max(interval, 0.01)
+        self.report = report
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+
+    def _watch(self):
+        conn = None
+        last = None
+        try:
+            while not self.done.wait(self.interval):
+                if conn is None:
+                    conn = self.api.connect_raw()
+                rows = _rows(conn.query(
+                    "SELECT read_rows, read_bytes, written_rows, written_bytes, total_rows_approx, "
+                    "toUInt64(elapsed * 1e9) FROM system.processes "
+                    f"WHERE Settings['log_comment'] = {quote_string(self.tag)}", "TabSeparatedRaw").bytes())
+                if not rows:
+                    continue
+                read_rows, read_bytes, written_rows, written_bytes, total, elapsed = rows[0]
+                if (read_rows, written_rows) == last or (read_rows, written_rows) == ("0", "0"):
+                    continue
+                last = (read_rows, written_rows)
+                if self.done.is_set():
+                    return
+                self.report({"read_rows": read_rows, "read_bytes": read_bytes, "written_rows": written_rows,
+                             "written_bytes": written_bytes, "total_rows_to_read": total,
+                             "result_rows": "0", "result_bytes": "0", "elapsed_ns": elapsed})
+        except Exception as exc:  # noqa: BLE001 (no more reports; the query goes on)
+            sys.stderr.write(f"progress of a query: {exc}\n")
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def stop(self):
+        self.done.set()
+        self.thread.join()
 
 
 class CancelOnClose:
@@ -1426,6 +1485,15 @@ class SessionStore:
             raise error
         return named
 
+    def close_all(self):
+        with self._lock:
+            sessions, self._sessions = list(self._sessions.values()), {}
+        for named in sessions:
+            try:
+                self.engine.close_session(named)
+            except Exception as exc:  # noqa: BLE001 (shutting down)
+                sys.stderr.write(f"session {named.session_id}: {exc}\n")
+
     def release(self, user, named, close):
         with self._lock:
             named.in_use = False
@@ -1452,6 +1520,10 @@ class QueryJob:
         self.settings = settings  # [(name, value)] in request order
         self.readonly = readonly
         self.external_tables = external_tables
+        # report(output_format, progress) for X-ClickHouse-Progress headers, with the
+        # interval in seconds (send_progress_in_http_headers=1), or None.
+        self.progress = None
+        self.progress_interval = 0.1
         # Result bytes held back before the response starts (the rest is then sent as the
         # engine produces it), or None: the whole result first (wait_end_of_query=1).
         self.stream_after = None
@@ -1966,14 +2038,21 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, response, started):
         keep_alive = not self.close_connection
-        self.send_response_only(response.status)
-        self.send_header("Date", self.date_time_string())
-        self.send_header("Connection", "Keep-Alive" if keep_alive else "close")
+        sent = self._headers_sent
+        if sent:
+            # Progress headers went first: the status line is out, and so are some headers.
+            self._headers_buffer = []
+        else:
+            self.send_response_only(response.status)
+            self.send_header("Date", self.date_time_string())
+            self.send_header("Connection", "Keep-Alive" if keep_alive else "close")
         for name, value in response.headers:
-            self.send_header(name, value)
-        self.send_header("X-ClickHouse-Server-Display-Name", self.engine.display_name)
-        if keep_alive:
-            self.send_header("Keep-Alive", f"timeout={KEEP_ALIVE_TIMEOUT}, max=9999")
+            if name.lower() not in sent:
+                self.send_header(name, value)
+        if not sent:
+            self.send_header("X-ClickHouse-Server-Display-Name", self.engine.display_name)
+            if keep_alive:
+                self.send_header("Keep-Alive", f"timeout={KEEP_ALIVE_TIMEOUT}, max=9999")
         if response.stream is not None:
             self._send_stream(response)
         else:
@@ -2036,6 +2115,31 @@ class Handler(BaseHTTPRequestHandler):
         length = self.headers.get("Content-Length")
         return None if length is None else self.rfile.read(int(length))
 
+    def _progress_header(self, output_format, progress, headers, settings):
+        """An X-ClickHouse-Progress header; the status line and the headers known before the
+        query ends go first, as the server sends them (the status is then 200 whatever follows)."""
+        lines = []
+        if not self._headers_sent:
+            self._headers_sent = {"date", "connection", "keep-alive", "x-clickhouse-server-display-name"}
+            lines.append(f"{self.protocol_version} 200 OK")
+            lines.append(f"Date: {self.date_time_string()}")
+            lines.append("Connection: Keep-Alive")
+            lines.append(f"Keep-Alive: timeout={KEEP_ALIVE_TIMEOUT}, max=9999")
+            early = list(headers)
+            if output_format is not None:
+                early += [("Content-Type", content_type_for(output_format, dict(settings))),
+                          ("X-ClickHouse-Format", output_format)]
+            early.append(("X-ClickHouse-Server-Display-Name", self.engine.display_name))
+            for name, value in early:
+                lines.append(f"{name}: {value}")
+                self._headers_sent.add(name.lower())
+        lines.append("X-ClickHouse-Progress: " + json.dumps(progress, separators=(",", ":")))
+        try:
+            self.wfile.write(("\r\n".join(lines) + "\r\n").encode("latin-1", "replace"))
+            self.wfile.flush()
+        except OSError:
+            pass  # the client is gone; the answer finds out
+
     def _client_gone(self):
         """Whether the client has closed its connection (it sends nothing while it waits for a response)."""
         sock = self.connection
@@ -2057,6 +2161,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         started = time.monotonic()
+        self._headers_sent = set()  # (lower-case) names of headers sent with progress headers
         try:
             body = self._read_body()
         except (ValueError, OSError) as exc:
@@ -2154,6 +2259,10 @@ class Handler(BaseHTTPRequestHandler):
                     and not parse_bool(first_value(url_params, "wait_end_of_query", "0"))):
                 size = first_value(url_params, "buffer_size", "")
                 job.stream_after = max(int(size) if size.isdigit() else 0, DBMS_DEFAULT_BUFFER_SIZE)
+            if parse_bool(last_value(settings, "send_progress_in_http_headers", "0")):
+                interval = last_value(settings, "http_headers_progress_interval_ms", "100")
+                job.progress_interval = int(interval) / 1000 if interval.isdigit() else 0.1
+                job.progress = lambda fmt, progress: self._progress_header(fmt, progress, headers, settings)
             result = engine.run(job, named, query_id, self._client_gone)
         except ClickHouseError as err:
             response = self._error_response(err, encode, headers)
@@ -2347,7 +2456,19 @@ def serve(port, data_dir, password, parent_pid, tls=None, busy_limit=60):
         server.serve_forever()
     finally:
         server.server_close()
+        # A query still running (its client gone, not cancelled) would hold the engine's
+        # shutdown up: it gets SHUTDOWN_GRACE seconds, then the process ends regardless.
+        def overdue():
+            sys.stderr.write(f"the engine did not shut down within {SHUTDOWN_GRACE} s; exiting\n")
+            sys.stderr.flush()
+            os._exit(0)
+
+        timer = threading.Timer(SHUTDOWN_GRACE, overdue)
+        timer.daemon = True
+        timer.start()
+        Handler.sessions.close_all()
         Handler.engine.close()
+        timer.cancel()
     sys.stderr.write("stopped\n")
     return 0
 

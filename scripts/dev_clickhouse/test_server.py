@@ -528,6 +528,27 @@ class ServerTest(unittest.TestCase):
         finally:
             conn.close()
 
+    def test_progress_headers(self):
+        self.require_concurrent_engine()
+        conn = self.server.connection()
+        try:
+            conn.request("POST", "/?send_progress_in_http_headers=1&http_headers_progress_interval_ms=50",
+                         body=b"SELECT count() FROM numbers(400000000) WHERE number * 3 = 1")
+            response = conn.getresponse()
+            progress = [json.loads(value) for name, value in response.getheaders() if name == "X-ClickHouse-Progress"]
+            self.assertEqual((response.status, response.read()), (200, b"0\n"))
+        finally:
+            conn.close()
+        self.assertGreaterEqual(len(progress), 1)
+        rows = [int(p["read_rows"]) for p in progress]
+        self.assertEqual(rows, sorted(rows))
+        self.assertTrue(0 < rows[-1] <= 400000000)
+        self.assertEqual(set(progress[0]), {"read_rows", "read_bytes", "written_rows", "written_bytes",
+                                            "total_rows_to_read", "result_rows", "result_bytes", "elapsed_ns"})
+        # Without the setting, none.
+        status, headers, _ = self.server.query("SELECT count() FROM numbers(100000000) WHERE number * 3 = 1")
+        self.assertNotIn("X-ClickHouse-Progress", headers)
+
     def test_unknown_setting(self):
         body = self.assert_error(self.server.query("SELECT 1", no_such_setting="1"), 404, 115, "UNKNOWN_SETTING")
         self.assertIn("no_such_setting", body)
