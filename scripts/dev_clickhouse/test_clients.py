@@ -228,6 +228,24 @@ class PythonClientTest(unittest.TestCase):
             client.close()
             twin.close()
 
+    def test_client_that_gives_up_cancels_its_query(self):
+        if tuple(int(part) for part in self.client.server_version.split(".")[:2]) < (26, 0):
+            self.skipTest("chdb 1.x-3.x cannot cancel a running query (see README)")
+        # clickhouse-connect asks for cancel_http_readonly_queries_on_client_close=1 itself.
+        impatient = self.connect(send_receive_timeout=1, autogenerate_session_id=False)
+        sql = "SELECT count() FROM system.numbers WHERE number * 7 = 1"
+        count = ("SELECT count() FROM system.processes WHERE query LIKE '%number * 7 = 1%' "
+                 "AND query NOT LIKE '%system.processes%'")
+        try:
+            with self.assertRaises(Exception):
+                impatient.query(sql)
+        finally:
+            impatient.close()
+        deadline = time.monotonic() + 10
+        while self.client.command(count) != 0:
+            self.assertLess(time.monotonic(), deadline, "the query of the client that gave up still runs")
+            time.sleep(0.2)
+
 
 class NodeClientTest(unittest.TestCase):
     """@clickhouse/client, the official Node.js client."""
