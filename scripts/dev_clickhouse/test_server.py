@@ -549,6 +549,30 @@ class ServerTest(unittest.TestCase):
         status, headers, _ = self.server.query("SELECT count() FROM numbers(100000000) WHERE number * 3 = 1")
         self.assertNotIn("X-ClickHouse-Progress", headers)
 
+    def test_ping_tells_a_busy_engine(self):
+        if self.version < (24, 0):
+            self.skipTest("chdb 1.x (23.10) holds the GIL while a query runs: /ping gets no answer at all "
+                          "until the query ends")
+        tmp = tempfile.mkdtemp(prefix="dev-clickhouse-busy-")
+        server = Server(os.path.join(tmp, "data"), extra_args=["--busy-limit", "1"])
+        conn = server.connection()
+        try:
+            conn.request("POST", "/", body=b"SELECT sleep(2.5)")
+            time.sleep(1.8)
+            status, _, body = server.request("GET", "/ping")
+            replicas = server.request("GET", "/replicas_status")[0]
+            if self.version >= (26, 0):  # queries run at once: a long one delays no other
+                self.assertEqual((status, body, replicas), (200, b"Ok.\n", 200))
+            else:
+                self.assertEqual((status, replicas), (503, 503), body)
+                self.assertIn(b"Engine busy: one query has run for", body)
+            self.assertEqual(conn.getresponse().read(), b"0\n")
+            self.assertEqual(server.request("GET", "/ping")[:3:2], (200, b"Ok.\n"))
+        finally:
+            conn.close()
+            server.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
+
     def test_unknown_setting(self):
         body = self.assert_error(self.server.query("SELECT 1", no_such_setting="1"), 404, 115, "UNKNOWN_SETTING")
         self.assertIn("no_such_setting", body)
@@ -849,35 +873,6 @@ class ServerTest(unittest.TestCase):
                 response = self.server.query(body, decompress="1", query="INSERT INTO native_blocks FORMAT RowBinary")
                 self.assert_error(response, status, code, name)
         self.assertEqual(self.server.ok("SELECT count() FROM native_blocks"), b"6000\n")
-
-
-class BusyEngineTest(unittest.TestCase):
-    """/ping and /replicas_status tell whether queries are being served."""
-
-    def test_ping_tells_a_busy_engine(self):
-        tmp = tempfile.mkdtemp(prefix="dev-clickhouse-busy-")
-        server = Server(os.path.join(tmp, "data"), extra_args=["--busy-limit", "1"])
-        conn = server.connection()
-        try:
-            version = server.version()
-            if version < (24, 0):
-                self.skipTest("chdb 1.x (23.10) holds the GIL while a query runs: /ping gets no answer at all "
-                              "until the query ends")
-            conn.request("POST", "/", body=b"SELECT sleep(2.5)")
-            time.sleep(1.8)
-            status, _, body = server.request("GET", "/ping")
-            replicas = server.request("GET", "/replicas_status")[0]
-            if version >= (26, 0):  # queries run at once: a long one delays no other
-                self.assertEqual((status, body, replicas), (200, b"Ok.\n", 200))
-            else:
-                self.assertEqual((status, replicas), (503, 503), body)
-                self.assertIn(b"Engine busy: one query has run for", body)
-            self.assertEqual(conn.getresponse().read(), b"0\n")
-            self.assertEqual(server.request("GET", "/ping")[:3:2], (200, b"Ok.\n"))
-        finally:
-            conn.close()
-            server.stop()
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 class AuthTest(unittest.TestCase):
