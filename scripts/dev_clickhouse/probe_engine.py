@@ -14,7 +14,8 @@ import tempfile
 import threading
 import time
 
-SUM = "SELECT sum(number) FROM numbers(400000000)"  # about 0.5-1 s
+SUM = "SELECT sum(number) FROM numbers(400000000)"  # about 0.5-1 s of CPU
+SLEEP = "SELECT sleep(1)"  # 1 s without CPU: two at once take 1 s, one after the other 2 s
 ENDLESS = "SELECT count() FROM system.numbers WHERE number * 3 = 1"
 
 
@@ -53,16 +54,16 @@ def probe_gil(path):
 def probe_parallel(path):
     chdb = engine()
     started = time.monotonic()
-    run(chdb, path, SUM)
+    run(chdb, path, SLEEP)
     single = time.monotonic() - started
-    threads = [threading.Thread(target=run, args=(chdb, path, SUM)) for _ in range(2)]
+    threads = [threading.Thread(target=run, args=(chdb, path, SLEEP)) for _ in range(2)]
     started = time.monotonic()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     both = time.monotonic() - started
-    return f"one query {single:.2f} s, two from two threads {both:.2f} s ({'at once' if both < 1.5 * single else 'one after the other'})"
+    return f"`{SLEEP}` {single:.2f} s, two from two threads {both:.2f} s ({'at once' if both < 1.5 * single else 'one after the other'})"
 
 
 def probe_kill(path):

@@ -416,7 +416,7 @@ class ServerTest(unittest.TestCase):
         self.assertEqual(self.server.ok("SELECT 1", session_timeout="abc", session_check="1"), b"1\n")
         # A session ends `session_timeout` seconds after its last request.
         self.session("SET max_threads = 1", sid, session_timeout="1")
-        time.sleep(2.5)
+        time.sleep(1.6)
         self.assert_error(self.server.query("SELECT 1", session_id=sid, session_check="1"),
                           500, 372, "SESSION_NOT_FOUND")
 
