@@ -15,8 +15,9 @@ How requests map onto the engine:
   settings are applied with `SET name = '<value>'` in that session, so they
   apply to this one query and vanish with it; the engine itself validates
   names and values (UNKNOWN_SETTING, parse errors, readonly rules).  HTTP
-  sessions (`session_id`) are accepted but not kept: each request starts from
-  a clean session.  `database` and `default_format` are settings in 26.x;
+  sessions (`session_id`): see SessionStore and NamedSession (26.x keeps an
+  engine connection per session; older engines replay its SET and USE
+  statements).  `database` and `default_format` are settings in 26.x;
   for older engines they are the handler's own parameters (`USE`, the output
   format), as in servers of those versions.
 * `param_<name>` values go to the engine's `params=` argument, or (engines
@@ -36,7 +37,10 @@ How requests map onto the engine:
   as a file read with `INSERT ... FROM INFILE` (older engines).  (The
   engines' plain `query()` would end inline data at the first empty line, as
   their multi-statement client does.)
-* All engine calls are serialised by one lock.
+* Requests run at once on 26.x (a connection each; the engine releases the
+  GIL and has one process list, so KILL QUERY works across requests); on older
+  engines one at a time, behind one lock.  A SELECT result past the response
+  buffer is sent as the engine produces it (26.x, see _ConnectionSession._stream).
 * Relative paths of file() resolve in <data dir>/user_files, as in a server.
 
 Run `python server.py --help` for the command line.
@@ -52,7 +56,9 @@ import json
 import lzma
 import os
 import re
+import select
 import signal
+import socket
 import ssl
 import struct
 import sys
@@ -62,6 +68,7 @@ import time
 import traceback
 import uuid
 import zlib
+from contextlib import nullcontext
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -73,6 +80,7 @@ from clickhouse_cityhash.cityhash import CityHash128
 
 HOST = "127.0.0.1"
 KEEP_ALIVE_TIMEOUT = 10  # seconds a connection may sit idle between requests
+SHUTDOWN_GRACE = 10  # seconds the engine gets to shut down on SIGTERM
 RECEIVE_TIMEOUT = 300  # seconds without progress while reading a request body
 
 # URL parameters the HTTP handler consumes itself; they are not settings.
@@ -351,6 +359,13 @@ class EngineAPI:
     """The engine of one chdb release, bound to the data directory."""
 
     release = "chdb"  # package and version, e.g. "chdb-core 26.9.0"
+    # Whether requests may run at once (each on its own connection); if not, the
+    # front runs them one at a time.
+    concurrent = False
+
+    def kill_tagged(self, tag):
+        """Cancel running queries whose log_comment is `tag` (engines that run queries at once)."""
+        raise NotImplementedError
 
     def scalar_rows(self, sql):
         """Rows of a start-up query (TabSeparatedRaw, split into fields)."""
@@ -359,6 +374,11 @@ class EngineAPI:
     def session(self):
         """An EngineSession: the engine's side of one request."""
         raise NotImplementedError
+
+    def named_session(self):
+        """An EngineSession kept for an HTTP session's requests, or None if the
+        engine cannot keep one open (the session is then replayed; see NamedSession)."""
+        return None
 
     def close(self):
         raise NotImplementedError
@@ -374,6 +394,10 @@ class EngineSession:
     def format_query(self, sql):
         """The engine's formatQuery() of `sql` (None: cannot); CheckFailed if it fails."""
         raise NotImplementedError
+
+    def read_only(self, sql):
+        """Whether the engine classifies `sql` as read-only, or None if the API cannot tell."""
+        return None
 
     def execute(self, plan):
         """Carry out a Plan; return a RawResult."""
@@ -396,6 +420,10 @@ class Plan:
         self.statement = statement  # bytes: a statement without inline data, or None
         self.insert = insert  # (head, format, data) of an INSERT with inline data, or None
         self.insert_text = insert_text  # bytes: that INSERT's text up to its data
+        # bytes statements (SET, USE) an HTTP session replays before the request's own
+        # database and settings, on engines that cannot keep a session open (see ReplayedSession)
+        self.session_steps = []
+        self.stream_after = None  # see QueryJob.stream_after; None: the engine gives the whole result
 
 
 class RawResult:
@@ -414,6 +442,8 @@ class RawResult:
         self.written_bytes = written_bytes
         self.result_rows = result_rows
         self.result_bytes = result_bytes
+        # An iterator of the result's further bytes (the engine still runs the query), or None.
+        self.rest = None
 
 
 def engine_release():
@@ -490,6 +520,10 @@ class _SpoolingSession(EngineSession):
     def _statements(self, plan, database):
         """(setup statements, last statement) carrying out `plan` in `database`."""
         steps = []
+        home, database = database
+        if home:
+            steps.append(b"USE " + quote_identifier(home).encode())
+        steps += plan.session_steps
         if database:
             steps.append(b"USE " + quote_identifier(database).encode())
         for table in plan.tables:
@@ -651,7 +685,8 @@ class _OneShotSession(_SpoolingSession):
     def _execute(self, plan):
         if plan.insert:
             self.format_query(plan.insert_text)  # one statement, parsed as the engine would
-        steps, last = self._statements(plan, plan.database or self.api.HOME)
+        steps, last = self._statements(plan, (None, plan.database) if plan.database and not plan.session_steps
+                                           else (self.api.HOME, plan.database))
         if b"\0" in last:  # (values of settings and parameters are escaped)
             raise EngineError("Code: 36. DB::Exception: This engine (chdb 1.x/2.x) takes no NUL byte "
                               "in the statement text")
@@ -748,7 +783,7 @@ class _ReopeningSession(_SpoolingSession):
     def _execute(self, plan):
         if plan.insert:
             self.format_query(plan.insert_text)  # one statement, parsed as the engine would
-        steps, last = self._statements(plan, plan.database)
+        steps, last = self._statements(plan, (None, plan.database))
         for step in steps:
             self.api.query(self.conn, step)
         result = self.api.query(self.conn, last, plan.output_format)
@@ -757,6 +792,10 @@ class _ReopeningSession(_SpoolingSession):
 
 class ConnectionEngineAPI(EngineAPI):
     """chdb-core 26.x (ClickHouse 26.9).
+
+    Connections run queries in parallel (the engine releases the GIL; one
+    process list, so KILL QUERY from one connection cancels a query of
+    another): requests are not serialised.
 
     Independent connections to one engine, each its own session; `query()`
     takes `params=`; `send_insert()` streams binary-safe INSERT data; and
@@ -774,11 +813,27 @@ class ConnectionEngineAPI(EngineAPI):
         self._conn_str = f"{data_dir}?implicit_select=0"
         self._anchor = self._connect(self._conn_str)
 
+    concurrent = True
+
     def scalar_rows(self, sql):
         return _rows(self._anchor.query(sql, "TabSeparatedRaw").bytes())
 
     def session(self):
         return _ConnectionSession(self._connect(self._conn_str))
+
+    def named_session(self):
+        return _KeptConnectionSession(self._connect(self._conn_str), self)
+
+    def connect_raw(self):
+        return self._connect(self._conn_str)
+
+    def kill_tagged(self, tag):
+        """KILL QUERY (ASYNC) the running queries whose log_comment is `tag`, from a connection of its own."""
+        conn = self._connect(self._conn_str)
+        try:
+            conn.query(f"KILL QUERY WHERE Settings['log_comment'] = {quote_string(tag)} ASYNC", "TabSeparated")
+        finally:
+            conn.close()
 
     def close(self):
         self._anchor.close()
@@ -790,6 +845,9 @@ class _ConnectionSession(EngineSession):
 
     def close(self):
         self.conn.close()
+
+    def end_request(self):
+        pass
 
     def _query(self, sql, fmt="TabSeparated", params=None):
         try:
@@ -812,6 +870,9 @@ class _ConnectionSession(EngineSession):
     def statement_count(self, sql):
         return self.conn.classify_query(sql)["statement_count"]
 
+    def read_only(self, sql):
+        return self.conn.classify_query(sql)["query_class"] == _KeptConnectionSession.READ_ONLY_CLASS
+
     def format_query(self, sql):
         try:
             text = sql.decode("utf-8")
@@ -832,6 +893,11 @@ class _ConnectionSession(EngineSession):
             self._query(f"USE {quote_identifier(plan.database)}")
         for name, value in plan.settings:
             self._query(f"SET {quote_identifier(name)} = {quote_string(value)}")
+        return self._statement(plan)
+
+    def _statement(self, plan):
+        if plan.stream_after is not None and not plan.insert:
+            return self._stream(plan)
         if plan.insert:
             # The streaming insert takes no `params=`.
             for name, value in plan.params.items():
@@ -843,12 +909,160 @@ class _ConnectionSession(EngineSession):
                          result.rows_written(), result.bytes_written(), result.rows_read(), result.bytes_read(),
                          elapsed_ns=int(result.elapsed() * 1e9))
 
+    def _stream(self, plan):
+        """The statement through the engine's streaming query: its output is held back up to
+        plan.stream_after bytes; a longer one is handed on as RawResult.rest, chunk by chunk."""
+        try:
+            stream = self.conn.send_query(plan.statement, plan.output_format, params=plan.params or {})
+        except RuntimeError as exc:
+            raise EngineError(str(exc)) from None
+        chunks, size = [], 0
+        counts = [0, 0, 0, 0]  # storage rows and bytes read, result rows and bytes
+
+        def fetch():
+            try:
+                chunk = self.conn.streaming_fetch_result(stream)
+            except RuntimeError as exc:
+                raise EngineError(str(exc)) from None
+            data = chunk.bytes() if chunk is not None else b""
+            if data:
+                counts[0] += chunk.storage_rows_read()
+                counts[1] += chunk.storage_bytes_read()
+                counts[2] += chunk.rows_read()
+                counts[3] += len(data)
+            return data
+
+        while size < plan.stream_after:
+            data = fetch()
+            if not data:
+                return RawResult(b"".join(chunks), counts[0], counts[1], 0, 0, counts[2], counts[3])
+            chunks.append(data)
+            size += len(data)
+
+        def rest():
+            finished = False
+            try:
+                while True:
+                    data = fetch()
+                    if not data:
+                        finished = True
+                        return
+                    yield data
+            finally:
+                if not finished:  # an error, or the client is gone
+                    try:
+                        self.conn.streaming_cancel_query(stream)
+                    except RuntimeError:
+                        pass
+
+        raw = RawResult(b"".join(chunks), counts[0], counts[1], 0, 0, counts[2], counts[3])
+        raw.rest = rest()
+        return raw
+
+
+class _KeptConnectionSession(_ConnectionSession):
+    """The engine's side of an HTTP session (`session_id`), 26.x: one connection
+    kept for the life of the session, so that its SETs, USE and temporary
+    tables reach the next request, as in a server's session context.
+
+    A server applies a request's URL settings, `database`, parameters, external
+    tables and the readonly mode of a GET to that query's context only.  Here
+    they are applied to the kept connection and undone after the statement:
+    each URL setting goes back to its value before the request unless the
+    statement itself (a SET) changed it; external tables are dropped.  The
+    readonly mode cannot be undone once set (READONLY), so a request in
+    readonly mode runs a statement that the engine classifies as read-only on
+    the session without it (the mode would not change its outcome), and
+    anything else on a fresh connection with it, where the engine refuses it
+    as a server does.  (Parameters of an INSERT with inline data are set with
+    `SET param_<name>` and stay in the session.)
+    """
+
+    READ_ONLY_CLASS = 0
+
+    def __init__(self, conn, api):
+        super().__init__(conn)
+        self.api = api
+
+    def close(self):
+        self.conn.close()
+
+    def _values(self, names):
+        if not names:
+            return {}
+        listed = ", ".join(quote_string(name) for name in names)
+        rows = _rows(self._query(f"SELECT name, value, changed FROM system.settings WHERE name IN ({listed})",
+                                 "TabSeparatedRaw").bytes())
+        return {name: (value, changed == "1") for name, value, changed in rows}
+
+    def execute(self, plan):
+        settings = plan.settings
+        readonly = last_value(settings, "readonly")
+        if readonly is not None:
+            if readonly != "0":
+                text = plan.statement if plan.insert is None else plan.insert_text
+                if self.conn.classify_query(text)["query_class"] != self.READ_ONLY_CLASS:
+                    fresh = self.api.session()
+                    try:
+                        return fresh.execute(plan)
+                    finally:
+                        fresh.close()
+            settings = [(name, value) for name, value in settings if name != "readonly"]
+        names = list(dict.fromkeys(name for name, _ in settings))
+        before = self._values(names)
+        tables = []
+        try:
+            for table in plan.tables:
+                self._query(f"CREATE TEMPORARY TABLE {quote_identifier(table.name)} ({table.structure})")
+                tables.append(table.name)
+                self._insert(f"INSERT INTO {quote_identifier(table.name)}", table.format, table.data)
+            applied = None
+            try:
+                for name, value in settings:
+                    self._query(f"SET {quote_identifier(name)} = {quote_string(value)}")
+                applied = self._values(names)
+                return self._statement(plan)
+            finally:
+                after = self._values(names)
+                for name in names:
+                    if name not in before or (applied is not None and after.get(name) != applied.get(name)):
+                        continue  # unknown to the engine, or set by the statement itself
+                    value, changed = before[name]
+                    restore = quote_string(value) if changed else "DEFAULT"
+                    try:
+                        self._query(f"SET {quote_identifier(name)} = {restore}")
+                    except EngineError as exc:
+                        sys.stderr.write(f"session: cannot restore setting {name}: {exc}\n")
+        finally:
+            for name in tables:
+                try:
+                    self._query(f"DROP TEMPORARY TABLE IF EXISTS {quote_identifier(name)}")
+                except EngineError as exc:
+                    sys.stderr.write(f"session: cannot drop external table {name}: {exc}\n")
+
 
 # --- engine (release-independent) -------------------------------------------------
+
+def _ending(chunks, cleanup):
+    try:
+        yield from chunks
+    finally:
+        chunks.close()
+        cleanup()
+
+
+# Output formats whose output is the concatenation of their blocks' outputs (no prefix or
+# suffix): the only ones the engine's streaming query writes right, a block at a time.
+STREAMED_FORMATS = frozenset(name.lower() for name in (
+    "TabSeparated", "TSV", "TabSeparatedRaw", "TSVRaw", "CSV", "Values", "JSONEachRow", "JSONLines", "NDJSON",
+    "JSONCompactEachRow", "JSONStringsEachRow", "JSONCompactStringsEachRow", "RowBinary", "Native",
+    "LineAsString", "RawBLOB"))
+
 
 class QueryResult:
     def __init__(self, raw, output_format, elapsed_ns):
         self.data = raw.data
+        self.rest = raw.rest  # further bytes of a result still being produced, or None
         self.output_format = output_format  # None for statements without output
         self.summary = {
             "read_rows": raw.read_rows,
@@ -868,7 +1082,11 @@ class Engine:
     def __init__(self, data_dir):
         self.api = open_engine_api(data_dir)
         self.release = self.api.release
-        self._lock = threading.Lock()
+        self.concurrent = self.api.concurrent
+        self._lock = threading.Lock()  # held by the running query where queries run one at a time
+        self._busy_since = None  # when the query holding it started
+        self._running_lock = threading.Lock()
+        self._running = set()  # query ids of the requests in the engine (or waiting for it)
         info = self.api.scalar_rows("SELECT version(), fqdn(), timezone()")[0]
         self.version, self.display_name, self.timezone = info
         self.version_tuple = tuple(int(part) for part in self.version.split(".")[:2])
@@ -920,18 +1138,97 @@ class Engine:
                 body = body[:cut]
         return ClickHouseError(code, name, body)
 
-    def run(self, job):
-        with self._lock:
+    def busy_for(self):
+        """Seconds the one running query has held an engine that runs one query at a time (0: none)."""
+        since = self._busy_since
+        return 0 if since is None else time.monotonic() - since
+
+    def _serialised(self):
+        lock = self._lock
+
+        class Held:
+            def __enter__(inner):
+                lock.acquire()
+                self._busy_since = time.monotonic()
+
+            def __exit__(inner, *exc):
+                self._busy_since = None
+                lock.release()
+
+        return nullcontext() if self.concurrent else Held()
+
+    def run(self, job, named=None, query_id=None, client_gone=None):
+        """Run a QueryJob, in the HTTP session `named` (a NamedSession) if given.
+
+        `query_id` is refused while a query of that id runs, as the server's
+        process list does.  `client_gone()` tells whether the client has closed
+        its connection; a read-only query is then cancelled if the request asks
+        for it (cancel_http_readonly_queries_on_client_close), where the engine
+        can cancel one (26.x).
+        """
+        if query_id is not None:
+            with self._running_lock:
+                if query_id in self._running:
+                    raise self.error("QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING",
+                                     f"Query with id = {query_id} is already running.")
+                self._running.add(query_id)
+        def release():
+            if query_id is not None:
+                with self._running_lock:
+                    self._running.discard(query_id)
+
+        try:
+            result = self._run_in_engine(job, named, client_gone)
+        except BaseException:
+            release()
+            raise
+        if result.rest is None:
+            release()
+        else:
+            result.rest = self._then(result.rest, release)
+        return result
+
+    def _then(self, chunks, cleanup):
+        """`chunks`, engine errors as ClickHouseErrors, and cleanup() once they end or are dropped."""
+        try:
+            for chunk in chunks:
+                yield chunk
+        except EngineError as exc:
+            raise self.from_engine(exc) from None
+        finally:
+            chunks.close()
+            cleanup()
+
+    def _run_in_engine(self, job, named, client_gone):
+        with self._serialised():
             try:
-                session = self.api.session()
+                if named is None:
+                    session = self.api.session()
+                else:
+                    if named.kept is None and not named.replayed:
+                        named.kept = self.api.named_session()
+                        named.replayed = named.kept is None
+                    session = named.kept or self.api.session()
             except EngineError as exc:
                 raise self.from_engine(exc) from None
+            handed_on = False
             try:
-                return self._run(session, job)
+                result = self._run(session, job, named, client_gone)
+                if result.rest is not None:  # (engines that run queries at once: no lock is held)
+                    result.rest = self._then(result.rest, session.close)
+                    handed_on = True
+                return result
             except EngineError as exc:
                 raise self.from_engine(exc) from None
             finally:
-                session.close()
+                if not handed_on and (named is None or named.kept is None):
+                    session.close()
+
+    def close_session(self, named):
+        if named.kept is not None:
+            with self._serialised():
+                named.kept.close()
+                named.kept = None
 
     def _analyze(self, session, sql):
         """Reject what the server's parser rejects; find the output format.
@@ -956,9 +1253,14 @@ class Engine:
             raise self.error("INTO_OUTFILE_NOT_ALLOWED", "INTO OUTFILE is not allowed")
         return None if is_insert else normalized
 
-    def _run(self, session, job):
+    def _run(self, session, job, named=None, client_gone=None):
         insert = split_insert(job.sql) if leading_keyword(job.sql) == "INSERT" else None
         normalized = None if insert else self._analyze(session, job.sql)
+        replayed = named is not None and named.replayed
+        if replayed and normalized and _CREATE_TEMPORARY.match(normalized):
+            raise self.error("NOT_IMPLEMENTED", (
+                f"A temporary table cannot outlive its request with this engine ({self.release}, ClickHouse "
+                f"{self.version}): an HTTP session (session_id) keeps SET and USE only"))
 
         given = dict(job.settings)
         settings = [("readonly", "2")] if job.readonly else []
@@ -977,14 +1279,8 @@ class Engine:
             plan.insert_text = job.sql[:len(job.sql) - len(insert[2])]
         else:
             plan.statement = job.sql
-
-        started = time.monotonic_ns()
-        raw = session.execute(plan)
-        # A server times the query itself, not the HTTP handler applying the request's
-        # database and settings: the engine's own figure for the statement where the API
-        # gives one (26.x), else the whole request's work (older engines run the setup
-        # and the statement as one program).
-        elapsed_ns = raw.elapsed_ns if raw.elapsed_ns is not None else time.monotonic_ns() - started
+        if replayed:
+            plan.session_steps = list(named.steps)
 
         output_format = None
         if normalized is not None and leading_keyword(normalized.encode()) in OUTPUT_STATEMENTS:
@@ -993,7 +1289,220 @@ class Engine:
             # the FORMAT clause, which overrides `default_format`.
             output_format = (given.get("output_format") or given.get("format")
                              or (clause[-1].strip("`") if clause else default_format))
+        # (The engine streams SELECT queries only.)
+        if (self.concurrent and named is None and job.stream_after is not None and output_format is not None
+                and output_format.lower() in STREAMED_FORMATS
+                and leading_keyword(normalized.encode()) in ("SELECT", "WITH", "FROM")):
+            plan.stream_after = job.stream_after
+
+        watch = reporter = None
+        # The engine runs the query under an id of its own; the front finds it by a tag.
+        tag = f"dev-clickhouse-{uuid.uuid4()}" if self.concurrent and "log_comment" not in given else None
+        if (client_gone is not None and tag and not insert
+                and parse_bool(given.get("cancel_http_readonly_queries_on_client_close", "0"))
+                and session.read_only(job.sql)):
+            watch = CancelOnClose(self.api, tag, client_gone)
+        if job.progress is not None and tag:
+            fmt = output_format
+            reporter = ProgressReporter(self.api, tag, job.progress_interval,
+                                        lambda progress: job.progress(fmt, progress))
+        if watch or reporter:
+            plan.settings.append(("log_comment", tag))
+
+        started = time.monotonic_ns()
+        try:
+            raw = session.execute(plan)
+        except BaseException:
+            if watch is not None:
+                watch.stop()
+            raise
+        finally:
+            if reporter is not None:
+                reporter.stop()  # the headers end with the first byte of the body
+        if watch is not None:
+            if raw.rest is None:
+                watch.stop()
+            else:
+                raw.rest = _ending(raw.rest, watch.stop)
+        if replayed and not insert and leading_keyword(job.sql) in ("SET", "USE"):
+            for name, value in job.params.items():  # what the statement's placeholders stand for
+                named.steps.append(f"SET {quote_identifier(PARAM_PREFIX + name)} = {quote_string(value)}".encode())
+            named.steps.append(job.sql)
+        # A server times the query itself, not the HTTP handler applying the request's
+        # database and settings: the engine's own figure for the statement where the API
+        # gives one (26.x), else the whole request's work (older engines run the setup
+        # and the statement as one program).
+        elapsed_ns = raw.elapsed_ns if raw.elapsed_ns is not None else time.monotonic_ns() - started
+
         return QueryResult(raw, output_format, elapsed_ns)
+
+
+class ProgressReporter:
+    """While a query runs, report its progress (the engine's system.processes row, found by its
+    log_comment tag) every `interval` seconds when it has changed, as the server's
+    X-ClickHouse-Progress headers do; stop() returns once no report can come any more."""
+
+    def __init__(self, api, tag, interval, report):
+        self.api = api
+        self.tag = tag
+        self.interval = max(interval, 0.01)
+        self.report = report
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+
+    def _watch(self):
+        conn = None
+        last = None
+        try:
+            while not self.done.wait(self.interval):
+                if conn is None:
+                    conn = self.api.connect_raw()
+                rows = _rows(conn.query(
+                    "SELECT read_rows, read_bytes, written_rows, written_bytes, total_rows_approx, "
+                    "toUInt64(elapsed * 1e9) FROM system.processes "
+                    f"WHERE Settings['log_comment'] = {quote_string(self.tag)}", "TabSeparatedRaw").bytes())
+                if not rows:
+                    continue
+                read_rows, read_bytes, written_rows, written_bytes, total, elapsed = rows[0]
+                if (read_rows, written_rows) == last or (read_rows, written_rows) == ("0", "0"):
+                    continue
+                last = (read_rows, written_rows)
+                if self.done.is_set():
+                    return
+                self.report({"read_rows": read_rows, "read_bytes": read_bytes, "written_rows": written_rows,
+                             "written_bytes": written_bytes, "total_rows_to_read": total,
+                             "result_rows": "0", "result_bytes": "0", "elapsed_ns": elapsed})
+        except Exception as exc:  # noqa: BLE001 (no more reports; the query goes on)
+            sys.stderr.write(f"progress of a query: {exc}\n")
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def stop(self):
+        self.done.set()
+        self.thread.join()
+
+
+class CancelOnClose:
+    """While a query runs, cancel it (KILL QUERY by its log_comment tag) once the client is gone."""
+
+    POLL = 0.1
+
+    def __init__(self, api, tag, client_gone):
+        self.api = api
+        self.tag = tag
+        self.client_gone = client_gone
+        self.done = threading.Event()
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self):
+        while not self.done.wait(self.POLL):
+            if self.client_gone():
+                try:
+                    self.api.kill_tagged(self.tag)
+                except Exception as exc:  # noqa: BLE001 (a failed cancel leaves the query running)
+                    sys.stderr.write(f"cannot cancel the query of a closed connection: {exc}\n")
+                return
+
+    def stop(self):
+        self.done.set()
+
+
+_CREATE_TEMPORARY = re.compile(r"CREATE (?:OR REPLACE )?TEMPORARY TABLE ")
+
+
+class NamedSession:
+    """An HTTP session (`session_id`): the engine session its requests share.
+
+    `kept` is the engine session kept open for it (26.x).  Engines that open a
+    fresh engine for every request cannot keep one; their sessions are
+    `replayed`: the SET and USE statements that succeeded in the session are
+    run again before each later request of it (before its own database and
+    settings, as a server applies those to the query's context), and a
+    temporary table, which cannot be replayed, is refused.
+    """
+
+    def __init__(self, session_id, timeout):
+        self.session_id = session_id
+        self.timeout = timeout  # seconds, fixed when the session is made (as in a server)
+        self.kept = None
+        self.replayed = False
+        self.steps = []
+        self.in_use = False
+        self.closes_at = None
+
+
+class SessionStore:
+    """Named sessions, as ClickHouse's NamedSessionsStorage keeps them."""
+
+    DEFAULT_TIMEOUT = 60  # default_session_timeout
+    MAX_TIMEOUT = 3600  # max_session_timeout
+
+    def __init__(self, engine):
+        self.engine = engine
+        self._lock = threading.Lock()
+        self._sessions = {}
+
+    def parse_timeout(self, url_params):
+        """The session_timeout parameter, as the HTTP handler's parseSessionTimeout reads it."""
+        text = first_value(url_params, "session_timeout")
+        if text is None:
+            return self.DEFAULT_TIMEOUT
+        if not re.fullmatch(r"[+-]?\d+", text) or int(text) >= 1 << 32 or int(text) <= -(1 << 32):
+            raise self.engine.error("INVALID_SESSION_TIMEOUT", f"Invalid session timeout: '{text}'")
+        timeout = int(text) % (1 << 32)  # an unsigned int
+        if timeout > self.MAX_TIMEOUT:
+            raise self.engine.error("INVALID_SESSION_TIMEOUT", (
+                f"Session timeout '{text}' is larger than max_session_timeout: {self.MAX_TIMEOUT}. "
+                "Maximum session timeout could be modified in configuration file."))
+        return timeout
+
+    def _expire(self, now):
+        gone = [key for key, named in self._sessions.items()
+                if not named.in_use and named.closes_at is not None and named.closes_at <= now]
+        return [self._sessions.pop(key) for key in gone]
+
+    def acquire(self, user, session_id, timeout, check):
+        with self._lock:
+            expired = self._expire(time.monotonic())
+            named = self._sessions.get((user, session_id))
+            if named is None:
+                if check:
+                    error = self.engine.error("SESSION_NOT_FOUND", f"Session {session_id} not found")
+                else:
+                    named = self._sessions[(user, session_id)] = NamedSession(session_id, timeout)
+            elif named.in_use:
+                error = self.engine.error("SESSION_IS_LOCKED",
+                                          f"Session {session_id} is locked by a concurrent client")
+                named = None
+            if named is not None:
+                named.in_use = True
+                named.closes_at = None
+        for old in expired:
+            self.engine.close_session(old)
+        if named is None:
+            raise error
+        return named
+
+    def close_all(self):
+        with self._lock:
+            sessions, self._sessions = list(self._sessions.values()), {}
+        for named in sessions:
+            try:
+                self.engine.close_session(named)
+            except Exception as exc:  # noqa: BLE001 (shutting down)
+                sys.stderr.write(f"session {named.session_id}: {exc}\n")
+
+    def release(self, user, named, close):
+        with self._lock:
+            named.in_use = False
+            if close:
+                self._sessions.pop((user, named.session_id), None)
+            else:
+                named.closes_at = time.monotonic() + named.timeout
+        if close:
+            self.engine.close_session(named)
 
 
 class ExternalTable:
@@ -1011,6 +1520,13 @@ class QueryJob:
         self.settings = settings  # [(name, value)] in request order
         self.readonly = readonly
         self.external_tables = external_tables
+        # report(output_format, progress) for X-ClickHouse-Progress headers, with the
+        # interval in seconds (send_progress_in_http_headers=1), or None.
+        self.progress = None
+        self.progress_interval = 0.1
+        # Result bytes held back before the response starts (the rest is then sent as the
+        # engine produces it), or None: the whole result first (wait_end_of_query=1).
+        self.stream_after = None
 
 
 # --- decoding compressed streams whole -----------------------------------------------
@@ -1501,6 +2017,8 @@ class Response:
     def __init__(self, status, body=b"", content_type=TEXT_PLAIN, headers=()):
         self.status = status
         self.body = body
+        self.stream = None  # further body bytes, as produced (sent chunked), or None
+        self.encode = None  # what encodes each of them
         self.headers = [("Content-Type", content_type), *headers]
 
 
@@ -1520,21 +2038,65 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, response, started):
         keep_alive = not self.close_connection
-        self.send_response_only(response.status)
-        self.send_header("Date", self.date_time_string())
-        self.send_header("Connection", "Keep-Alive" if keep_alive else "close")
+        sent = self._headers_sent
+        if sent:
+            # Progress headers went first: the status line is out, and so are some headers.
+            self._headers_buffer = []
+        else:
+            self.send_response_only(response.status)
+            self.send_header("Date", self.date_time_string())
+            self.send_header("Connection", "Keep-Alive" if keep_alive else "close")
         for name, value in response.headers:
-            self.send_header(name, value)
-        self.send_header("X-ClickHouse-Server-Display-Name", self.engine.display_name)
-        if keep_alive:
-            self.send_header("Keep-Alive", f"timeout={KEEP_ALIVE_TIMEOUT}, max=9999")
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
+            if name.lower() not in sent:
+                self.send_header(name, value)
+        if not sent:
+            self.send_header("X-ClickHouse-Server-Display-Name", self.engine.display_name)
+            if keep_alive:
+                self.send_header("Keep-Alive", f"timeout={KEEP_ALIVE_TIMEOUT}, max=9999")
+        if response.stream is not None:
+            self._send_stream(response)
+        else:
+            self.send_header("Content-Length", str(len(response.body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                try:
+                    self.wfile.write(response.body)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client is gone (as a server, nothing more to do)
         elapsed_ms = (time.monotonic() - started) * 1000
         sys.stderr.write(f"{self.log_date_time_string()} {self.command} {mask_secrets(self.path)} "
                          f"{response.status} {elapsed_ms:.1f}ms\n")
+
+    def _send_stream(self, response):
+        """The body chunked, each part as the engine produces it.  An error after the
+        start is written into the body, and the response ends without its last chunk, so
+        that no client takes it for a whole result."""
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+        def chunk(data):
+            if data:
+                self.wfile.write(b"%X\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+
+        try:
+            if self.command == "HEAD":
+                self.wfile.write(b"0\r\n\r\n")
+                return
+            chunk(response.body)
+            for data in response.stream:
+                chunk(response.encode(data))
+            self.wfile.write(b"0\r\n\r\n")
+        except ClickHouseError as err:
+            self.close_connection = True
+            try:
+                chunk(response.encode((err.text(self.engine.version) + "\n").encode()))
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client is gone: the query is cancelled
+        finally:
+            response.stream.close()
 
     def _read_body(self):
         """The whole request body, or None when it has no length and is not chunked."""
@@ -1553,6 +2115,42 @@ class Handler(BaseHTTPRequestHandler):
         length = self.headers.get("Content-Length")
         return None if length is None else self.rfile.read(int(length))
 
+    def _progress_header(self, output_format, progress, headers, settings):
+        """An X-ClickHouse-Progress header; the status line and the headers known before the
+        query ends go first, as the server sends them (the status is then 200 whatever follows)."""
+        lines = []
+        if not self._headers_sent:
+            self._headers_sent = {"date", "connection", "keep-alive", "x-clickhouse-server-display-name"}
+            lines.append(f"{self.protocol_version} 200 OK")
+            lines.append(f"Date: {self.date_time_string()}")
+            lines.append("Connection: Keep-Alive")
+            lines.append(f"Keep-Alive: timeout={KEEP_ALIVE_TIMEOUT}, max=9999")
+            early = list(headers)
+            if output_format is not None:
+                early += [("Content-Type", content_type_for(output_format, dict(settings))),
+                          ("X-ClickHouse-Format", output_format)]
+            early.append(("X-ClickHouse-Server-Display-Name", self.engine.display_name))
+            for name, value in early:
+                lines.append(f"{name}: {value}")
+                self._headers_sent.add(name.lower())
+        lines.append("X-ClickHouse-Progress: " + json.dumps(progress, separators=(",", ":")))
+        try:
+            self.wfile.write(("\r\n".join(lines) + "\r\n").encode("latin-1", "replace"))
+            self.wfile.flush()
+        except OSError:
+            pass  # the client is gone; the answer finds out
+
+    def _client_gone(self):
+        """Whether the client has closed its connection (it sends nothing while it waits for a response)."""
+        sock = self.connection
+        if isinstance(sock, ssl.SSLSocket):
+            return False  # (no peeking under TLS)
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+            return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
+            return True
+
     def _error_response(self, err, encode=None, headers=()):
         body = (err.text(self.engine.version) + "\n").encode()
         status = next((status for status, names in STATUS_BY_ERROR.items() if err.name in names), 500)
@@ -1563,6 +2161,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         started = time.monotonic()
+        self._headers_sent = set()  # (lower-case) names of headers sent with progress headers
         try:
             body = self._read_body()
         except (ValueError, OSError) as exc:
@@ -1585,6 +2184,11 @@ class Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         has_params = "?" in self.path
         if self.command in ("GET", "HEAD") and not has_params and path in ("/", "/ping", "/replicas_status"):
+            busy = self.engine.busy_for()
+            if busy > self.busy_limit and path != "/":
+                # This engine runs one query at a time: every other query waits for this one.
+                return Response(503, (f"Engine busy: one query has run for {busy:.0f} s and every other query "
+                                      f"waits for it ({self.engine.release} runs one query at a time).\n").encode())
             return Response(200, b"Ok.\n", "text/html; charset=UTF-8" if path == "/" else TEXT_PLAIN)
         if self.command == "OPTIONS":
             return Response(200)
@@ -1604,9 +2208,26 @@ class Handler(BaseHTTPRequestHandler):
             body = b""
         url_params = parse_qsl(urlsplit(self.path).query, keep_blank_values=True, errors="replace")
         try:
-            self._authenticate(url_params)
+            user = self._authenticate(url_params)
         except ClickHouseError as err:
             return self._error_response(err)
+        # As the HTTP handler: a session is acquired after authentication, before the query id.
+        named = None
+        if any(name == "session_id" for name, _ in url_params):
+            try:
+                named = self.sessions.acquire(user, first_value(url_params, "session_id"),
+                                              self.sessions.parse_timeout(url_params),
+                                              first_value(url_params, "session_check", "") == "1")
+            except ClickHouseError as err:
+                return self._error_response(err)
+        try:
+            return self._query_in_session(body, url_params, named)
+        finally:
+            if named is not None:
+                self.sessions.release(user, named, parse_bool(first_value(url_params, "close_session", "0")))
+
+    def _query_in_session(self, body, url_params, named):
+        engine = self.engine
 
         query_id = first_value(url_params, "query_id", self.headers.get("X-ClickHouse-Query-Id", ""))
         query_id = "".join(c for c in query_id if c >= " " and c != "\x7f") or str(uuid.uuid4())
@@ -1630,7 +2251,19 @@ class Handler(BaseHTTPRequestHandler):
             return data
 
         try:
-            result = engine.run(self._job(url_params, settings, body))
+            job = self._job(url_params, settings, body)
+            # As the server, send the result as it is produced once it outgrows the buffer (at least
+            # buffer_size bytes, 1 MiB), unless wait_end_of_query=1.  (Not with HTTP compression:
+            # its encoders here take the whole body.)
+            if (not http_compression and self.request_version != "HTTP/1.0"
+                    and not parse_bool(first_value(url_params, "wait_end_of_query", "0"))):
+                size = first_value(url_params, "buffer_size", "")
+                job.stream_after = max(int(size) if size.isdigit() else 0, DBMS_DEFAULT_BUFFER_SIZE)
+            if parse_bool(last_value(settings, "send_progress_in_http_headers", "0")):
+                interval = last_value(settings, "http_headers_progress_interval_ms", "100")
+                job.progress_interval = int(interval) / 1000 if interval.isdigit() else 0.1
+                job.progress = lambda fmt, progress: self._progress_header(fmt, progress, headers, settings)
+            result = engine.run(job, named, query_id, self._client_gone)
         except ClickHouseError as err:
             response = self._error_response(err, encode, headers)
         else:
@@ -1640,6 +2273,9 @@ class Handler(BaseHTTPRequestHandler):
                 content_type = content_type_for(result.output_format, dict(settings))
                 response = Response(200, encode(result.data), content_type,
                                     [*headers, ("X-ClickHouse-Format", result.output_format)])
+            if result.rest is not None:
+                response.stream = result.rest
+                response.encode = encode
             summary = {key: str(value) for key, value in result.summary.items()}
             response.headers.append(("X-ClickHouse-Summary", json.dumps(summary, separators=(",", ":"))))
         if http_compression and response.body:
@@ -1694,6 +2330,7 @@ class Handler(BaseHTTPRequestHandler):
             hint = DEFAULT_USER_PASSWORD_HINT if user == "default" else ""
             raise engine.error("AUTHENTICATION_FAILED", (
                 f"{user}: Authentication failed: password is incorrect, or there is no user with such name.{hint}"))
+        return user
 
     def _settings(self, url_params):
         """URL parameters that are settings, in order, then the header aliases."""
@@ -1780,7 +2417,7 @@ def watch_parent(pid, stop):
     stop()
 
 
-def serve(port, data_dir, password, parent_pid, tls=None):
+def serve(port, data_dir, password, parent_pid, tls=None, busy_limit=60):
     try:
         server = ThreadingHTTPServer((HOST, port), Handler)
     except OSError as exc:
@@ -1801,6 +2438,8 @@ def serve(port, data_dir, password, parent_pid, tls=None):
     os.dup2(devnull, 0)
     os.close(devnull)
     Handler.engine = Engine(data_dir)
+    Handler.sessions = SessionStore(Handler.engine)
+    Handler.busy_limit = busy_limit
     Handler.password = password
 
     def stop(*_):
@@ -1817,7 +2456,19 @@ def serve(port, data_dir, password, parent_pid, tls=None):
         server.serve_forever()
     finally:
         server.server_close()
+        # A query still running (its client gone, not cancelled) would hold the engine's
+        # shutdown up: it gets SHUTDOWN_GRACE seconds, then the process ends regardless.
+        def overdue():
+            sys.stderr.write(f"the engine did not shut down within {SHUTDOWN_GRACE} s; exiting\n")
+            sys.stderr.flush()
+            os._exit(0)
+
+        timer = threading.Timer(SHUTDOWN_GRACE, overdue)
+        timer.daemon = True
+        timer.start()
+        Handler.sessions.close_all()
         Handler.engine.close()
+        timer.cancel()
     sys.stderr.write("stopped\n")
     return 0
 
@@ -1832,12 +2483,15 @@ def main():
     parser.add_argument("--parent-pid", type=int, default=0, help="exit when this process is gone")
     parser.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (needs --tls-key)")
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    parser.add_argument("--busy-limit", type=float, default=60,
+                        help="engines that run one query at a time (chdb 1.x-3.x): /ping and /replicas_status "
+                             "answer 503 while one query has held the engine longer than this (seconds)")
     args = parser.parse_args()
     if bool(args.tls_cert) != bool(args.tls_key):
         parser.error("--tls-cert and --tls-key go together")
     password = os.environ.get("RVBBIT_DEV_CLICKHOUSE_PASSWORD", "")
     tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
-    return serve(args.port, os.path.abspath(args.data_dir), password, args.parent_pid, tls)
+    return serve(args.port, os.path.abspath(args.data_dir), password, args.parent_pid, tls, args.busy_limit)
 
 
 if __name__ == "__main__":

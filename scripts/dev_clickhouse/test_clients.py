@@ -22,6 +22,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import unittest
 
 import clickhouse_connect
@@ -180,6 +182,69 @@ class PythonClientTest(unittest.TestCase):
         with self.assertRaises(Exception), self.assertLogs("clickhouse_connect", "ERROR"):
             self.client.insert("ins_broken", data, column_names=["id", "s"])
         self.assertEqual(self.client.command("SELECT count() FROM ins_broken"), 0)
+
+    def test_session_keeps_settings_and_temporary_tables(self):
+        # clickhouse-connect gives each client a session of its own (autogenerate_session_id).
+        client = self.connect()
+        other = self.connect()
+        try:
+            self.assertTrue(client.get_client_setting("session_id"))
+            client.command("SET max_threads = 7")
+            self.assertEqual(client.command("SELECT getSetting('max_threads')"), 7)
+            self.assertNotEqual(other.command("SELECT getSetting('max_threads')"), 7)
+            if tuple(int(part) for part in client.server_version.split(".")[:2]) < (26, 0):
+                with self.assertRaises(DatabaseError) as caught:
+                    client.command("CREATE TEMPORARY TABLE kept (a UInt8)")
+                self.assertEqual((caught.exception.code, caught.exception.name), (48, "NOT_IMPLEMENTED"))
+                return
+            client.command("CREATE TEMPORARY TABLE kept (a UInt8)")
+            client.insert("kept", [(1,), (2,)], column_names=["a"])
+            self.assertEqual(client.command("SELECT sum(a) FROM kept"), 3)
+            self.assertEqual(other.command("EXISTS TEMPORARY TABLE kept"), 0)
+        finally:
+            client.close()
+            other.close()
+
+    def test_session_used_concurrently_is_locked(self):
+        # (A client refuses to run two queries of its session at once itself; two clients
+        # given one session_id leave it to the server.)
+        session_id = f"shared-{os.getpid()}"
+        if tuple(int(part) for part in self.client.server_version.split(".")[:2]) < (24, 0):
+            self.skipTest("chdb 1.x (23.10) holds the GIL while a query runs: the front handles no other "
+                          "request meanwhile, so no request can find the session in use")
+        client, twin = self.connect(session_id=session_id), self.connect(session_id=session_id)
+        try:
+            slow = threading.Thread(target=client.command, args=("SELECT sleep(2)",))
+            slow.start()
+            try:
+                time.sleep(0.7)
+                with self.assertRaises(DatabaseError) as caught:
+                    twin.command("SELECT 1")
+                self.assertEqual((caught.exception.code, caught.exception.name), (373, "SESSION_IS_LOCKED"))
+            finally:
+                slow.join()
+            self.assertEqual(twin.command("SELECT 1"), 1)
+        finally:
+            client.close()
+            twin.close()
+
+    def test_client_that_gives_up_cancels_its_query(self):
+        if tuple(int(part) for part in self.client.server_version.split(".")[:2]) < (26, 0):
+            self.skipTest("chdb 1.x-3.x cannot cancel a running query (see README)")
+        # clickhouse-connect asks for cancel_http_readonly_queries_on_client_close=1 itself.
+        impatient = self.connect(send_receive_timeout=1, autogenerate_session_id=False)
+        sql = "SELECT count() FROM system.numbers WHERE number * 7 = 1"
+        count = ("SELECT count() FROM system.processes WHERE query LIKE '%number * 7 = 1%' "
+                 "AND query NOT LIKE '%system.processes%'")
+        try:
+            with self.assertRaises(Exception):
+                impatient.query(sql)
+        finally:
+            impatient.close()
+        deadline = time.monotonic() + 10
+        while self.client.command(count) != 0:
+            self.assertLess(time.monotonic(), deadline, "the query of the client that gave up still runs")
+            time.sleep(0.2)
 
 
 class NodeClientTest(unittest.TestCase):

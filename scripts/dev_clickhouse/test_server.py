@@ -53,7 +53,7 @@ def free_port():
 class Server:
     """A server process started with `dev-clickhouse serve`."""
 
-    def __init__(self, data_dir, password="", parent_pid=None):
+    def __init__(self, data_dir, password="", parent_pid=None, extra_args=()):
         self.port = free_port()
         self.data_dir = data_dir
         self.log_path = os.path.join(os.path.dirname(data_dir), f"server-{self.port}.log")
@@ -62,7 +62,7 @@ class Server:
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [SCRIPT, "serve", *engine, "--port", str(self.port), "--data-dir", data_dir,
-                 "--parent-pid", str(parent_pid or os.getpid())],
+                 "--parent-pid", str(parent_pid or os.getpid()), *extra_args],
                 env=env, stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + 60
         while True:
@@ -352,6 +352,226 @@ class ServerTest(unittest.TestCase):
         self.assertEqual(self.server.ok("EXISTS TEMPORARY TABLE session_bound"), b"0\n")
         self.server.ok("USE system")
         self.assertEqual(self.server.ok("SELECT currentDatabase()"), b"default\n")
+
+    # --- HTTP sessions (session_id) ---
+
+    def session(self, sql, session_id, **params):
+        return self.server.ok(sql, session_id=session_id, **params)
+
+    def test_session_keeps_set_and_use(self):
+        sid = f"keep-{uuid.uuid4()}"
+        default = self.server.ok("SELECT getSetting('max_threads')")
+        self.session("SET max_threads = 7", sid)
+        self.assertEqual(self.session("SELECT getSetting('max_threads')", sid), b"7\n")
+        self.assertEqual(self.server.ok("SELECT getSetting('max_threads')"), default)  # other requests untouched
+        # A URL setting applies to its query only, over the session's own.
+        self.assertEqual(self.session("SELECT getSetting('max_threads')", sid, max_threads="5"), b"5\n")
+        self.assertEqual(self.session("SELECT getSetting('max_threads')", sid), b"7\n")
+        # A SET statement changes the session even when the URL sets the same setting.
+        self.session("SET max_threads = 6", sid, max_threads="5")
+        self.assertEqual(self.session("SELECT getSetting('max_threads')", sid), b"6\n")
+        self.session("USE system", sid)
+        self.assertEqual(self.session("SELECT currentDatabase()", sid), b"system\n")
+        self.assertEqual(self.session("SELECT currentDatabase()", sid, database="default"), b"default\n")
+        self.assertEqual(self.session("SELECT currentDatabase()", sid), b"system\n")
+        self.assertEqual(self.server.ok("SELECT currentDatabase()"), b"default\n")
+        # The readonly mode of a GET does not stay in the session.
+        status, _, body = self.server.request("GET", "/?" + urllib.parse.urlencode(
+            {"session_id": sid, "query": "CREATE TABLE default.session_get (a UInt8) ENGINE = Memory"}))
+        self.assertEqual(status, 500, body)
+        self.assertIn(b"(READONLY)", body)
+        self.session("CREATE TABLE default.session_post (a UInt8) ENGINE = Memory", sid)
+
+    def test_session_keeps_temporary_tables(self):
+        sid = f"temp-{uuid.uuid4()}"
+        if self.version < (26, 0):
+            body = self.assert_error(self.server.query("CREATE TEMPORARY TABLE kept (a UInt8)", session_id=sid),
+                                     501, 48, "NOT_IMPLEMENTED")
+            self.assertIn("keeps SET and USE only", body)
+            self.skipTest("chdb 1.x-3.x open an engine per request: a session keeps SET and USE, "
+                          "and refuses temporary tables")
+        self.session("CREATE TEMPORARY TABLE kept (a UInt8)", sid)
+        self.session("INSERT INTO kept VALUES (1), (2)", sid)
+        self.assertEqual(self.session("SELECT sum(a) FROM kept", sid), b"3\n")
+        self.assertEqual(self.server.ok("EXISTS TEMPORARY TABLE kept"), b"0\n")
+        self.assertEqual(self.session("EXISTS TEMPORARY TABLE kept", f"other-{sid}"), b"0\n")
+
+    def test_session_check_timeout_and_close(self):
+        sid = f"check-{uuid.uuid4()}"
+        body = self.assert_error(self.server.query("SELECT 1", session_id=sid, session_check="1"),
+                                 500, 372, "SESSION_NOT_FOUND")
+        self.assertIn(f"Session {sid} not found", body)
+        self.assertEqual(self.session("SELECT 1", sid), b"1\n")
+        self.assertEqual(self.session("SELECT 2", sid, session_check="1"), b"2\n")
+        self.assertEqual(self.session("SELECT 3", sid, session_check="1", close_session="1"), b"3\n")
+        self.assert_error(self.server.query("SELECT 1", session_id=sid, session_check="1"),
+                          500, 372, "SESSION_NOT_FOUND")
+        body = self.assert_error(self.server.query("SELECT 1", session_id=sid, session_timeout="abc"),
+                                 500, 374, "INVALID_SESSION_TIMEOUT")
+        self.assertIn("Invalid session timeout: 'abc'", body)
+        body = self.assert_error(self.server.query("SELECT 1", session_id=sid, session_timeout="3601"),
+                                 500, 374, "INVALID_SESSION_TIMEOUT")
+        self.assertIn("larger than max_session_timeout: 3600", body)
+        # Without session_id the handler reads no session parameter.
+        self.assertEqual(self.server.ok("SELECT 1", session_timeout="abc", session_check="1"), b"1\n")
+        # A session ends `session_timeout` seconds after its last request.
+        self.session("SET max_threads = 1", sid, session_timeout="1")
+        time.sleep(1.6)
+        self.assert_error(self.server.query("SELECT 1", session_id=sid, session_check="1"),
+                          500, 372, "SESSION_NOT_FOUND")
+
+    def test_session_is_locked_while_in_use(self):
+        if self.version < (24, 0):
+            self.skipTest("chdb 1.x (23.10) holds the GIL while a query runs: the front handles no other "
+                          "request meanwhile, so no request can find the session in use")
+        sid = f"lock-{uuid.uuid4()}"
+        first = self.server.connection()
+        try:
+            first.request("POST", "/?" + urllib.parse.urlencode({"session_id": sid}), body=b"SELECT sleep(2)")
+            time.sleep(0.7)
+            body = self.assert_error(self.server.query("SELECT 1", session_id=sid), 500, 373, "SESSION_IS_LOCKED")
+            self.assertIn(f"Session {sid} is locked by a concurrent client", body)
+            response = first.getresponse()
+            self.assertEqual((response.status, response.read()), (200, b"0\n"))
+        finally:
+            first.close()
+        self.assertEqual(self.session("SELECT 1", sid), b"1\n")
+
+    # --- running queries: concurrency, query ids, KILL, cancel on close ---
+
+    LONG_QUERY = "SELECT count() FROM system.numbers WHERE number * 3 = {tag}"
+
+    def start_long_query(self, tag, **params):
+        """A query that runs until cancelled, sent on a connection of its own."""
+        conn = self.server.connection()
+        path = "/?" + urllib.parse.urlencode(params) if params else "/"
+        conn.request("POST", path, body=self.LONG_QUERY.format(tag=tag).encode())
+        return conn
+
+    def running(self, tag):
+        return int(self.server.ok(f"SELECT count() FROM system.processes WHERE query LIKE '%number * 3 = {tag}%' "
+                                  "AND query NOT LIKE '%system.processes%'"))
+
+    def wait_running(self, tag, count):
+        deadline = time.monotonic() + 10
+        while self.running(tag) != count:
+            self.assertLess(time.monotonic(), deadline, f"{count} queries tagged {tag} expected to run")
+            time.sleep(0.1)
+
+    def require_concurrent_engine(self):
+        if self.version < (26, 0):
+            self.skipTest("chdb 1.x-3.x run one query at a time (23.10 holds the GIL while a query runs, so the "
+                          "front answers nothing meanwhile; 24.8 and 25.8 engines are not safe to enter from two "
+                          "threads); see README")
+
+    def test_queries_run_at_once_and_kill_query_cancels(self):
+        self.require_concurrent_engine()
+        conn = self.start_long_query(11, query_id="long-11")
+        try:
+            self.wait_running(11, 1)
+            started = time.monotonic()
+            self.assertEqual(self.server.ok("SELECT 1"), b"1\n")
+            self.assertEqual(self.server.request("GET", "/ping")[2], b"Ok.\n")
+            self.assertLess(time.monotonic() - started, 5)
+            body = self.assert_error(self.server.query("SELECT 1", query_id="long-11"),
+                                     500, 216, "QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING")
+            self.assertIn("Query with id = long-11 is already running", body)
+            killed = self.server.ok("KILL QUERY WHERE query LIKE '%number * 3 = 11%' AND query NOT LIKE '%KILL%' "
+                                    "SYNC FORMAT TSV")
+            self.assertTrue(killed.startswith(b"finished\t"), killed)
+            response = conn.getresponse()
+            self.assertEqual(response.status, 500)
+            self.assertIn(b"(QUERY_WAS_CANCELLED)", response.read())
+        finally:
+            conn.close()
+        self.assertEqual(self.server.ok("SELECT 2", query_id="long-11"), b"2\n")  # the id is free again
+
+    def test_client_that_closes_cancels_its_read_only_query(self):
+        self.require_concurrent_engine()
+        conn = self.start_long_query(12, cancel_http_readonly_queries_on_client_close="1")
+        self.wait_running(12, 1)
+        conn.close()
+        self.wait_running(12, 0)
+        # Without the setting the query runs on, as in a server; KILL ends it.
+        conn = self.start_long_query(13)
+        try:
+            self.wait_running(13, 1)
+            conn.close()
+            time.sleep(0.5)
+            self.assertEqual(self.running(13), 1)
+        finally:
+            self.server.ok("KILL QUERY WHERE query LIKE '%number * 3 = 13%' AND query NOT LIKE '%KILL%' SYNC")
+
+    def test_large_results_are_sent_as_produced(self):
+        self.require_concurrent_engine()
+        sql = "SELECT number FROM numbers(400000)"  # 2.6 MB
+        expected = "".join(f"{i}\n" for i in range(400000)).encode()
+        status, headers, body = self.server.query(sql)
+        self.assertEqual((status, headers.get("Transfer-Encoding"), "Content-Length" in headers), (200, "chunked", False))
+        self.assertEqual(body, expected)
+        # wait_end_of_query=1 holds the whole result back; a small result is sent whole anyway.
+        status, headers, body = self.server.query(sql, wait_end_of_query="1")
+        self.assertEqual((status, headers.get("Content-Length"), body == expected), (200, str(len(expected)), True))
+        self.assertIn("Content-Length", self.server.query("SELECT 1")[1])
+        # Native compression, block by block.
+        self.assertEqual(native_decompress(self.server.query(sql, compress="1")[2]), expected)
+        # An error after the response started ends it without its last chunk.
+        conn = self.server.connection()
+        try:
+            conn.request("POST", "/", body=b"SELECT number, throwIf(number = 390000) FROM numbers(400000) "
+                                                  b"SETTINGS max_block_size = 10000, max_threads = 1")
+            response = conn.getresponse()
+            self.assertEqual(response.status, 200)
+            with self.assertRaises(http.client.IncompleteRead) as caught:
+                response.read()
+            self.assertIn(b"(FUNCTION_THROW_IF_VALUE_IS_NON_ZERO)", caught.exception.partial)
+        finally:
+            conn.close()
+
+    def test_progress_headers(self):
+        self.require_concurrent_engine()
+        conn = self.server.connection()
+        try:
+            conn.request("POST", "/?send_progress_in_http_headers=1&http_headers_progress_interval_ms=50",
+                         body=b"SELECT count() FROM numbers(400000000) WHERE number * 3 = 1")
+            response = conn.getresponse()
+            progress = [json.loads(value) for name, value in response.getheaders() if name == "X-ClickHouse-Progress"]
+            self.assertEqual((response.status, response.read()), (200, b"0\n"))
+        finally:
+            conn.close()
+        self.assertGreaterEqual(len(progress), 1)
+        rows = [int(p["read_rows"]) for p in progress]
+        self.assertEqual(rows, sorted(rows))
+        self.assertTrue(0 < rows[-1] <= 400000000)
+        self.assertEqual(set(progress[0]), {"read_rows", "read_bytes", "written_rows", "written_bytes",
+                                            "total_rows_to_read", "result_rows", "result_bytes", "elapsed_ns"})
+        # Without the setting, none.
+        status, headers, _ = self.server.query("SELECT count() FROM numbers(100000000) WHERE number * 3 = 1")
+        self.assertNotIn("X-ClickHouse-Progress", headers)
+
+    def test_ping_tells_a_busy_engine(self):
+        if self.version < (24, 0):
+            self.skipTest("chdb 1.x (23.10) holds the GIL while a query runs: /ping gets no answer at all "
+                          "until the query ends")
+        tmp = tempfile.mkdtemp(prefix="dev-clickhouse-busy-")
+        server = Server(os.path.join(tmp, "data"), extra_args=["--busy-limit", "1"])
+        conn = server.connection()
+        try:
+            conn.request("POST", "/", body=b"SELECT sleep(2.5)")
+            time.sleep(1.8)
+            status, _, body = server.request("GET", "/ping")
+            replicas = server.request("GET", "/replicas_status")[0]
+            if self.version >= (26, 0):  # queries run at once: a long one delays no other
+                self.assertEqual((status, body, replicas), (200, b"Ok.\n", 200))
+            else:
+                self.assertEqual((status, replicas), (503, 503), body)
+                self.assertIn(b"Engine busy: one query has run for", body)
+            self.assertEqual(conn.getresponse().read(), b"0\n")
+            self.assertEqual(server.request("GET", "/ping")[:3:2], (200, b"Ok.\n"))
+        finally:
+            conn.close()
+            server.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def test_unknown_setting(self):
         body = self.assert_error(self.server.query("SELECT 1", no_such_setting="1"), 404, 115, "UNKNOWN_SETTING")
