@@ -472,3 +472,27 @@ fn scripts_install_puts_the_host_first_on_path_and_uninstall_removes_only_its_fi
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_panic_in_the_host_is_one_line_and_exit_70() {
+    // A debug-build failpoint panics in the host itself, before any plugin runs.
+    let panicked = run(rvbbit()
+        .args(["training", "status"])
+        .env("RVBBIT_HOST_FAILPOINT", "panic"));
+    panicked.expect_code(70);
+    assert!(panicked.stdout.is_empty(), "{}", panicked.stdout);
+    let lines: Vec<&str> = panicked.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", panicked.stderr);
+    assert!(
+        lines[0].starts_with("error: rvbbit hit an internal error (")
+            && lines[0].contains("host failpoint reached")
+            && lines[0].ends_with("this is a bug, please report it"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        !panicked.stderr.contains("stack backtrace"),
+        "{}",
+        panicked.stderr
+    );
+}

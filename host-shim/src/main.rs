@@ -20,7 +20,21 @@ fn main() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     std::panic::set_hook(Box::new(|info| {
-        eprintln!("error: rvbbit hit an internal error ({info}); this is a bug, please report it");
+        // One line: the panic's message and where it happened.
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_string());
+        let message = message.lines().collect::<Vec<_>>().join(" ");
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "error: rvbbit hit an internal error ({message}{location}); this is a bug, please report it"
+        );
     }));
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     // A panic in the host is a bug: the hook above says so, and the exit code is 70 like
@@ -30,6 +44,13 @@ fn main() {
 }
 
 fn run(args: Vec<OsString>) -> i32 {
+    // Test-only (debug builds): `RVBBIT_HOST_FAILPOINT=panic` panics here, to prove a
+    // panic in the host ends with one line and exit 70.
+    if cfg!(debug_assertions)
+        && std::env::var_os("RVBBIT_HOST_FAILPOINT").is_some_and(|v| v == "panic")
+    {
+        panic!("host failpoint reached");
+    }
     let registry = discovery::Registry::load(&discovery::search_dirs());
     let args = cli::help_as_flag(&registry, &args).unwrap_or(args);
 
