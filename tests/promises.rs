@@ -496,3 +496,94 @@ fn a_panic_in_the_host_is_one_line_and_exit_70() {
         panicked.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_after_the_backfill_stops_between_statements_and_the_next_migrate_resumes() {
+    use std::io::BufRead;
+    let db = rvbbit_tests::TestDb::with_logs("ctrl_c_after_backfill").await;
+    db.exec(&rvbbit_tests::logs::history_sql(200)).await;
+    // -v prints each statement on stderr before sending it: Ctrl-C (SIGINT) when the
+    // first statement of migration 0003 is sent, long after the backfill (0001).
+    let mut child = rvbbit()
+        .args([
+            "training",
+            "migrate",
+            "-v",
+            "--url",
+            &db.url,
+            "--database",
+            &db.name,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("rvbbit starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut seen = String::new();
+    let mut line = String::new();
+    let marker = "-- CREATE TABLE IF NOT EXISTS training_trainable_examples";
+    while stderr.read_line(&mut line).unwrap_or(0) > 0 {
+        seen.push_str(&line);
+        if line.starts_with(marker) {
+            let sent = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status()
+                .expect("kill runs");
+            assert!(sent.success());
+        }
+        line.clear();
+    }
+    let status = child.wait().expect("rvbbit ends");
+    let out = reader.join().expect("stdout read");
+    assert!(seen.contains(marker), "0003 was never reached:\n{seen}");
+    assert_eq!(status.code(), Some(130), "stdout:\n{out}\nstderr:\n{seen}");
+    let errors: Vec<&str> = seen.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{seen}");
+    assert!(
+        errors[0].contains("interrupted: ")
+            && errors[0].ends_with("run `rvbbit training migrate` again to resume."),
+        "{}",
+        errors[0]
+    );
+    assert!(!seen.contains("panicked"), "{seen}");
+
+    let status_json = db.rvbbit(&["training", "status", "--format", "json"]);
+    status_json.expect_code(0);
+    let report: serde_json::Value = serde_json::from_str(&status_json.stdout).expect("status JSON");
+    let third = report["migrations"]
+        .as_array()
+        .expect("migrations")
+        .iter()
+        .find(|m| m["version"] == 3)
+        .cloned()
+        .expect("migration 3");
+    // Recorded as interrupted (not failed): nothing is half-applied and migrate resumes.
+    assert_eq!(third["state"], "interrupted", "{report:#}");
+    let status_text = db.rvbbit(&["training", "status"]);
+    status_text.expect_code(0);
+    assert!(
+        status_text
+            .stdout
+            .contains("0003_trainable_examples: interrupted at step ")
+            && status_text
+                .stdout
+                .contains("`rvbbit training migrate` resumes it"),
+        "{}",
+        status_text.stdout
+    );
+    let resumed = db.rvbbit(&["training", "migrate"]);
+    resumed.expect_code(0);
+    assert!(
+        resumed.stdout.contains(
+            "resuming: migration 0003_trainable_examples was left interrupted after step "
+        ),
+        "{}",
+        resumed.stdout
+    );
+    db.rvbbit(&["training", "verify"]).expect_code(0);
+    let examples: u64 = db.scalar("SELECT count() FROM training_examples").await;
+    assert_eq!(examples, 200, "every example once");
+    db.drop().await;
+}

@@ -154,6 +154,12 @@ impl<'a> Run<'a> {
         self.write(done, LedgerStatus::Failed, error).await
     }
 
+    /// Ctrl-C between two steps: recorded as such, so `status` and the next `migrate`
+    /// say the run was interrupted (and is resumed), not that it failed.
+    pub async fn interrupted(&self, done: u32, message: &str) -> anyhow::Result<()> {
+        self.write(done, LedgerStatus::Interrupted, message).await
+    }
+
     async fn write(&self, done: u32, status: LedgerStatus, error: &str) -> anyhow::Result<()> {
         let (host, pid) = whoami();
         let finished = status != LedgerStatus::Running;

@@ -81,12 +81,15 @@ pub enum LedgerStatus {
     Running,
     Applied,
     Failed,
+    /// Stopped by Ctrl-C between two steps: nothing half-applied, `migrate` resumes.
+    Interrupted,
 }
 
 words!(LedgerStatus {
     Running => "running",
     Applied => "applied",
     Failed => "failed",
+    Interrupted => "interrupted",
 });
 
 impl LedgerStatus {
@@ -95,6 +98,7 @@ impl LedgerStatus {
         match text {
             "applied" => LedgerStatus::Applied,
             "failed" => LedgerStatus::Failed,
+            "interrupted" => LedgerStatus::Interrupted,
             _ => LedgerStatus::Running,
         }
     }
@@ -108,6 +112,7 @@ pub enum MigrationState {
     Applied,
     Failed,
     InProgress,
+    Interrupted,
 }
 
 words!(MigrationState {
@@ -116,6 +121,7 @@ words!(MigrationState {
     Applied => "applied",
     Failed => "failed",
     InProgress => "in progress",
+    Interrupted => "interrupted",
 });
 
 /// What kind of object a training object is: one encoding for the migrations'
@@ -261,6 +267,7 @@ mod tests {
             LedgerStatus::Running,
             LedgerStatus::Applied,
             LedgerStatus::Failed,
+            LedgerStatus::Interrupted,
         ] {
             assert_eq!(LedgerStatus::parse(status.as_str()), status);
         }

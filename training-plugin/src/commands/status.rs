@@ -79,6 +79,7 @@ fn state_of(entry: Option<&Entry>, checksum: &str) -> MigrationState {
         }
         Some((_, LedgerStatus::Applied)) => MigrationState::Applied,
         Some((_, LedgerStatus::Failed)) => MigrationState::Failed,
+        Some((_, LedgerStatus::Interrupted)) => MigrationState::Interrupted,
         Some((_, LedgerStatus::Running)) => MigrationState::InProgress,
     }
 }
@@ -175,7 +176,12 @@ async fn status(db: &Db, format: Format) -> anyhow::Result<i32> {
                         &m.checksum[..12]
                     );
                 }
-                if matches!(m.state, MigrationState::InProgress | MigrationState::Failed) {
+                if matches!(
+                    m.state,
+                    MigrationState::InProgress
+                        | MigrationState::Failed
+                        | MigrationState::Interrupted
+                ) {
                     say!(
                         "{:04}_{}: {} at step {} of {}, run by {} (pid {}) since {}; `rvbbit training migrate` resumes it",
                         m.version,

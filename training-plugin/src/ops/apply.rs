@@ -192,9 +192,15 @@ impl Applier<'_, '_> {
             };
             if let Err(e) = outcome {
                 if let Some(r) = &run {
-                    let _ = r
-                        .failed(step.index(), &db.target.redact(&format!("{e:#}")))
-                        .await;
+                    let message = db.target.redact(&format!("{e:#}"));
+                    let interrupted = e
+                        .downcast_ref::<crate::failure::Classified>()
+                        .is_some_and(|c| c.exit_code == rvbbit_plugin_api::exit::INTERRUPTED);
+                    let _ = if interrupted {
+                        r.interrupted(step.index(), &message).await
+                    } else {
+                        r.failed(step.index(), &message).await
+                    };
                 }
                 return Err(e);
             }

@@ -206,10 +206,10 @@ pub fn plan(
                 "migration {:04}_{} was left {} after step {} of {} by host {} (pid {}) at {}{}",
                 migration.version,
                 migration.name,
-                if entry.status() == LedgerStatus::Failed {
-                    "failed"
-                } else {
-                    "in progress"
+                match entry.status() {
+                    LedgerStatus::Failed => "failed",
+                    LedgerStatus::Interrupted => "interrupted",
+                    _ => "in progress",
                 },
                 entry.statements_done,
                 entry.statements_total,
