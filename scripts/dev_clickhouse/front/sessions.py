@@ -10,6 +10,7 @@ import time
 
 from .params import first_value
 
+
 class NamedSession:
     """An HTTP session (`session_id`): the engine session its requests share.
 
