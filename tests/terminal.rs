@@ -317,8 +317,15 @@ async fn color_and_progress_only_on_a_terminal() {
         "--database",
         &db.name,
     ]));
+    never.expect_code(0);
+    assert!(
+        never.stdout.contains("verify: all"),
+        "the report, uncoloured:\n{}",
+        never.stdout
+    );
     assert!(!never.stdout.contains("\x1b[32m"), "{}", never.stdout);
     let always = db.rvbbit(&["training", "verify", "--color", "always"]);
+    always.expect_code(0);
     assert!(always.stdout.contains("\x1b[32mok"), "{}", always.stdout);
     db.drop().await;
 }
