@@ -4,6 +4,8 @@
 //! One module per command under [`commands`]; each has its own `Args` and `exec`.
 //! The SQL lives in `migrations/` at the workspace root and is embedded at build time.
 
+#[cfg(test)]
+mod cluster_golden;
 mod commands;
 mod connection;
 mod db;
