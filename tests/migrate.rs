@@ -236,13 +236,18 @@ async fn a_backfill_longer_than_the_timeout_is_stopped_by_the_server_and_resumes
     // (The local engine runs one statement at a time, so there this query is answered
     // only once a statement still running has ended, and the counts below tell whether
     // the backfill was cut; a server that runs statements side by side lists it here.)
-    let running: Vec<(String, String)> = db
-        .rows("SELECT query_id, query FROM system.processes WHERE query_id != queryID()")
-        .await;
-    assert!(
-        running.is_empty(),
-        "still running after the migrate ended: {running:#?}"
-    );
+    // The engine of ClickHouse 23.10 (chdb 1.4.1) has no system.processes: there the
+    // counts alone tell.
+    let version: String = db.scalar("SELECT version()").await;
+    if !version.starts_with("23.10.") {
+        let running: Vec<(String, String)> = db
+            .rows("SELECT query_id, query FROM system.processes WHERE query_id != queryID()")
+            .await;
+        assert!(
+            running.is_empty(),
+            "still running after the migrate ended: {running:#?}"
+        );
+    }
     let (count, traces): (u64, u64) = db
         .scalar("SELECT count(), uniqExact(trace_id) FROM training_examples")
         .await;
