@@ -504,6 +504,14 @@ fn a_command_claimed_by_two_plugins_is_a_conflict_reported_with_the_file() {
 
     assert_others_work(&dir);
     let verify = rvbbit_in(&dir, &["training", "verify", "--help"]);
+    verify.expect_code(0);
+    assert!(
+        verify
+            .stdout
+            .contains("Usage: rvbbit training verify [OPTIONS]"),
+        "the training plugin's own help:\n{}",
+        verify.all()
+    );
     assert!(!verify.stdout.contains("cconflict"), "{}", verify.stdout);
     let twins = rvbbit_in(&dir, &["twins", "hello"]);
     twins.expect_code(0);

@@ -317,8 +317,15 @@ async fn color_and_progress_only_on_a_terminal() {
         "--database",
         &db.name,
     ]));
+    never.expect_code(0);
+    assert!(
+        never.stdout.contains("verify: all"),
+        "the report, uncoloured:\n{}",
+        never.stdout
+    );
     assert!(!never.stdout.contains("\x1b[32m"), "{}", never.stdout);
     let always = db.rvbbit(&["training", "verify", "--color", "always"]);
+    always.expect_code(0);
     assert!(always.stdout.contains("\x1b[32mok"), "{}", always.stdout);
     db.drop().await;
 }
@@ -422,20 +429,16 @@ async fn migrate_and_test_annotation_speak_json() {
         "a new database does not build version 2's copy only to drop it: {created:?}"
     );
     assert!(created.contains(&"materialized view training_examples_mv"));
-    let again: serde_json::Value = serde_json::from_str(
-        &db.rvbbit(&["training", "migrate", "--format", "json"])
-            .stdout,
-    )
-    .unwrap();
-    assert!(
-        again["actions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|a| a["action"] == "exists"),
-        "{again}"
-    );
-    assert_eq!(again["backfilled_examples"], 0);
+    // A second migrate finds everything installed and does nothing.
+    let second = db.rvbbit(&["training", "migrate", "--format", "json"]);
+    second.expect_code(0);
+    let again: serde_json::Value =
+        serde_json::from_str(&second.stdout).expect("migrate prints one JSON object");
+    assert_eq!(again["found"], "installed", "{again}");
+    assert_eq!(again["findings"], serde_json::json!([]), "{again}");
+    assert_eq!(again["actions"], serde_json::json!([]), "{again}");
+    assert_eq!(again["backfilled_examples"], 0, "{again}");
+    assert_eq!(again["verify"]["ok"], true, "{again}");
 
     let test = db.rvbbit(&["training", "test-annotation", "--format", "json"]);
     test.expect_code(0);

@@ -984,7 +984,9 @@ mod tests {
     }
 
     #[test]
-    fn the_ledger_table() {
+    fn a_replacing_merge_tree_keeps_its_version_column() {
+        // A short ledger-like table; the real ledger and lease tables, as the plugin
+        // defines them, are rendered by training-plugin's test `cluster_golden`.
         assert_eq!(
             r("CREATE TABLE IF NOT EXISTS _rvbbit_plugin_migrations (plugin String, version UInt32, updated_at DateTime64(6)) ENGINE = ReplacingMergeTree(updated_at) ORDER BY (plugin, version)"),
             format!("CREATE TABLE IF NOT EXISTS _rvbbit_plugin_migrations ON CLUSTER 'rvbbit_cluster' (plugin String, version UInt32, updated_at DateTime64(6)) ENGINE = ReplicatedReplacingMergeTree({}, updated_at) ORDER BY (plugin, version)", path("_rvbbit_plugin_migrations"))

@@ -6,6 +6,8 @@
 //! backfill, the checks of verify), in the vocabulary of `model`.
 //! The SQL lives in `migrations/` at the workspace root and is embedded at build time.
 
+#[cfg(test)]
+mod cluster_golden;
 mod commands;
 mod connection;
 mod db;

@@ -139,23 +139,55 @@ mod tests {
             })
         );
         assert_eq!(creates("DROP TABLE t"), None, "not idempotent");
+        assert_eq!(
+            creates("INSERT INTO t SELECT x FROM s WHERE x NOT IN (SELECT x FROM t)"),
+            Some(Creates::Fill { table: "t".into() })
+        );
+        assert_eq!(
+            creates("INSERT INTO t SELECT x FROM s"),
+            None,
+            "not idempotent"
+        );
         assert_eq!(creates("SELECT 1"), None);
     }
 
     #[test]
     fn every_embedded_statement_is_idempotent_ddl() {
         assert!(!MIGRATIONS.is_empty());
+        let mut fills = Vec::new();
         for m in MIGRATIONS {
             for s in split(m.sql).unwrap() {
-                assert!(
-                    creates(&s.text).is_some(),
-                    "migration {} line {}: not an IF NOT EXISTS statement: {}",
-                    m.version,
-                    s.line,
-                    s.text
-                );
+                match creates(&s.text) {
+                    None => panic!(
+                        "migration {} line {}: not an IF NOT EXISTS statement: {}",
+                        m.version, s.line, s.text
+                    ),
+                    // `creates` takes any INSERT with a NOT IN for a fill: running it
+                    // again adds nothing only if it skips the traces its own table has.
+                    Some(Creates::Fill { table }) => {
+                        let text = s.text.split_whitespace().collect::<Vec<_>>().join(" ");
+                        let guard = format!("AND trace_id NOT IN (SELECT trace_id FROM {table})");
+                        assert!(
+                            text.contains(&guard),
+                            "migration {} line {}: INSERT INTO {table} does not skip the traces it already has (`{guard}`): {}",
+                            m.version,
+                            s.line,
+                            s.text
+                        );
+                        fills.push((m.version, table));
+                    }
+                    Some(_) => {}
+                }
             }
         }
+        assert_eq!(
+            fills,
+            [
+                (2, "training_annotated_examples".to_string()),
+                (3, "training_trainable_examples".to_string()),
+            ],
+            "the INSERTs of the migrations"
+        );
     }
 
     #[test]
