@@ -587,3 +587,48 @@ async fn ctrl_c_after_the_backfill_stops_between_statements_and_the_next_migrate
     assert_eq!(examples, 200, "every example once");
     db.drop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_reports_examples_stored_twice_and_its_advice_clears_them() {
+    let db = rvbbit_tests::TestDb::with_logs("examples_twice").await;
+    db.exec(&rvbbit_tests::logs::history_sql(30)).await;
+    db.rvbbit(&["training", "migrate"]).expect_code(0);
+    db.rvbbit(&["training", "verify"]).expect_code(0);
+    // Two examples written a second time (as a backfill racing the materialized view
+    // could): verify names the count and the way to merge them.
+    // (Merges stopped first: a background merge of this small table would collapse
+    // the copies before verify looks.)
+    db.exec("SYSTEM STOP MERGES training_examples").await;
+    db.exec(
+        "INSERT INTO training_examples SELECT * FROM training_examples WHERE trace_id IN ('h-1', 'h-2')",
+    )
+    .await;
+    let twice = db.rvbbit(&["training", "verify"]);
+    twice.expect_code(1);
+    assert!(
+        twice
+            .stdout
+            .contains("2 examples are stored more than once (same trace_id)"),
+        "{}",
+        twice.stdout
+    );
+    assert!(
+        twice
+            .stdout
+            .contains("`OPTIMIZE TABLE training_examples FINAL` merges them now"),
+        "{}",
+        twice.stdout
+    );
+    // The advice works: after it, verify passes and each example is there once.
+    db.exec("SYSTEM START MERGES training_examples").await;
+    db.exec("OPTIMIZE TABLE training_examples FINAL").await;
+    db.rvbbit(&["training", "verify"]).expect_code(0);
+    let (rows, traces): (u64, u64) = db
+        .rows("SELECT count(), uniqExact(trace_id) FROM training_examples")
+        .await
+        .into_iter()
+        .next()
+        .expect("one row");
+    assert_eq!((rows, traces), (30, 30));
+    db.drop().await;
+}
