@@ -233,11 +233,12 @@ async fn a_backfill_longer_than_the_timeout_is_stopped_by_the_server_and_resumes
         stopped.stderr
     );
     // The server stopped the statement: nothing of the migrate is still running on it.
-    // (The local engine runs one statement at a time, so there this query is answered
-    // only once a statement still running has ended, and the counts below tell whether
-    // the backfill was cut; a server that runs statements side by side lists it here.)
-    // The engine of ClickHouse 23.10 (chdb 1.4.1) has no system.processes: there the
-    // counts alone tell.
+    // The local front runs requests at once on 26.x, so a backfill the server did not
+    // stop is listed here (an INSERT INTO training_examples); on the older engines it
+    // runs them one at a time, so there this query is answered only once such a
+    // statement has ended, and the counts below tell whether the backfill was cut. The
+    // engine of ClickHouse 23.10 (chdb 1.4.1) has no system.processes: there the counts
+    // alone tell.
     let version: String = db.scalar("SELECT version()").await;
     if !version.starts_with("23.10.") {
         let running: Vec<(String, String)> = db
