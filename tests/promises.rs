@@ -262,6 +262,18 @@ fn a_web_server_that_is_not_clickhouse_is_named_as_such() {
     );
 }
 
+/// `program` without this process's `RVBBIT_*` variables and `XDG_DATA_HOME`, so that
+/// only what a test sets decides where plugins and servers are looked for.
+fn clean(program: &Path) -> Command {
+    let mut command = Command::new(program);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("RVBBIT_") || key == "XDG_DATA_HOME" {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
 fn copy_executable(from: &Path, to: &Path) {
     std::fs::create_dir_all(to.parent().expect("parent")).expect("dir");
     std::fs::copy(from, to).expect("copy");
@@ -303,12 +315,7 @@ fn plugins_are_found_in_the_lib_dir_beside_the_binary_and_in_the_users_data_dir(
     );
 
     let listing = |exe: &Path, home: &Path, xdg: Option<&Path>| {
-        let mut command = Command::new(exe);
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("RVBBIT_") || key == "XDG_DATA_HOME" {
-                command.env_remove(key);
-            }
-        }
+        let mut command = clean(exe);
         command.env("PATH", "/usr/bin:/bin").env("HOME", home);
         if let Some(xdg) = xdg {
             command.env("XDG_DATA_HOME", xdg);
@@ -355,12 +362,7 @@ fn two_copies_of_the_host_on_path_never_hand_a_command_back_and_forth() {
         first.parent().expect("dir").display(),
         second.parent().expect("dir").display()
     );
-    let mut command = Command::new(&first);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("RVBBIT_") {
-            command.env_remove(key);
-        }
-    }
+    let mut command = clean(&first);
     let started = Instant::now();
     let handed = run(command
         .args(["run", "some_cascade.yaml"])
@@ -418,12 +420,7 @@ fn scripts_install_puts_the_host_first_on_path_and_uninstall_removes_only_its_fi
     );
     let host = prefix.join("bin").join("rvbbit");
     let on_path = |args: &[&str]| {
-        let mut command = Command::new("rvbbit");
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("RVBBIT_") || key == "XDG_DATA_HOME" {
-                command.env_remove(key);
-            }
-        }
+        let mut command = clean(Path::new("rvbbit"));
         run(command.args(args).env("PATH", &path).env("HOME", &dir))
     };
     let listed = on_path(&["plugins"]);
