@@ -1,4 +1,5 @@
-//! Failure paths: each ends with one clear message, its own exit code, and nothing changed.
+//! Failure paths: each ends with one clear message, its own exit code, and nothing
+//! changed; and, on Debian's ClickHouse 18.16, a user other than `default` logging in.
 
 use rvbbit_tests::{old_server, run, rvbbit, TestDb};
 
@@ -125,6 +126,191 @@ fn a_wrong_password_is_an_authentication_error_that_never_echoes_it() {
         .env("RVBBIT_CLICKHOUSE_PASSWORD", secret));
     run3.expect_code(4);
     assert!(!run3.all().contains(secret), "{}", run3.all());
+}
+
+/// A private Debian ClickHouse 18.16 (`scripts/old-clickhouse --user`) with a second
+/// user, `analyst`, besides `default`, each with a password of its own; stopped when
+/// dropped.
+struct OldServerWithUser {
+    dir: std::path::PathBuf,
+    url: String,
+}
+
+const ANALYST: &str = "analyst";
+const ANALYST_PASSWORD: &str = "analyst-pw-31";
+const DEFAULT_PASSWORD: &str = "default-pw-47";
+
+impl OldServerWithUser {
+    fn start() -> OldServerWithUser {
+        let dir =
+            std::env::temp_dir().join(format!("rvbbit-failures-old-user-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let script = rvbbit_tests::repo_root()
+            .join("scripts")
+            .join("old-clickhouse");
+        let output = std::process::Command::new(script)
+            .arg("start")
+            .arg("--dir")
+            .arg(&dir)
+            .args(["--http-port", &rvbbit_tests::free_port().to_string()])
+            .args(["--tcp-port", &rvbbit_tests::free_port().to_string()])
+            .args(["--password", DEFAULT_PASSWORD])
+            .args(["--user", ANALYST, "--user-password", ANALYST_PASSWORD])
+            .output()
+            .expect("scripts/old-clickhouse runs");
+        assert!(
+            output.status.success(),
+            "scripts/old-clickhouse start --user: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let url = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        OldServerWithUser { dir, url }
+    }
+}
+
+impl Drop for OldServerWithUser {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(
+            rvbbit_tests::repo_root()
+                .join("scripts")
+                .join("old-clickhouse"),
+        )
+        .arg("stop")
+        .arg("--dir")
+        .arg(&self.dir)
+        .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Past authentication, 18.16 is refused for its version (exit 5): the login worked.
+#[track_caller]
+fn logged_in(run: &rvbbit_tests::Run, how: &str) {
+    assert_eq!(run.code, 5, "{how}: exit code; stderr:\n{}", run.stderr);
+    assert!(
+        run.stderr.contains("is version 18.16"),
+        "{how}: {}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("refused user"),
+        "{how}: {}",
+        run.stderr
+    );
+    no_password(run, how);
+}
+
+/// Refused by the server (exit 4), naming the user it refused.
+#[track_caller]
+fn refused(run: &rvbbit_tests::Run, user: &str, how: &str) {
+    assert_eq!(run.code, 4, "{how}: exit code; stderr:\n{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("refused user '{user}'")),
+        "{how}: {}",
+        run.stderr
+    );
+    no_password(run, how);
+}
+
+#[track_caller]
+fn no_password(run: &rvbbit_tests::Run, how: &str) {
+    for secret in [ANALYST_PASSWORD, DEFAULT_PASSWORD, "wrong-pw-59"] {
+        assert!(
+            !run.all().contains(secret),
+            "{how}: a password is printed:\n{}",
+            run.all()
+        );
+    }
+}
+
+#[test]
+fn a_user_other_than_default_is_the_one_that_logs_in_from_flag_variable_and_url() {
+    let server = OldServerWithUser::start();
+    let url = server.url.as_str();
+    let with_creds = |user: &str, password: &str| {
+        url.replacen("http://", &format!("http://{user}:{password}@"), 1)
+    };
+    let status = |extra: &[&str]| {
+        let mut command = rvbbit();
+        command.args(["training", "status", "--database", "default"]);
+        command.args(extra);
+        command
+    };
+
+    // The user and its own password: from the flags, the variables, the URL.
+    logged_in(
+        &run(&mut status(&[
+            "--url",
+            url,
+            "--user",
+            ANALYST,
+            "--password",
+            ANALYST_PASSWORD,
+        ])),
+        "flags",
+    );
+    logged_in(
+        &run(status(&["--url", url])
+            .env("RVBBIT_CLICKHOUSE_USER", ANALYST)
+            .env("RVBBIT_CLICKHOUSE_PASSWORD", ANALYST_PASSWORD)),
+        "variables",
+    );
+    logged_in(
+        &run(&mut status(&[
+            "--url",
+            &with_creds(ANALYST, ANALYST_PASSWORD),
+        ])),
+        "url",
+    );
+    // The URL's user wins over the flag's and the variable's.
+    logged_in(
+        &run(status(&[
+            "--url",
+            &with_creds(ANALYST, ANALYST_PASSWORD),
+            "--user",
+            "default",
+        ])
+        .env("RVBBIT_CLICKHOUSE_USER", "default")),
+        "url over flag and variable",
+    );
+
+    // The user with default's password, or a wrong one: refused, naming that user.
+    refused(
+        &run(&mut status(&[
+            "--url",
+            url,
+            "--user",
+            ANALYST,
+            "--password",
+            DEFAULT_PASSWORD,
+        ])),
+        ANALYST,
+        "flags, default's password",
+    );
+    refused(
+        &run(status(&["--url", url])
+            .env("RVBBIT_CLICKHOUSE_USER", ANALYST)
+            .env("RVBBIT_CLICKHOUSE_PASSWORD", "wrong-pw-59")),
+        ANALYST,
+        "variables, wrong password",
+    );
+    refused(
+        &run(&mut status(&["--url", &with_creds(ANALYST, "wrong-pw-59")])),
+        ANALYST,
+        "url, wrong password",
+    );
+    // Without a user, default logs in with its own password and is refused with
+    // analyst's: the password was checked against the user given, not any user.
+    logged_in(
+        &run(&mut status(&["--url", url, "--password", DEFAULT_PASSWORD])),
+        "default",
+    );
+    refused(
+        &run(&mut status(&["--url", url, "--password", ANALYST_PASSWORD])),
+        "default",
+        "default with analyst's password",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
