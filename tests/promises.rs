@@ -1,5 +1,6 @@
 //! Promises the README makes about connecting and about the host, each tried for real:
-//! a wrong password on a supported engine, credentials in the URL and the
+//! a wrong password on a supported engine, a user other than `default` (here refused;
+//! on 18.16 logging in: tests/failures.rs), credentials in the URL and the
 //! `RVBBIT_CLICKHOUSE_*` variables end to end, `https://` to a plain port, a name that
 //! does not resolve, a web server that is not ClickHouse, plugin discovery in
 //! `<exe>/../lib/rvbbit/plugins` and in the user's data directory, and the hand-off's
@@ -197,6 +198,59 @@ fn a_wrong_password_is_refused_with_exit_4_and_the_right_one_from_each_source_is
             .env("RVBBIT_CLICKHOUSE_PASSWORD", password),
         "host and port variables",
     );
+
+    // A user other than `default` (the local front has no other): the name given by
+    // flag, variable or URL is the one the server checks, and refuses even with
+    // default's password.
+    for (how, command) in [
+        ("flag", {
+            let mut c = rvbbit();
+            c.args([
+                "training",
+                "status",
+                "--url",
+                &engine.url,
+                "--user",
+                "analyst",
+            ])
+            .env("RVBBIT_CLICKHOUSE_PASSWORD", password);
+            c
+        }),
+        ("variable", {
+            let mut c = rvbbit();
+            c.args(["training", "status", "--url", &engine.url])
+                .env("RVBBIT_CLICKHOUSE_USER", "analyst")
+                .env("RVBBIT_CLICKHOUSE_PASSWORD", password);
+            c
+        }),
+        ("url", {
+            let mut c = rvbbit();
+            c.args([
+                "training",
+                "status",
+                "--url",
+                &format!("http://analyst:{password}@{host_port}"),
+            ]);
+            c
+        }),
+    ] {
+        let mut command = command;
+        let refused = run(&mut command);
+        refused.expect_code(4);
+        let line = one_error_line(&refused);
+        assert!(
+            line.contains(&format!(
+                "ClickHouse at {} refused user 'analyst'",
+                engine.url
+            )),
+            "{how}: {line}"
+        );
+        assert!(
+            !refused.all().contains(password),
+            "{how}: {}",
+            refused.all()
+        );
+    }
 }
 
 #[test]
