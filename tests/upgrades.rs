@@ -160,9 +160,11 @@ fn log_rows() -> Vec<LogRow> {
     ]
 }
 
-/// How many examples the logs make: the ground truth.
+/// How many examples the logs make, counted by hand: s-1 to s-9, t-1 and r-1 (not the
+/// user's row, the rows outside a cascade, nor the empty, null and missing replies),
+/// and the history.
 fn expected_examples() -> u64 {
-    log_rows().iter().filter(|r| r.is_example()).count() as u64 + HISTORY
+    11 + HISTORY
 }
 
 /// One marking as Studio writes it. `confidence`: `None` is a marking without one
@@ -281,13 +283,12 @@ fn markings() -> Vec<Marking> {
 /// A stored annotation's values: (trace_id, trainable, confidence, notes, tags, annotated_by).
 type Values = (String, bool, Option<f32>, String, Vec<String>, String);
 
-/// Writes the annotations as rvbbit does and returns the rows the table must then
-/// hold (the latest per trace after `OPTIMIZE ... FINAL`, plus the rows written after
-/// it). For the refused shapes (`shape` None: rvbbit never made them), every marking
-/// goes in one JSONEachRow INSERT instead, numeric ids with `trace_as_number`, and
-/// every row is kept.
-async fn annotate(db: &TestDb, shape: Option<Shape>, trace_as_number: bool) -> Vec<Values> {
-    let unassessed = shape.and_then(Shape::unassessed);
+/// Writes the annotations as rvbbit does: the worker's scores, Studio's markings and
+/// `OPTIMIZE ... FINAL`, then an on-demand assessment. For the refused shapes (`shape`
+/// None: rvbbit never made them), every marking goes in one JSONEachRow INSERT instead,
+/// numeric ids with `trace_as_number`. What the table then holds is written out by
+/// hand in `expected_stored`, not derived from these writes.
+async fn annotate(db: &TestDb, shape: Option<Shape>, trace_as_number: bool) {
     if shape.is_none() {
         let rows: Vec<String> = markings()
             .iter()
@@ -319,27 +320,8 @@ async fn annotate(db: &TestDb, shape: Option<Shape>, trace_as_number: bool) -> V
             rows.join("\n")
         ))
         .await;
-        return markings()
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                (
-                    if trace_as_number {
-                        (1000 + i).to_string()
-                    } else {
-                        m.trace_id.to_string()
-                    },
-                    m.trainable,
-                    m.confidence.flatten().or(unassessed),
-                    m.notes.to_string(),
-                    m.tags.iter().map(|t| t.to_string()).collect(),
-                    m.by.to_string(),
-                )
-            })
-            .collect();
+        return;
     }
-    // (values, annotated_at) in the order written.
-    let mut written: Vec<(Values, String)> = Vec::new();
     // 1. The confidence worker scored every assistant message with a reply when its
     //    session ended: one row per insert, trainable false.
     let scored: Vec<String> = log_rows()
@@ -362,17 +344,6 @@ async fn annotate(db: &TestDb, shape: Option<Shape>, trace_as_number: bool) -> V
             "confidence_worker",
         ))
         .await;
-        written.push((
-            (
-                trace.clone(),
-                false,
-                Some(score as f32),
-                "Auto-assessed".into(),
-                vec![],
-                "confidence_worker".into(),
-            ),
-            at,
-        ));
     }
     // 2. People marked traces in Studio: one INSERT per trace (confidence 1.0 when
     //    none is given), then OPTIMIZE ... FINAL. A confidence sent as null is what
@@ -393,34 +364,10 @@ async fn annotate(db: &TestDb, shape: Option<Shape>, trace_as_number: bool) -> V
             sql = sql.replacen("1.0,", "NULL,", 1);
         }
         db.exec(&sql).await;
-        let confidence = match m.confidence {
-            None => Some(1.0),
-            Some(None) => unassessed,
-            Some(Some(c)) => Some(c),
-        };
-        written.push((
-            (
-                m.trace_id.to_string(),
-                m.trainable,
-                confidence,
-                m.notes.to_string(),
-                m.tags.iter().map(|t| t.to_string()).collect(),
-                "human".into(),
-            ),
-            at,
-        ));
         // Distinct milliseconds for the markings made "now".
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
     db.exec(client::OPTIMIZE_ANNOTATIONS).await;
-    let mut latest: std::collections::BTreeMap<String, (Values, String)> = Default::default();
-    for (values, at) in written {
-        let keep = latest.get(&values.0).is_none_or(|(_, old)| at >= *old);
-        if keep {
-            latest.insert(values.0.clone(), (values, at));
-        }
-    }
-    let mut expected: Vec<Values> = latest.into_values().map(|(v, _)| v).collect();
     // 3. Studio's "assess confidence" on a trace nobody marked, after the merge: an
     //    unmerged row of its own.
     db.exec(&client::worker_insert(
@@ -430,15 +377,156 @@ async fn annotate(db: &TestDb, shape: Option<Shape>, trace_as_number: bool) -> V
         "confidence_worker_ondemand",
     ))
     .await;
-    expected.push((
-        "s-6".into(),
-        false,
-        Some(0.4375),
-        "On-demand assessment".into(),
-        vec![],
-        "confidence_worker_ondemand".into(),
-    ));
-    expected
+}
+
+/// The annotation rows the table holds after `annotate`, written out by hand.
+///
+/// Upgradable shapes: one row per trace, its latest annotation (`OPTIMIZE ... FINAL`
+/// merged the rest away), plus the on-demand row of s-6 written after the merge. The
+/// worker scored the assistant rows with a reply in the order of `log_rows`, score
+/// (i mod 8) / 8 + 1/16; Studio writes 'human' and 1.0 when no confidence is given.
+/// Refused shapes: every marking as written, in order (numbered from 1000 with
+/// `trace_as_number`), a confidence left out stored as NULL.
+fn expected_stored(shape: Option<Shape>, trace_as_number: bool) -> Vec<Values> {
+    let row =
+        |trace: &str, trainable, confidence: Option<f32>, notes: &str, tags: &[&str], by: &str| {
+            (
+                trace.to_string(),
+                trainable,
+                confidence,
+                notes.to_string(),
+                tags.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+                by.to_string(),
+            )
+        };
+    let refund = "wrong: the \"refund\" policy changed\nsee ticket #4 ✓";
+    let Some(shape) = shape else {
+        let rows = [
+            row("s-1", true, Some(0.95), NOTES, &["gold", "billing"], "ada"),
+            row("s-2", true, Some(0.9), "looks right", &["v1"], "studio"),
+            row("s-2", true, Some(0.85), "", &[], "studio"),
+            row("s-2", false, Some(0.99), refund, &[], "grace"),
+            row("s-3", false, None, "", &[], "studio"),
+            row(
+                "s-3",
+                true,
+                Some(0.9),
+                "fixed after review",
+                &["fixed"],
+                "studio",
+            ),
+            row("s-4", true, None, "", &[], "studio"),
+            row("s-5", true, Some(0.5), "", &[], "studio"),
+            row("s-7", true, Some(0.85), "", &[], "studio"),
+            row("s-8", true, Some(0.3), "", &[], "studio"),
+            row("s-8", true, Some(0.92), "", &["structured"], "studio"),
+            row("s-9", true, Some(0.95), "", &[], "studio"),
+            row("s-9", true, None, "", &[], "studio"),
+            row("t-1", true, Some(0.9), "", &[], "studio"),
+            row("nc-1", true, Some(0.9), "", &[], "studio"),
+            row("ghost-1", true, Some(1.0), "", &["orphan"], "studio"),
+            row("ghost-2", true, Some(0.7), "", &[], "studio"),
+            row(
+                "ghost-2",
+                false,
+                None,
+                "trace deleted upstream",
+                &[],
+                "studio",
+            ),
+        ];
+        return rows
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut r)| {
+                if trace_as_number {
+                    r.0 = (1000 + i).to_string();
+                }
+                r
+            })
+            .collect();
+    };
+    // s-9's last marking sent a null confidence: the old DEFAULT 1.0 in the Float32
+    // shapes, NULL in the Nullable ones.
+    let s9 = match shape {
+        Shape::V1Visitparam | Shape::V2Float32 => Some(1.0),
+        Shape::V2Nullable | Shape::Runner031 => None,
+    };
+    vec![
+        row(
+            "s-1",
+            true,
+            Some(0.95),
+            NOTES,
+            &["gold", "billing"],
+            "human",
+        ),
+        row("s-2", false, Some(0.99), refund, &[], "human"),
+        row(
+            "s-3",
+            true,
+            Some(0.9),
+            "fixed after review",
+            &["fixed"],
+            "human",
+        ),
+        row("s-4", true, Some(1.0), "", &[], "human"),
+        row("s-5", true, Some(0.5), "", &[], "human"),
+        row(
+            "s-6",
+            false,
+            Some(0.6875),
+            "Auto-assessed",
+            &[],
+            "confidence_worker",
+        ),
+        row(
+            "s-6",
+            false,
+            Some(0.4375),
+            "On-demand assessment",
+            &[],
+            "confidence_worker_ondemand",
+        ),
+        row("s-7", true, Some(0.85), "", &[], "human"),
+        row("s-8", true, Some(0.92), "", &["structured"], "human"),
+        row("s-9", true, s9, "", &[], "human"),
+        row("t-1", true, Some(0.9), "", &[], "human"),
+        row(
+            "r-1",
+            false,
+            Some(0.3125),
+            "Auto-assessed",
+            &[],
+            "confidence_worker",
+        ),
+        row("nc-1", true, Some(0.9), "", &[], "human"),
+        row(
+            "nc-2",
+            false,
+            Some(0.5625),
+            "Auto-assessed",
+            &[],
+            "confidence_worker",
+        ),
+        row(
+            "null-reply",
+            false,
+            Some(0.6875),
+            "Auto-assessed",
+            &[],
+            "confidence_worker",
+        ),
+        row("ghost-1", true, Some(1.0), "", &["orphan"], "human"),
+        row(
+            "ghost-2",
+            false,
+            Some(1.0),
+            "trace deleted upstream",
+            &[],
+            "human",
+        ),
+    ]
 }
 
 /// A database with the logs, the hand-applied install of `fixture` and the annotations;
@@ -453,9 +541,9 @@ async fn hand_applied(
     insert(&db.client, &log_rows()).await;
     db.exec(&history_sql(HISTORY)).await;
     db.apply_fixture(fixture).await;
-    let expected = annotate(&db, shape, trace_as_number).await;
+    annotate(&db, shape, trace_as_number).await;
     let stored = db.snapshot_annotations().await;
-    check_stored(fixture, &expected, &stored);
+    check_stored(fixture, &expected_stored(shape, trace_as_number), &stored);
     (db, stored)
 }
 
