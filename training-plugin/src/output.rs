@@ -99,6 +99,18 @@ pub fn dim(text: &str) -> String {
 }
 
 /// A table for people: aligned, at most the terminal's width (80 when not a terminal).
+/// A confidence as a person reads it: up to four decimals, no trailing zeros
+/// (0.875, 0.9, 1), so a value someone set is shown as they set it.
+pub fn confidence(value: f64) -> String {
+    let text = format!("{value:.4}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "-0" {
+        "0".into()
+    } else {
+        text.to_string()
+    }
+}
+
 pub fn table(header: &[&str]) -> comfy_table::Table {
     let mut table = comfy_table::Table::new();
     table

@@ -127,6 +127,7 @@ pub struct Annotation {
 }
 
 async fn annotate(db: &Db, args: &Args, ids: Vec<String>) -> anyhow::Result<i32> {
+    crate::prerequisite::require_installed(db, &[crate::schema::ANNOTATIONS]).await?;
     let known: BTreeSet<String> = db
         .fetch_all::<String>(
             db.query(&format!(

@@ -18,8 +18,9 @@ use std::ffi::OsString;
 #[derive(Parser, Debug)]
 #[command(after_help = ENV_HELP)]
 pub struct Args {
-    /// Create the database first if it does not exist
-    #[arg(long)]
+    /// Kept for older scripts: a database that does not exist cannot hold rvbbit's
+    /// `unified_logs`, which the training system reads, so migrate never creates one
+    #[arg(long, hide = true)]
     pub create_database: bool,
     /// Print the statements migrate would run, in order, against the live state (what exists is skipped); change nothing
     #[arg(long)]

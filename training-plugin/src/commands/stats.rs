@@ -53,6 +53,7 @@ struct Stat {
 }
 
 async fn stats(db: &Db, args: &Args) -> anyhow::Result<i32> {
+    crate::prerequisite::require_installed(db, &["training_stats_by_cascade"]).await?;
     let rows = db
         .fetch_all::<Stat>(
             db.query(
@@ -64,7 +65,7 @@ async fn stats(db: &Db, args: &Args) -> anyhow::Result<i32> {
             .param("cascade", args.cascade.as_deref().unwrap_or_default()),
         )
         .await
-        .context("reading training_stats_by_cascade (run `rvbbit training migrate` if it is missing)")?
+        .context("reading training_stats_by_cascade")?
         .into_iter()
         // Confidences are Float32: their average carries float noise past 6 digits.
         .map(|s| Stat { avg_confidence: s.avg_confidence.map(|c| (c * 1e6).round() / 1e6), ..s })
@@ -96,7 +97,7 @@ async fn stats(db: &Db, args: &Args) -> anyhow::Result<i32> {
                         r.trainable_count.to_string(),
                         r.verified_count.to_string(),
                         r.avg_confidence
-                            .map_or_else(|| "-".into(), |c| format!("{c:.2}")),
+                            .map_or_else(|| "-".into(), output::confidence),
                         r.total_executions.to_string(),
                     ]);
                 }

@@ -85,16 +85,7 @@ fn state_of(entry: Option<&Entry>, checksum: &str) -> MigrationState {
 }
 
 async fn status(db: &Db, format: Format) -> anyhow::Result<i32> {
-    if !db.database_exists().await? {
-        return Err(crate::failure::classified(
-            exit::MISSING_PREREQUISITE,
-            format!(
-                "database {} does not exist on {}; `rvbbit training migrate --create-database` creates it",
-                db.target.database,
-                db.target.address()
-            ),
-        ));
-    }
+    crate::prerequisite::require_database(db).await?;
     let entries = ledger::read(db).await?;
     let holder = lease::holders(db).await?.into_iter().next();
     let migrations: Vec<Migration> = MIGRATIONS
@@ -166,6 +157,10 @@ async fn status(db: &Db, format: Format) -> anyhow::Result<i32> {
                 report.server_version
             );
             say!("{table}");
+            // A live migrate holding the lease is resuming or applying right now:
+            // advising another one would only make it wait for the lease.
+            let running = matches!(&report.lease,
+                Some(h) if h.host != ledger::hostname() || lease::process_alive(h.pid));
             for m in &report.migrations {
                 if m.state == MigrationState::ChecksumMismatch {
                     say!(
@@ -183,7 +178,7 @@ async fn status(db: &Db, format: Format) -> anyhow::Result<i32> {
                         | MigrationState::Interrupted
                 ) {
                     say!(
-                        "{:04}_{}: {} at step {} of {}, run by {} (pid {}) since {}; `rvbbit training migrate` resumes it",
+                        "{:04}_{}: {} at step {} of {}, run by {} (pid {}) since {}; {}",
                         m.version,
                         m.name,
                         m.state,
@@ -191,7 +186,12 @@ async fn status(db: &Db, format: Format) -> anyhow::Result<i32> {
                         m.steps_total,
                         m.host.as_deref().unwrap_or("?"),
                         m.pid.unwrap_or_default(),
-                        m.started_at.as_deref().unwrap_or("?")
+                        m.started_at.as_deref().unwrap_or("?"),
+                        if running {
+                            "the migrate holding the lease is at work on it"
+                        } else {
+                            "`rvbbit training migrate` resumes it"
+                        }
                     );
                 }
                 if let Some(e) = &m.error {
@@ -207,6 +207,8 @@ async fn status(db: &Db, format: Format) -> anyhow::Result<i32> {
             }
             if report.up_to_date {
                 say!("up to date");
+            } else if running {
+                say!("not up to date yet: a migrate is running; `rvbbit training status` again shows how far it got");
             } else {
                 say!("not up to date: run `rvbbit training migrate`");
             }

@@ -43,10 +43,14 @@ pub async fn checks(db: &Db) -> anyhow::Result<Report> {
     let database = db.target.database.clone();
     let mut out = Vec::new();
     if !db.database_exists().await? {
+        let candidates = crate::prerequisite::databases_with_logs(db).await?;
         out.push(check(
             format!("database {database}"),
             false,
-            "does not exist; create it with `rvbbit training migrate --create-database`",
+            format!(
+                "does not exist; {}",
+                crate::prerequisite::where_the_logs_are(&database, &candidates)
+            ),
         ));
         return Ok(Report {
             ok: false,
