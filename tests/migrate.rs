@@ -554,8 +554,7 @@ async fn examples_follow_the_parsing_rules_after_the_backfill_and_after_a_resume
     let verify = db.rvbbit(&["training", "verify"]);
     verify.expect_code(1);
     assert!(
-        verify
-            .stdout
+        rvbbit_tests::unwrapped(&verify.stdout)
             .contains("1 qualifying unified_logs rows have no example"),
         "{}",
         verify.stdout
@@ -571,16 +570,12 @@ async fn verify_names_a_missing_object_and_migrate_restores_it() {
     let verify = db.rvbbit(&["training", "verify"]);
     verify.expect_code(1);
     assert!(
-        verify
-            .stdout
-            .contains("FAIL view training_stats_by_cascade"),
+        rvbbit_tests::unwrapped(&verify.stdout).contains("FAIL view training_stats_by_cascade"),
         "{}",
         verify.stdout
     );
     assert!(
-        verify
-            .stdout
-            .contains("missing; run `rvbbit training migrate`"),
+        rvbbit_tests::unwrapped(&verify.stdout).contains("missing; run `rvbbit training migrate`"),
         "{}",
         verify.stdout
     );
@@ -621,8 +616,7 @@ async fn verify_reports_examples_missing_from_the_log() {
     let verify = db.rvbbit(&["training", "verify"]);
     verify.expect_code(1);
     assert!(
-        verify
-            .stdout
+        rvbbit_tests::unwrapped(&verify.stdout)
             .contains("1 qualifying unified_logs rows have no example"),
         "{}",
         verify.stdout
@@ -675,7 +669,7 @@ async fn a_mistyped_database_names_the_database_holding_the_logs_and_nothing_is_
     let verify = with(&["training", "verify"]);
     verify.expect_code(1);
     assert!(
-        verify.stdout.contains(&format!(
+        rvbbit_tests::unwrapped(&verify.stdout).contains(&format!(
             "does not exist; rvbbit's unified_logs is in: {}",
             db.name
         )),

@@ -88,6 +88,29 @@ impl Run {
     }
 }
 
+/// verify's checklist with each check on one line again: on a narrow terminal (80
+/// columns when output is captured) a check's detail is printed below its name,
+/// indented by seven spaces and broken at spaces; this joins those lines back.
+pub fn unwrapped(stdout: &str) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    let mut continuing = false;
+    for line in stdout.lines() {
+        match (line.strip_prefix("       "), lines.last_mut()) {
+            (Some(rest), Some(last)) => {
+                // The name and its detail were two spaces apart; the detail's words one.
+                last.push_str(if continuing { " " } else { "  " });
+                last.push_str(rest.trim_start());
+                continuing = true;
+            }
+            _ => {
+                lines.push(line.to_string());
+                continuing = false;
+            }
+        }
+    }
+    lines.join("\n")
+}
+
 pub fn run(command: &mut Command) -> Run {
     Run::from_output(command.output().expect("rvbbit runs"))
 }
