@@ -113,8 +113,11 @@ pub fn confidence(value: f64) -> String {
 /// The columns a report may use: the terminal's width on a terminal, 80 otherwise.
 pub fn width() -> usize {
     if std::io::stdout().is_terminal() {
+        // A pseudo-terminal nobody sized reports 0 columns.
         if let Some((_, columns)) = console::Term::stdout().size_checked() {
-            return usize::from(columns).max(40);
+            if columns > 0 {
+                return usize::from(columns).max(40);
+            }
         }
     }
     80
