@@ -230,11 +230,13 @@ async fn annotate(db: &Db, args: &Args, ids: Vec<String>) -> anyhow::Result<i32>
                         r.trainable.to_string(),
                         r.verified.to_string(),
                         r.confidence
-                            .map_or_else(|| "-".into(), |c| format!("{c:.2}")),
+                            .map_or_else(|| "-".into(), |c| output::confidence(f64::from(c))),
                         r.tags.join(","),
                         r.notes.clone(),
                     ]);
                 }
+                // Trace ids are never broken; notes, the free text, give way.
+                output::keep_whole(&mut table, &[0, 1, 2, 3]);
                 println!("{table}");
             }
             say!("annotated {} trace(s)", rows.len());
