@@ -80,21 +80,30 @@ rvbbit_plugin_api::register_command!(
     run: exec,
 );
 
-/// The ids from the command line, with `-` replaced by the lines of stdin; blank
-/// lines skipped, duplicates dropped, order kept.
+/// Tags as a person means them: spaces around each trimmed, empty ones dropped,
+/// each once, in the order given (`" a , ,b,a"` is `["a", "b"]`).
+pub fn clean_tags(tags: &[String]) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    tags.iter()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty() && seen.insert(t.clone()))
+        .collect()
+}
+
+/// The ids from the command line, with `-` replaced by the lines of stdin; spaces
+/// around an id trimmed, blank lines skipped, duplicates dropped, order kept.
 fn read_ids(given: &[String]) -> anyhow::Result<Vec<String>> {
     let mut ids = Vec::new();
     for id in given {
         if id == "-" {
             for line in std::io::stdin().lock().lines() {
                 let line = line.context("reading trace ids from standard input")?;
-                let line = line.trim_end_matches('\r');
                 if !line.trim().is_empty() {
-                    ids.push(line.to_string());
+                    ids.push(line.trim().to_string());
                 }
             }
         } else {
-            ids.push(id.clone());
+            ids.push(id.trim().to_string());
         }
     }
     let mut seen = BTreeSet::new();
@@ -194,7 +203,7 @@ async fn annotate(db: &Db, args: &Args, ids: Vec<String>) -> anyhow::Result<i32>
                 tags: args
                     .tags
                     .as_ref()
-                    .map(|tags| tags.iter().filter(|t| !t.is_empty()).cloned().collect())
+                    .map(|tags| clean_tags(tags))
                     .or_else(|| before.map(|b| b.tags.clone()))
                     .unwrap_or_default(),
                 annotated_by: by.clone(),
@@ -252,5 +261,23 @@ async fn annotate(db: &Db, args: &Args, ids: Vec<String>) -> anyhow::Result<i32>
                 unknown.join(", ")
             ),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_trimmed_deduplicated_and_kept_in_order() {
+        let given: Vec<String> = [" a ", " ", "b", "a", "", "c d "].iter().map(|s| s.to_string()).collect();
+        assert_eq!(clean_tags(&given), vec!["a", "b", "c d"]);
+        assert!(clean_tags(&[String::new()]).is_empty());
+    }
+
+    #[test]
+    fn ids_given_as_arguments_are_trimmed_and_deduplicated() {
+        let ids = read_ids(&[" t-1 ".to_string(), "t-2".to_string(), "t-1".to_string()]);
+        assert_eq!(ids.ok(), Some(vec!["t-1".to_string(), "t-2".to_string()]));
     }
 }
