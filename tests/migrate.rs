@@ -912,3 +912,50 @@ async fn a_hand_applied_install_with_a_stats_table_is_refused_and_left_untouched
     );
     db.drop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_as_json_is_the_plan_and_changes_nothing() {
+    let db = TestDb::with_logs("dryjson").await;
+    let run = db.rvbbit(&["training", "migrate", "--dry-run", "--format", "json"]);
+    run.expect_code(0);
+    let plan: serde_json::Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("--dry-run --format json prints JSON ({e}):\n{}", run.stdout));
+    assert_eq!(plan["database"], db.name.as_str());
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(plan["found"], "new");
+    let steps = plan["steps"].as_array().expect("steps");
+    // Migration 1 starts by creating the annotations table, and ends with the backfill.
+    assert_eq!(steps[0]["migration"], 1);
+    assert_eq!(steps[0]["step"], 1);
+    assert_eq!(steps[0]["would"], "run");
+    assert_eq!(steps[0]["what"], "table training_annotations");
+    assert!(steps[0]["sql"][0]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("CREATE TABLE IF NOT EXISTS training_annotations"));
+    assert!(
+        steps
+            .iter()
+            .any(|s| s["migration"] == 1 && s["would"] == "backfill"),
+        "{plan:#}"
+    );
+    // A new database skips what migration 3 removes (version 2's copy).
+    assert!(
+        steps.iter().any(|s| s["would"] == "skip"
+            && s["reason"] == "migration 0003 removes or replaces it"),
+        "{plan:#}"
+    );
+    assert!(
+        run.stdout.starts_with('{') && !run.stdout.lines().any(|l| l.starts_with("--")),
+        "nothing but the JSON document:\n{}",
+        run.stdout
+    );
+    let tables: u64 = db
+        .scalar(&format!(
+            "SELECT count() FROM system.tables WHERE database = '{}' AND name != 'unified_logs'",
+            db.name
+        ))
+        .await;
+    assert_eq!(tables, 0, "a dry run creates nothing");
+    db.drop().await;
+}

@@ -270,7 +270,10 @@ mod tests {
 
     #[test]
     fn tags_are_trimmed_deduplicated_and_kept_in_order() {
-        let given: Vec<String> = [" a ", " ", "b", "a", "", "c d "].iter().map(|s| s.to_string()).collect();
+        let given: Vec<String> = [" a ", " ", "b", "a", "", "c d "]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(clean_tags(&given), vec!["a", "b", "c d"]);
         assert!(clean_tags(&[String::new()]).is_empty());
     }

@@ -98,7 +98,7 @@ pub async fn migrate(
     )?;
     refuse(&db, &first, options.repair)?;
     if options.dry_run {
-        dry_run::print(&first, cluster)?;
+        dry_run::print(&first, cluster, format, &database, &db.version)?;
         return Ok(exit::SUCCESS);
     }
 
