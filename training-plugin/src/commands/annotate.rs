@@ -3,7 +3,7 @@
 //! keep the trace's current annotation (a fresh trace becomes trainable).
 
 use super::{parse, parse_confidence, run, Format};
-use crate::connection::{ConnectionArgs, ENV_HELP};
+use crate::connection::{after_help, ConnectionArgs};
 use crate::db::Db;
 use crate::failure::classified;
 use crate::output::{self, OutputArgs};
@@ -19,7 +19,7 @@ use std::io::BufRead;
 
 /// Mark traces as trainable (or not), verified, with confidence, notes and tags
 #[derive(Parser, Debug)]
-#[command(after_help = ENV_HELP)]
+#[command(after_help = after_help(&[("mark two traces as good examples, checked by a person", "rvbbit training annotate TRACE_1 TRACE_2 --trainable --verified --confidence 0.9"), ("take one back, saying why", "rvbbit training annotate TRACE_1 --not-trainable --notes 'wrong total'"), ("ids from a file, one per line", "rvbbit training annotate - --trainable < ids.txt")]))]
 pub struct Args {
     /// Trace ids to annotate; `-` reads ids from standard input, one per line
     #[arg(required = true, value_name = "TRACE_ID")]

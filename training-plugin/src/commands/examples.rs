@@ -4,7 +4,7 @@
 //! verified only, with confidence at least the minimum, in the strategy's order.
 
 use super::{parse, parse_confidence, run, Format};
-use crate::connection::{ConnectionArgs, ENV_HELP};
+use crate::connection::{after_help, ConnectionArgs};
 use crate::db::Db;
 use crate::output::{self, OutputArgs};
 use anyhow::Context;
@@ -36,7 +36,7 @@ impl Strategy {
 
 /// Show the few-shot examples rvbbit would inject for a cascade's cell
 #[derive(Parser, Debug)]
-#[command(after_help = ENV_HELP)]
+#[command(after_help = after_help(&[("the examples rvbbit would inject into a cell's prompt", "rvbbit training examples --cascade sql_analyst --cell plan"), ("every example of the cell, with its annotation: ids to annotate", "rvbbit training examples --cascade sql_analyst --cell plan --all"), ("verified examples only, highest confidence first", "rvbbit training examples --cascade sql_analyst --cell plan --verified-only --strategy high-confidence")]))]
 pub struct Args {
     /// Cascade id
     #[arg(long, value_name = "CASCADE_ID")]

@@ -2,7 +2,7 @@
 //! from `training_stats_by_cascade`.
 
 use super::{parse, run, Format};
-use crate::connection::{ConnectionArgs, ENV_HELP};
+use crate::connection::{after_help, ConnectionArgs};
 use crate::db::Db;
 use crate::output::{self, OutputArgs};
 use anyhow::Context;
@@ -13,7 +13,7 @@ use std::ffi::OsString;
 
 /// Show trainable, verified and total examples per cascade and cell
 #[derive(Parser, Debug)]
-#[command(after_help = ENV_HELP)]
+#[command(after_help = after_help(&[("every cascade and cell, as a table", "rvbbit training stats"), ("one cascade, as JSON for a script", "rvbbit training stats --cascade sql_analyst --format json")]))]
 pub struct Args {
     /// Only this cascade
     #[arg(long, value_name = "CASCADE_ID")]

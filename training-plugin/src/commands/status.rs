@@ -2,7 +2,7 @@
 //! which pending, their checksums, any left in progress, and who holds the migrate lease.
 
 use super::{parse, run, Format};
-use crate::connection::{ConnectionArgs, ENV_HELP};
+use crate::connection::{after_help, ConnectionArgs};
 use crate::db::Db;
 use crate::lease;
 use crate::ledger::{self, Entry};
@@ -18,7 +18,7 @@ use std::ffi::OsString;
 
 /// Show applied and pending migrations, checksums, and any migrate in progress
 #[derive(Parser, Debug)]
-#[command(after_help = ENV_HELP)]
+#[command(after_help = after_help(&[("which migrations are applied, and whether a migrate is running", "rvbbit training status"), ("the same as JSON", "rvbbit training status --format json")]))]
 pub struct Args {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Table)]

@@ -5,7 +5,7 @@
 //! query parameter.
 
 use super::{parse, run, Format};
-use crate::connection::{ConnectionArgs, ENV_HELP};
+use crate::connection::{after_help, ConnectionArgs};
 use crate::db::Db;
 use crate::failure::classified;
 use crate::output::{self, OutputArgs};
@@ -23,7 +23,7 @@ const TEST_NOTES: &str = "inserted by rvbbit training test-annotation";
 
 /// Insert a test annotation, read it back through the views, and remove it
 #[derive(Parser, Debug)]
-#[command(after_help = ENV_HELP)]
+#[command(after_help = after_help(&[("write, read back and remove a test annotation", "rvbbit training test-annotation"), ("keep it, to see it in Studio", "rvbbit training test-annotation --keep")]))]
 pub struct Args {
     #[command(flatten)]
     pub connection: ConnectionArgs,
