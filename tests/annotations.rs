@@ -126,6 +126,13 @@ async fn test_annotation_on_a_real_example_shows_it_through_the_view_then_remove
 #[tokio::test(flavor = "multi_thread")]
 async fn test_annotation_keep_leaves_its_row_and_refuses_annotated_traces() {
     let db = migrated("testann_keep").await;
+    // A trace rvbbit logged (test-annotation refuses ids it never did), whose id
+    // has every character that needs quoting.
+    insert(
+        &db.client,
+        &[LogRow::simple("quote'\"\\ id", "casc", "cell", "q", "r")],
+    )
+    .await;
     let kept = db.rvbbit(&[
         "training",
         "test-annotation",

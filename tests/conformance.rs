@@ -1028,8 +1028,7 @@ async fn a_cost_that_lands_after_the_marking_is_reported_and_caught_up() {
     let verify = db.rvbbit(&["training", "verify"]);
     verify.expect_code(1);
     assert!(
-        verify
-            .stdout
+        rvbbit_tests::unwrapped(&verify.stdout)
             .contains("1 trainable examples show an older model, cost"),
         "verify names the lagging example:\n{}",
         verify.stdout

@@ -554,8 +554,7 @@ async fn examples_follow_the_parsing_rules_after_the_backfill_and_after_a_resume
     let verify = db.rvbbit(&["training", "verify"]);
     verify.expect_code(1);
     assert!(
-        verify
-            .stdout
+        rvbbit_tests::unwrapped(&verify.stdout)
             .contains("1 qualifying unified_logs rows have no example"),
         "{}",
         verify.stdout
@@ -571,16 +570,12 @@ async fn verify_names_a_missing_object_and_migrate_restores_it() {
     let verify = db.rvbbit(&["training", "verify"]);
     verify.expect_code(1);
     assert!(
-        verify
-            .stdout
-            .contains("FAIL view training_stats_by_cascade"),
+        rvbbit_tests::unwrapped(&verify.stdout).contains("FAIL view training_stats_by_cascade"),
         "{}",
         verify.stdout
     );
     assert!(
-        verify
-            .stdout
-            .contains("missing; run `rvbbit training migrate`"),
+        rvbbit_tests::unwrapped(&verify.stdout).contains("missing; run `rvbbit training migrate`"),
         "{}",
         verify.stdout
     );
@@ -621,8 +616,7 @@ async fn verify_reports_examples_missing_from_the_log() {
     let verify = db.rvbbit(&["training", "verify"]);
     verify.expect_code(1);
     assert!(
-        verify
-            .stdout
+        rvbbit_tests::unwrapped(&verify.stdout)
             .contains("1 qualifying unified_logs rows have no example"),
         "{}",
         verify.stdout
@@ -633,63 +627,225 @@ async fn verify_reports_examples_missing_from_the_log() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_missing_database_is_named_and_created_on_request() {
-    let db = TestDb::empty("nodb").await;
-    let missing = format!("{}_absent", db.name);
-    let run = rvbbit_tests::run(rvbbit_tests::rvbbit().args([
-        "training",
-        "migrate",
-        "--url",
-        &db.url,
-        "--database",
-        &missing,
-    ]));
-    run.expect_code(6);
-    assert!(
-        run.stderr
-            .contains(&format!("database {missing} does not exist"))
-            && run.stderr.contains("--create-database"),
-        "{}",
-        run.stderr
+async fn a_mistyped_database_names_the_database_holding_the_logs_and_nothing_is_created() {
+    // The database rvbbit logs to, and the same name mistyped in another case.
+    let db = TestDb::with_logs("mistyped").await;
+    let mistyped = db.name.to_uppercase();
+    let advice = format!(
+        "database {mistyped} does not exist on {}; rvbbit's unified_logs is in: {}",
+        db.url, db.name
     );
-    let created = rvbbit_tests::run(rvbbit_tests::rvbbit().args([
-        "training",
-        "migrate",
-        "--url",
-        &db.url,
-        "--database",
-        &missing,
-        "--create-database",
-    ]));
-    // The database is created; the log table rvbbit owns is still missing, which is named.
-    created.expect_code(6);
+    let with = |args: &[&str]| {
+        rvbbit_tests::run(rvbbit_tests::rvbbit().args(args).args([
+            "--url",
+            &db.url,
+            "--database",
+            &mistyped,
+        ]))
+    };
+    for args in [
+        &["training", "migrate"][..],
+        &["training", "migrate", "--create-database"],
+        &["training", "status"],
+        &["training", "stats"],
+        &["training", "examples", "--cascade", "c", "--cell", "x"],
+    ] {
+        let run = with(args);
+        run.expect_code(6);
+        assert!(run.stderr.contains(&advice), "{args:?}: {}", run.stderr);
+        // One line, no advice that cannot succeed, no server exception.
+        assert_eq!(
+            run.stderr.trim().lines().count(),
+            1,
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(
+            !run.stderr.contains("pass --create-database") && !run.stderr.contains("DB::Exception"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    let verify = with(&["training", "verify"]);
+    verify.expect_code(1);
     assert!(
-        created
-            .stdout
-            .contains(&format!("created  database {missing}")),
+        rvbbit_tests::unwrapped(&verify.stdout).contains(&format!(
+            "does not exist; rvbbit's unified_logs is in: {}",
+            db.name
+        )),
         "{}",
-        created.stdout
-    );
-    assert!(
-        created
-            .stderr
-            .contains(&format!("table {missing}.unified_logs does not exist")),
-        "{}",
-        created.stderr
+        verify.stdout
     );
     let databases: u64 = db
         .scalar(&format!(
-            "SELECT count() FROM system.databases WHERE name = '{missing}'"
+            "SELECT count() FROM system.databases WHERE name = '{mistyped}'"
         ))
         .await;
-    assert_eq!(databases, 1);
-    let tables: u64 = db
+    assert_eq!(
+        databases, 0,
+        "no database is created, --create-database or not"
+    );
+    // A database without the logs is named as such; nothing is created in it.
+    let empty = TestDb::empty("nologs").await;
+    let run = empty.rvbbit(&["training", "migrate"]);
+    run.expect_code(6);
+    assert!(
+        run.stderr
+            .contains(&format!("table {}.unified_logs does not exist", empty.name)),
+        "{}",
+        run.stderr
+    );
+    let tables: u64 = empty
         .scalar(&format!(
-            "SELECT count() FROM system.tables WHERE database = '{missing}'"
+            "SELECT count() FROM system.tables WHERE database = '{}'",
+            empty.name
         ))
         .await;
     assert_eq!(tables, 0, "nothing is created without unified_logs");
-    db.exec(&format!("DROP DATABASE `{missing}`")).await;
+    empty.drop().await;
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn before_migrate_every_reader_says_in_one_line_to_install() {
+    let db = TestDb::with_logs("notinstalled").await;
+    for (args, object) in [
+        (&["training", "stats"][..], "training_stats_by_cascade"),
+        (
+            &["training", "examples", "--cascade", "c", "--cell", "x"],
+            "training_examples_with_annotations",
+        ),
+        (
+            &[
+                "training",
+                "examples",
+                "--cascade",
+                "c",
+                "--cell",
+                "x",
+                "--all",
+            ],
+            "training_examples_with_annotations",
+        ),
+        (
+            &["training", "annotate", "--trainable", "t1"],
+            "training_annotations",
+        ),
+    ] {
+        let run = db.rvbbit(args);
+        run.expect_code(6);
+        assert_eq!(
+            run.stderr.trim(),
+            format!(
+                "error: the training system is not installed in database {0} ({object} missing); \
+                 install it with `rvbbit training migrate --database {0}`",
+                db.name
+            ),
+            "{args:?}"
+        );
+    }
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn examples_all_lists_every_example_of_a_cell_with_its_annotation() {
+    let db = TestDb::with_logs("listall").await;
+    insert(
+        &db.client,
+        &[
+            LogRow::simple("la-1", "casc", "cell", "first question", "first answer"),
+            LogRow::simple("la-2", "casc", "cell", "second question", "second answer"),
+            LogRow::simple("la-3", "casc", "other", "elsewhere", "elsewhere"),
+        ],
+    )
+    .await;
+    db.rvbbit(&["training", "migrate"]).expect_code(0);
+    db.rvbbit(&[
+        "training",
+        "annotate",
+        "--trainable",
+        "--confidence",
+        "0.875",
+        "--by",
+        "tester",
+        "la-2",
+    ])
+    .expect_code(0);
+    let run = db.rvbbit(&[
+        "training",
+        "examples",
+        "--cascade",
+        "casc",
+        "--cell",
+        "cell",
+        "--all",
+        "--format",
+        "json",
+    ]);
+    run.expect_code(0);
+    let rows: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+    let mut seen: Vec<(String, bool, Option<f64>, String)> = rows
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| {
+            (
+                r["trace_id"].as_str().unwrap_or_default().to_string(),
+                r["trainable"].as_bool().unwrap_or_default(),
+                r["confidence"].as_f64(),
+                r["annotated_by"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    seen.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        seen,
+        vec![
+            ("la-1".to_string(), false, None, String::new()),
+            ("la-2".to_string(), true, Some(0.875), "tester".to_string()),
+        ]
+    );
+    let table = db.rvbbit(&[
+        "training",
+        "examples",
+        "--cascade",
+        "casc",
+        "--cell",
+        "cell",
+        "--all",
+    ]);
+    table.expect_code(0);
+    assert!(
+        table.stdout.contains("not annotated")
+            && table
+                .stdout
+                .contains("trainable, confidence 0.875, by tester")
+            && table.stdout.contains("user:      second question"),
+        "{}",
+        table.stdout
+    );
+    assert!(
+        table.stdout.lines().all(|l| l.chars().count() <= 80),
+        "{}",
+        table.stdout
+    );
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn test_annotation_refuses_a_trace_id_rvbbit_never_logged() {
+    let db = TestDb::with_logs("testann_unknown").await;
+    db.rvbbit(&["training", "migrate"]).expect_code(0);
+    let run = db.rvbbit(&["training", "test-annotation", "--trace-id", "no-such-trace"]);
+    run.expect_code(6);
+    assert!(
+        run.stderr
+            .contains("trace \"no-such-trace\" is not in unified_logs; check the id"),
+        "{}",
+        run.stderr
+    );
+    let written: u64 = db.scalar("SELECT count() FROM training_annotations").await;
+    assert_eq!(written, 0, "nothing is written for an unknown trace");
     db.drop().await;
 }
 
@@ -754,5 +910,52 @@ async fn a_hand_applied_install_with_a_stats_table_is_refused_and_left_untouched
             .await,
         1
     );
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_as_json_is_the_plan_and_changes_nothing() {
+    let db = TestDb::with_logs("dryjson").await;
+    let run = db.rvbbit(&["training", "migrate", "--dry-run", "--format", "json"]);
+    run.expect_code(0);
+    let plan: serde_json::Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("--dry-run --format json prints JSON ({e}):\n{}", run.stdout));
+    assert_eq!(plan["database"], db.name.as_str());
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(plan["found"], "new");
+    let steps = plan["steps"].as_array().expect("steps");
+    // Migration 1 starts by creating the annotations table, and ends with the backfill.
+    assert_eq!(steps[0]["migration"], 1);
+    assert_eq!(steps[0]["step"], 1);
+    assert_eq!(steps[0]["would"], "run");
+    assert_eq!(steps[0]["what"], "table training_annotations");
+    assert!(steps[0]["sql"][0]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("CREATE TABLE IF NOT EXISTS training_annotations"));
+    assert!(
+        steps
+            .iter()
+            .any(|s| s["migration"] == 1 && s["would"] == "backfill"),
+        "{plan:#}"
+    );
+    // A new database skips what migration 3 removes (version 2's copy).
+    assert!(
+        steps.iter().any(|s| s["would"] == "skip"
+            && s["reason"] == "migration 0003 removes or replaces it"),
+        "{plan:#}"
+    );
+    assert!(
+        run.stdout.starts_with('{') && !run.stdout.lines().any(|l| l.starts_with("--")),
+        "nothing but the JSON document:\n{}",
+        run.stdout
+    );
+    let tables: u64 = db
+        .scalar(&format!(
+            "SELECT count() FROM system.tables WHERE database = '{}' AND name != 'unified_logs'",
+            db.name
+        ))
+        .await;
+    assert_eq!(tables, 0, "a dry run creates nothing");
     db.drop().await;
 }

@@ -657,15 +657,13 @@ async fn verify_reports_examples_stored_twice_and_its_advice_clears_them() {
     let twice = db.rvbbit(&["training", "verify"]);
     twice.expect_code(1);
     assert!(
-        twice
-            .stdout
+        rvbbit_tests::unwrapped(&twice.stdout)
             .contains("2 examples are stored more than once (same trace_id)"),
         "{}",
         twice.stdout
     );
     assert!(
-        twice
-            .stdout
+        rvbbit_tests::unwrapped(&twice.stdout)
             .contains("`OPTIMIZE TABLE training_examples FINAL` merges them now"),
         "{}",
         twice.stdout

@@ -2,7 +2,10 @@
 //! progress only on a terminal, -q and -v, Ctrl-C, and help text snapshots.
 
 use rvbbit_tests::logs::{insert, LogRow};
-use rvbbit_tests::{assert_snapshot, run, run_in_terminal, rvbbit, TestDb};
+use rvbbit_tests::{
+    assert_snapshot, run, run_in_terminal, run_in_terminal_of, rvbbit, screen_lines,
+    spawn_in_terminal_of, TestDb,
+};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
@@ -276,7 +279,7 @@ async fn color_and_progress_only_on_a_terminal() {
         tty.stdout
     );
     assert!(
-        tty.stdout.contains("log rows") && tty.stdout.contains("done"),
+        tty.stdout.contains("backfill [") && tty.stdout.contains("done"),
         "a progress bar on a terminal:\n{}",
         tty.stdout
     );
@@ -539,5 +542,163 @@ async fn examples_returns_what_rvbbit_retrieval_returns() {
     assert_eq!(first[0]["user_input"], "question 6");
     assert_eq!(first[0]["assistant_output"], "answer 6");
     assert!((first[0]["confidence"].as_f64().unwrap() - 0.8).abs() < 1e-6);
+    db.drop().await;
+}
+
+/// Every line a person sees fits `columns`: tables, checklists, the progress line.
+/// The terminal's own echo of Ctrl-C (`^C`) is not the program's, and an error
+/// message is free text the terminal wraps (it is one line for a log).
+fn assert_fits(output: &str, columns: usize, what: &str) {
+    let wide: Vec<String> = screen_lines(output)
+        .into_iter()
+        .map(|l| l.replace("^C", "").trim_end().to_string())
+        .filter(|l| !l.starts_with("error: "))
+        .filter(|l| l.chars().count() > columns)
+        .collect();
+    assert!(
+        wide.is_empty(),
+        "{what}: lines wider than {columns} columns: {wide:#?}\n{output}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reports_fit_an_80_column_terminal_names_whole() {
+    let db = migrated_with_examples("fit80").await;
+    db.rvbbit(&[
+        "training",
+        "annotate",
+        "--trainable",
+        "--confidence",
+        "0.875",
+        "--by",
+        "a-rather-long-annotator-name",
+        "t-1",
+        "t-3",
+    ])
+    .expect_code(0);
+    let on_80 = |args: &[&str]| {
+        let mut command = rvbbit();
+        command.args(args).args([
+            "--url",
+            &db.url,
+            "--database",
+            &db.name,
+            "--color",
+            "always",
+        ]);
+        let run = run_in_terminal_of(&command, 80);
+        run.expect_code(0);
+        run.stdout
+    };
+    for args in [
+        &["training", "verify"][..],
+        &["training", "status"],
+        &["training", "stats"],
+        &[
+            "training",
+            "examples",
+            "--cascade",
+            "triage",
+            "--cell",
+            "classify",
+            "--all",
+        ],
+        &["training", "annotate", "--verified", "t-1", "t-3"],
+    ] {
+        assert_fits(&on_80(args), 80, &args.join(" "));
+    }
+    // status: colored states do not shift the columns, and no name is broken.
+    let status = screen_lines(&on_80(&["training", "status"]));
+    let header = status
+        .iter()
+        .find(|l| l.contains("MIGRATION"))
+        .expect("header");
+    let steps = header.find("STEPS").expect("STEPS column");
+    for name in [
+        "0001_universal_training_system",
+        "0002_annotated_examples",
+        "0003_trainable_examples",
+    ] {
+        let row = status
+            .iter()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("{name} whole on one line: {status:#?}"));
+        assert_eq!(
+            row.find("8/8").or_else(|| row.find("7/7")),
+            Some(steps),
+            "{status:#?}"
+        );
+    }
+    // verify: every check's name whole on the line of its mark.
+    let verify = screen_lines(&on_80(&["training", "verify"]));
+    assert!(
+        verify.iter().any(|l| l.trim_end()
+            == "  ok   materialized view training_trainable_examples_by_annotation_mv"),
+        "{verify:#?}"
+    );
+    // annotate: trace ids whole, the confidence as set, the notes give way.
+    let note = "a long note that has to give way to the columns before it ".repeat(3);
+    let annotate = screen_lines(&on_80(&["training", "annotate", "--notes", &note, "t-1"]));
+    assert!(
+        annotate
+            .iter()
+            .any(|l| l.starts_with(" t-1 ") && l.contains(" 0.875 ")),
+        "{annotate:#?}"
+    );
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_progress_line_fits_80_columns_and_ctrl_c_ends_it_on_a_line_of_its_own() {
+    let db = TestDb::with_logs("bar80").await;
+    db.exec(&rvbbit_tests::logs::history_sql(200_000)).await;
+    let mut command = rvbbit();
+    command.args([
+        "training",
+        "migrate",
+        "--url",
+        &db.url,
+        "--database",
+        &db.name,
+    ]);
+    let mut child = spawn_in_terminal_of(&command, 80);
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 4096];
+    // Until the bar has drawn a rate, then Ctrl-C typed on the terminal.
+    while !String::from_utf8_lossy(&seen).contains("/s  ETA") {
+        let n = std::io::Read::read(&mut stdout, &mut buffer).expect("read the terminal");
+        assert!(
+            n > 0,
+            "the terminal closed before the progress bar showed:\n{}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buffer[..n]);
+    }
+    std::io::Write::write_all(child.stdin.as_mut().expect("piped"), b"\x03").expect("type Ctrl-C");
+    std::io::Read::read_to_end(&mut stdout, &mut seen).expect("read the rest");
+    let status = child.wait().expect("script ends");
+    let screen = String::from_utf8_lossy(&seen).replace("\r\n", "\n");
+    assert_eq!(status.code(), Some(130), "{screen}");
+    assert_fits(&screen, 80, "migrate's progress");
+    let lines = screen_lines(&screen);
+    let bar = lines
+        .iter()
+        .find(|l| l.contains("backfill [") && l.contains("/s"))
+        .expect("a bar with a rate");
+    let rate = bar
+        .split_whitespace()
+        .find(|w| w.ends_with("/s"))
+        .expect("rate");
+    assert!(
+        rate.trim_end_matches("/s")
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == ','),
+        "a whole number of rows a second: {bar}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("error: interrupted")),
+        "the error starts a line of its own:\n{screen}"
+    );
     db.drop().await;
 }

@@ -88,6 +88,29 @@ impl Run {
     }
 }
 
+/// verify's checklist with each check on one line again: on a narrow terminal (80
+/// columns when output is captured) a check's detail is printed below its name,
+/// indented by seven spaces and broken at spaces; this joins those lines back.
+pub fn unwrapped(stdout: &str) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    let mut continuing = false;
+    for line in stdout.lines() {
+        match (line.strip_prefix("       "), lines.last_mut()) {
+            (Some(rest), Some(last)) => {
+                // The name and its detail were two spaces apart; the detail's words one.
+                last.push_str(if continuing { " " } else { "  " });
+                last.push_str(rest.trim_start());
+                continuing = true;
+            }
+            _ => {
+                lines.push(line.to_string());
+                continuing = false;
+            }
+        }
+    }
+    lines.join("\n")
+}
+
 pub fn run(command: &mut Command) -> Run {
     Run::from_output(command.output().expect("rvbbit runs"))
 }
@@ -535,6 +558,73 @@ pub fn run_in_terminal(command: &Command) -> Run {
     let mut run = run(&mut script);
     run.stdout = run.stdout.replace("\r\n", "\n");
     run
+}
+
+/// The `script` command that runs `command` under a pseudo-terminal `columns` wide.
+fn sized_terminal(command: &Command, columns: u16) -> Command {
+    let mut line = format!("stty cols {columns} rows 24 && exec ");
+    line.push_str(&shell_quote(&command.get_program().to_string_lossy()));
+    for arg in command.get_args() {
+        line.push(' ');
+        line.push_str(&shell_quote(&arg.to_string_lossy()));
+    }
+    let mut script = Command::new("script");
+    script.args(["-qec", &line, "/dev/null"]);
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(v) => script.env(key, v),
+            None => script.env_remove(key),
+        };
+    }
+    script
+}
+
+/// [`run_in_terminal`] on a terminal `columns` wide.
+pub fn run_in_terminal_of(command: &Command, columns: u16) -> Run {
+    let mut script = sized_terminal(command, columns);
+    script.stdin(Stdio::null());
+    let mut run = run(&mut script);
+    run.stdout = run.stdout.replace("\r\n", "\n");
+    run
+}
+
+/// `command` started under a pseudo-terminal `columns` wide, with what is written to
+/// its standard input typed on that terminal (`\x03` is Ctrl-C) and the terminal's
+/// screen output on its standard output.
+pub fn spawn_in_terminal_of(command: &Command, columns: u16) -> std::process::Child {
+    sized_terminal(command, columns)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script starts")
+}
+
+/// What a person sees of terminal output, line by line: escape codes removed, and a
+/// line redrawn with carriage returns split into each state it was drawn in.
+pub fn screen_lines(output: &str) -> Vec<String> {
+    let mut plain = String::new();
+    let mut chars = output.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // CSI: ESC [ parameters, then one final byte in @..~.
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        plain.push(c);
+    }
+    plain
+        .split('\n')
+        .flat_map(|line| line.split('\r'))
+        .map(str::to_string)
+        .collect()
 }
 
 fn shell_quote(s: &str) -> String {

@@ -17,6 +17,18 @@ Environment (flags win over variables):
 A user and password written in the URL (http://user:pass@host:8123) win over the others.
 RVBBIT_CLICKHOUSE_PORT (rvbbit's native-protocol port, 9000) is not used: this tool speaks HTTP.";
 
+/// The text after a command's options in its help: examples (what each does, then
+/// the command line, ready to paste), then the connection's environment variables.
+pub fn after_help(examples: &[(&str, &str)]) -> String {
+    let mut text = String::from("Examples:\n");
+    for (what, command) in examples {
+        text.push_str(&format!("  # {what}\n  {command}\n"));
+    }
+    text.push('\n');
+    text.push_str(ENV_HELP);
+    text
+}
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct ConnectionArgs {
     /// ClickHouse HTTP(S) URL, e.g. http://localhost:8123

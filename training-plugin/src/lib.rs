@@ -20,6 +20,7 @@ mod migrations;
 mod model;
 mod ops;
 mod output;
+mod prerequisite;
 mod schema;
 
 rvbbit_plugin_api::export_plugin!(name: "training", version: env!("CARGO_PKG_VERSION"));

@@ -98,6 +98,52 @@ pub fn dim(text: &str) -> String {
     paint(text, "2")
 }
 
+/// A confidence as a person reads it: up to four decimals, no trailing zeros
+/// (0.875, 0.9, 1), so a value someone set is shown as they set it.
+pub fn confidence(value: f64) -> String {
+    let text = format!("{value:.4}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "-0" {
+        "0".into()
+    } else {
+        text.to_string()
+    }
+}
+
+/// The columns a report may use: the terminal's width on a terminal, 80 otherwise.
+pub fn width() -> usize {
+    if std::io::stdout().is_terminal() {
+        // A pseudo-terminal nobody sized reports 0 columns.
+        if let Some((_, columns)) = console::Term::stdout().size_checked() {
+            if columns > 0 {
+                return usize::from(columns).max(40);
+            }
+        }
+    }
+    80
+}
+
+/// `text` broken at spaces into lines of at most `room` characters; a word longer
+/// than `room` (an id, a name) stays whole on a line of its own.
+pub fn wrap(text: &str, room: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        let needed = line.chars().count() + usize::from(!line.is_empty()) + word.chars().count();
+        if !line.is_empty() && needed > room {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
 /// A table for people: aligned, at most the terminal's width (80 when not a terminal).
 pub fn table(header: &[&str]) -> comfy_table::Table {
     let mut table = comfy_table::Table::new();
@@ -112,8 +158,49 @@ pub fn table(header: &[&str]) -> comfy_table::Table {
     if !std::io::stdout().is_terminal() {
         table.set_width(80);
     }
-    if !color() {
+    if color() {
+        // Colors come from the cells (`state_cell`), so widths are measured without
+        // their escape codes; styled also when piped under `--color always`.
+        table.enforce_styling();
+    } else {
         table.force_no_tty();
     }
     table
+}
+
+/// A state for a table: green when good, red when not, plain when neither.
+pub fn state_cell(text: &str, good: Option<bool>) -> comfy_table::Cell {
+    let cell = comfy_table::Cell::new(text);
+    match good {
+        Some(true) => cell.fg(comfy_table::Color::Green),
+        Some(false) => cell
+            .fg(comfy_table::Color::Red)
+            .add_attribute(comfy_table::Attribute::Bold),
+        None => cell,
+    }
+}
+
+/// The narrowest a column that gives way becomes (a date, a short word).
+pub fn at_least(table: &mut comfy_table::Table, column: usize, width: u16) {
+    if let Some(column) = table.column_mut(column) {
+        column.set_constraint(comfy_table::ColumnConstraint::LowerBoundary(
+            comfy_table::Width::Fixed(width),
+        ));
+    }
+}
+
+/// Free text for people, broken at spaces to the report's width, continuation lines
+/// indented by two spaces (ids and names stay whole).
+pub fn paragraph(text: &str) -> String {
+    wrap(text, width().saturating_sub(2).max(20)).join("\n  ")
+}
+
+/// Columns of `table` that are never broken (names, ids): they keep their content's
+/// width, and the others give way.
+pub fn keep_whole(table: &mut comfy_table::Table, columns: &[usize]) {
+    for &index in columns {
+        if let Some(column) = table.column_mut(index) {
+            column.set_constraint(comfy_table::ColumnConstraint::ContentWidth);
+        }
+    }
 }

@@ -3,7 +3,7 @@
 //! keep the trace's current annotation (a fresh trace becomes trainable).
 
 use super::{parse, parse_confidence, run, Format};
-use crate::connection::{ConnectionArgs, ENV_HELP};
+use crate::connection::{after_help, ConnectionArgs};
 use crate::db::Db;
 use crate::failure::classified;
 use crate::output::{self, OutputArgs};
@@ -19,7 +19,7 @@ use std::io::BufRead;
 
 /// Mark traces as trainable (or not), verified, with confidence, notes and tags
 #[derive(Parser, Debug)]
-#[command(after_help = ENV_HELP)]
+#[command(after_help = after_help(&[("mark two traces as good examples, checked by a person", "rvbbit training annotate TRACE_1 TRACE_2 --trainable --verified --confidence 0.9"), ("take one back, saying why", "rvbbit training annotate TRACE_1 --not-trainable --notes 'wrong total'"), ("ids from a file, one per line", "rvbbit training annotate - --trainable < ids.txt")]))]
 pub struct Args {
     /// Trace ids to annotate; `-` reads ids from standard input, one per line
     #[arg(required = true, value_name = "TRACE_ID")]
@@ -80,21 +80,30 @@ rvbbit_plugin_api::register_command!(
     run: exec,
 );
 
-/// The ids from the command line, with `-` replaced by the lines of stdin; blank
-/// lines skipped, duplicates dropped, order kept.
+/// Tags as a person means them: spaces around each trimmed, empty ones dropped,
+/// each once, in the order given (`" a , ,b,a"` is `["a", "b"]`).
+pub fn clean_tags(tags: &[String]) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    tags.iter()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty() && seen.insert(t.clone()))
+        .collect()
+}
+
+/// The ids from the command line, with `-` replaced by the lines of stdin; spaces
+/// around an id trimmed, blank lines skipped, duplicates dropped, order kept.
 fn read_ids(given: &[String]) -> anyhow::Result<Vec<String>> {
     let mut ids = Vec::new();
     for id in given {
         if id == "-" {
             for line in std::io::stdin().lock().lines() {
                 let line = line.context("reading trace ids from standard input")?;
-                let line = line.trim_end_matches('\r');
                 if !line.trim().is_empty() {
-                    ids.push(line.to_string());
+                    ids.push(line.trim().to_string());
                 }
             }
         } else {
-            ids.push(id.clone());
+            ids.push(id.trim().to_string());
         }
     }
     let mut seen = BTreeSet::new();
@@ -127,6 +136,7 @@ pub struct Annotation {
 }
 
 async fn annotate(db: &Db, args: &Args, ids: Vec<String>) -> anyhow::Result<i32> {
+    crate::prerequisite::require_installed(db, &[crate::schema::ANNOTATIONS]).await?;
     let known: BTreeSet<String> = db
         .fetch_all::<String>(
             db.query(&format!(
@@ -193,7 +203,7 @@ async fn annotate(db: &Db, args: &Args, ids: Vec<String>) -> anyhow::Result<i32>
                 tags: args
                     .tags
                     .as_ref()
-                    .map(|tags| tags.iter().filter(|t| !t.is_empty()).cloned().collect())
+                    .map(|tags| clean_tags(tags))
                     .or_else(|| before.map(|b| b.tags.clone()))
                     .unwrap_or_default(),
                 annotated_by: by.clone(),
@@ -229,11 +239,13 @@ async fn annotate(db: &Db, args: &Args, ids: Vec<String>) -> anyhow::Result<i32>
                         r.trainable.to_string(),
                         r.verified.to_string(),
                         r.confidence
-                            .map_or_else(|| "-".into(), |c| format!("{c:.2}")),
+                            .map_or_else(|| "-".into(), |c| output::confidence(f64::from(c))),
                         r.tags.join(","),
                         r.notes.clone(),
                     ]);
                 }
+                // Trace ids are never broken; notes, the free text, give way.
+                output::keep_whole(&mut table, &[0, 1, 2, 3]);
                 println!("{table}");
             }
             say!("annotated {} trace(s)", rows.len());
@@ -249,5 +261,26 @@ async fn annotate(db: &Db, args: &Args, ids: Vec<String>) -> anyhow::Result<i32>
                 unknown.join(", ")
             ),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_trimmed_deduplicated_and_kept_in_order() {
+        let given: Vec<String> = [" a ", " ", "b", "a", "", "c d "]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(clean_tags(&given), vec!["a", "b", "c d"]);
+        assert!(clean_tags(&[String::new()]).is_empty());
+    }
+
+    #[test]
+    fn ids_given_as_arguments_are_trimmed_and_deduplicated() {
+        let ids = read_ids(&[" t-1 ".to_string(), "t-2".to_string(), "t-1".to_string()]);
+        assert_eq!(ids.ok(), Some(vec!["t-1".to_string(), "t-2".to_string()]));
     }
 }

@@ -2,7 +2,7 @@
 //! call to the engine, [`crate::ops::migrate`].
 
 use super::{parse, run, Format};
-use crate::connection::{ConnectionArgs, ENV_HELP};
+use crate::connection::{after_help, ConnectionArgs};
 use crate::db::Db;
 use crate::examples;
 use crate::failure::classified;
@@ -16,10 +16,11 @@ use std::ffi::OsString;
 
 /// Create or complete the training tables and views, and backfill examples (safe to run again)
 #[derive(Parser, Debug)]
-#[command(after_help = ENV_HELP)]
+#[command(after_help = after_help(&[("install or upgrade the training system in the database rvbbit logs to", "rvbbit training migrate"), ("see what it would run, without changing anything", "rvbbit training migrate --dry-run"), ("the same plan as JSON, for a script", "rvbbit training migrate --dry-run --format json"), ("also put drifted objects right where nothing is lost", "rvbbit training migrate --repair")]))]
 pub struct Args {
-    /// Create the database first if it does not exist
-    #[arg(long)]
+    /// Kept for older scripts: a database that does not exist cannot hold rvbbit's
+    /// `unified_logs`, which the training system reads, so migrate never creates one
+    #[arg(long, hide = true)]
     pub create_database: bool,
     /// Print the statements migrate would run, in order, against the live state (what exists is skipped); change nothing
     #[arg(long)]

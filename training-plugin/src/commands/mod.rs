@@ -19,6 +19,9 @@ pub mod status;
 pub mod test_annotation;
 pub mod verify;
 
+#[cfg(test)]
+mod help_examples;
+
 use crate::connection::{resolve, ConnectionArgs, Target};
 use crate::failure::into_failure;
 use crate::output::OutputArgs;

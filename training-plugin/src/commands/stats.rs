@@ -2,7 +2,7 @@
 //! from `training_stats_by_cascade`.
 
 use super::{parse, run, Format};
-use crate::connection::{ConnectionArgs, ENV_HELP};
+use crate::connection::{after_help, ConnectionArgs};
 use crate::db::Db;
 use crate::output::{self, OutputArgs};
 use anyhow::Context;
@@ -13,7 +13,7 @@ use std::ffi::OsString;
 
 /// Show trainable, verified and total examples per cascade and cell
 #[derive(Parser, Debug)]
-#[command(after_help = ENV_HELP)]
+#[command(after_help = after_help(&[("every cascade and cell, as a table", "rvbbit training stats"), ("one cascade, as JSON for a script", "rvbbit training stats --cascade sql_analyst --format json")]))]
 pub struct Args {
     /// Only this cascade
     #[arg(long, value_name = "CASCADE_ID")]
@@ -53,6 +53,7 @@ struct Stat {
 }
 
 async fn stats(db: &Db, args: &Args) -> anyhow::Result<i32> {
+    crate::prerequisite::require_installed(db, &["training_stats_by_cascade"]).await?;
     let rows = db
         .fetch_all::<Stat>(
             db.query(
@@ -64,7 +65,7 @@ async fn stats(db: &Db, args: &Args) -> anyhow::Result<i32> {
             .param("cascade", args.cascade.as_deref().unwrap_or_default()),
         )
         .await
-        .context("reading training_stats_by_cascade (run `rvbbit training migrate` if it is missing)")?
+        .context("reading training_stats_by_cascade")?
         .into_iter()
         // Confidences are Float32: their average carries float noise past 6 digits.
         .map(|s| Stat { avg_confidence: s.avg_confidence.map(|c| (c * 1e6).round() / 1e6), ..s })
@@ -96,7 +97,7 @@ async fn stats(db: &Db, args: &Args) -> anyhow::Result<i32> {
                         r.trainable_count.to_string(),
                         r.verified_count.to_string(),
                         r.avg_confidence
-                            .map_or_else(|| "-".into(), |c| format!("{c:.2}")),
+                            .map_or_else(|| "-".into(), output::confidence),
                         r.total_executions.to_string(),
                     ]);
                 }

@@ -2,7 +2,7 @@
 //! which pending, their checksums, any left in progress, and who holds the migrate lease.
 
 use super::{parse, run, Format};
-use crate::connection::{ConnectionArgs, ENV_HELP};
+use crate::connection::{after_help, ConnectionArgs};
 use crate::db::Db;
 use crate::lease;
 use crate::ledger::{self, Entry};
@@ -18,7 +18,7 @@ use std::ffi::OsString;
 
 /// Show applied and pending migrations, checksums, and any migrate in progress
 #[derive(Parser, Debug)]
-#[command(after_help = ENV_HELP)]
+#[command(after_help = after_help(&[("which migrations are applied, and whether a migrate is running", "rvbbit training status"), ("the same as JSON", "rvbbit training status --format json")]))]
 pub struct Args {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -85,16 +85,7 @@ fn state_of(entry: Option<&Entry>, checksum: &str) -> MigrationState {
 }
 
 async fn status(db: &Db, format: Format) -> anyhow::Result<i32> {
-    if !db.database_exists().await? {
-        return Err(crate::failure::classified(
-            exit::MISSING_PREREQUISITE,
-            format!(
-                "database {} does not exist on {}; `rvbbit training migrate --create-database` creates it",
-                db.target.database,
-                db.target.address()
-            ),
-        ));
-    }
+    crate::prerequisite::require_database(db).await?;
     let entries = ledger::read(db).await?;
     let holder = lease::holders(db).await?.into_iter().next();
     let migrations: Vec<Migration> = MIGRATIONS
@@ -134,47 +125,55 @@ async fn status(db: &Db, format: Format) -> anyhow::Result<i32> {
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Format::Table => {
-            let mut table =
-                output::table(&["version", "name", "state", "steps", "when", "checksum"]);
+            let mut table = output::table(&["migration", "state", "steps", "when", "checksum"]);
             for m in &report.migrations {
-                let state = match m.state {
-                    MigrationState::Applied => output::green(m.state.as_str()),
-                    MigrationState::Pending => m.state.to_string(),
-                    _ => output::red(m.state.as_str()),
-                };
-                let when = m
+                let when: String = m
                     .finished_at
                     .clone()
                     .or_else(|| m.started_at.clone())
                     .map_or_else(|| "-".into(), |t| t.chars().take(19).collect());
                 table.add_row(vec![
-                    format!("{:04}", m.version),
-                    m.name.clone(),
-                    state,
-                    if m.steps_total == 0 {
+                    comfy_table::Cell::new(format!("{:04}_{}", m.version, m.name)),
+                    output::state_cell(
+                        m.state.as_str(),
+                        match m.state {
+                            MigrationState::Applied => Some(true),
+                            MigrationState::Pending => None,
+                            _ => Some(false),
+                        },
+                    ),
+                    comfy_table::Cell::new(if m.steps_total == 0 {
                         "-".into()
                     } else {
                         format!("{}/{}", m.steps_done, m.steps_total)
-                    },
-                    when,
-                    m.checksum[..8].to_string(),
+                    }),
+                    comfy_table::Cell::new(when),
+                    comfy_table::Cell::new(&m.checksum[..8]),
                 ]);
             }
+            // Names, states and checksums are never broken; on a narrow terminal the
+            // time goes below the date.
+            output::keep_whole(&mut table, &[0, 1, 2, 4]);
+            output::at_least(&mut table, 3, 10);
             say!(
                 "database {} on ClickHouse {}",
                 report.database,
                 report.server_version
             );
             say!("{table}");
+            // A live migrate holding the lease is resuming or applying right now:
+            // advising another one would only make it wait for the lease.
+            let running = matches!(&report.lease,
+                Some(h) if h.host != ledger::hostname() || lease::process_alive(h.pid));
             for m in &report.migrations {
                 if m.state == MigrationState::ChecksumMismatch {
-                    say!(
+                    say!("{}", output::paragraph(&format!(
                         "{:04}_{}: applied from a file with checksum {}, this version's is {}; `rvbbit training verify` shows the differences, `rvbbit training migrate --repair` puts them right",
                         m.version,
                         m.name,
                         m.applied_checksum.as_deref().map_or("", |c| c.get(..12).unwrap_or(c)),
                         &m.checksum[..12]
-                    );
+                    )));
                 }
                 if matches!(
                     m.state,
@@ -183,19 +182,33 @@ async fn status(db: &Db, format: Format) -> anyhow::Result<i32> {
                         | MigrationState::Interrupted
                 ) {
                     say!(
-                        "{:04}_{}: {} at step {} of {}, run by {} (pid {}) since {}; `rvbbit training migrate` resumes it",
-                        m.version,
-                        m.name,
-                        m.state,
-                        m.steps_done,
-                        m.steps_total,
-                        m.host.as_deref().unwrap_or("?"),
-                        m.pid.unwrap_or_default(),
-                        m.started_at.as_deref().unwrap_or("?")
+                        "{}",
+                        output::paragraph(&format!(
+                            "{:04}_{}: {} at step {} of {}, run by {} (pid {}) since {}; {}",
+                            m.version,
+                            m.name,
+                            m.state,
+                            m.steps_done,
+                            m.steps_total,
+                            m.host.as_deref().unwrap_or("?"),
+                            m.pid.unwrap_or_default(),
+                            m.started_at.as_deref().unwrap_or("?"),
+                            if running {
+                                "the migrate holding the lease is at work on it"
+                            } else {
+                                "`rvbbit training migrate` resumes it"
+                            }
+                        ))
                     );
                 }
                 if let Some(e) = &m.error {
-                    say!("{:04}_{} stopped with: {e}", m.version, m.name);
+                    say!(
+                        "{}",
+                        output::paragraph(&format!(
+                            "{:04}_{} stopped with: {e}",
+                            m.version, m.name
+                        ))
+                    );
                 }
             }
             match &report.lease {
@@ -207,6 +220,8 @@ async fn status(db: &Db, format: Format) -> anyhow::Result<i32> {
             }
             if report.up_to_date {
                 say!("up to date");
+            } else if running {
+                say!("not up to date yet: a migrate is running; `rvbbit training status` again shows how far it got");
             } else {
                 say!("not up to date: run `rvbbit training migrate`");
             }

@@ -5,12 +5,12 @@
 //! query parameter.
 
 use super::{parse, run, Format};
-use crate::connection::{ConnectionArgs, ENV_HELP};
+use crate::connection::{after_help, ConnectionArgs};
 use crate::db::Db;
 use crate::failure::classified;
 use crate::output::{self, OutputArgs};
 use crate::say;
-use crate::schema::ANNOTATIONS;
+use crate::schema::{ANNOTATIONS, LOGS};
 use anyhow::Context;
 use clap::Parser;
 use rvbbit_plugin_api::exit;
@@ -23,7 +23,7 @@ const TEST_NOTES: &str = "inserted by rvbbit training test-annotation";
 
 /// Insert a test annotation, read it back through the views, and remove it
 #[derive(Parser, Debug)]
-#[command(after_help = ENV_HELP)]
+#[command(after_help = after_help(&[("write, read back and remove a test annotation", "rvbbit training test-annotation"), ("keep it, to see it in Studio", "rvbbit training test-annotation --keep")]))]
 pub struct Args {
     #[command(flatten)]
     pub connection: ConnectionArgs,
@@ -129,6 +129,7 @@ async fn test_annotation(
     format: Format,
 ) -> anyhow::Result<i32> {
     let suffix = unique_suffix();
+    let given = trace_id.is_some();
     let trace_id = trace_id.unwrap_or_else(|| format!("rvbbit-test-{suffix}"));
     // Marks the one row this run inserts, so cleanup can never touch another row.
     let marker = format!("rvbbit-test-annotation/{suffix}");
@@ -165,6 +166,26 @@ async fn test_annotation(
             columns.join(", ")
         ),
     );
+
+    // A trace id given by hand is one rvbbit logged, as `annotate` requires: a typo
+    // would otherwise pass as a test of a trace that does not exist.
+    if given {
+        let logged: u64 = db
+            .fetch_one(
+                db.query(&format!(
+                    "SELECT count() FROM {LOGS} WHERE trace_id = {{id:String}}"
+                ))
+                .param("id", &trace_id),
+            )
+            .await
+            .with_context(|| format!("looking trace {trace_id:?} up in {LOGS}"))?;
+        if logged == 0 {
+            return Err(classified(
+                exit::MISSING_PREREQUISITE,
+                format!("trace {trace_id:?} is not in {LOGS}; check the id (`rvbbit training examples --all` lists a cell's traces), or omit --trace-id to use a fresh test id"),
+            ));
+        }
+    }
 
     // Never write next to real annotations: ReplacingMergeTree could merge ours over
     // theirs before we delete it.

@@ -2,7 +2,7 @@
 //! and that examples cover the qualifying rows of `unified_logs`.
 
 use super::{parse, run, Format};
-use crate::connection::{ConnectionArgs, ENV_HELP};
+use crate::connection::{after_help, ConnectionArgs};
 use crate::db::Db;
 use crate::ops::verify::checks;
 use crate::output::OutputArgs;
@@ -13,7 +13,7 @@ use std::ffi::OsString;
 
 /// Check that the training system is installed correctly
 #[derive(Parser, Debug)]
-#[command(after_help = ENV_HELP)]
+#[command(after_help = after_help(&[("check every object and the examples", "rvbbit training verify"), ("the checks as JSON (exit 1 if one fails)", "rvbbit training verify --format json")]))]
 pub struct Args {
     #[command(flatten)]
     pub connection: ConnectionArgs,

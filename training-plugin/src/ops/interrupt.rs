@@ -31,10 +31,17 @@ impl Interrupt {
         let ctrl_c = tokio::signal::ctrl_c();
         tokio::select! {
             result = step => result,
-            _ = ctrl_c => Err(classified(
+            _ = ctrl_c => {
+                // The terminal echoed `^C` where the cursor was: the message that
+                // follows starts a line of its own.
+                if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                    eprintln!();
+                }
+                Err(classified(
                 exit::INTERRUPTED,
                 format!("interrupted: {}. Nothing is half-applied: run `rvbbit training migrate` again to resume.", what_was_done()),
-            )),
+            ))
+            }
         }
     }
 }

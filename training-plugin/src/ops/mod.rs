@@ -71,32 +71,22 @@ pub async fn migrate(
         );
     }
     if !db.database_exists().await? {
-        if !options.create_database {
-            return Err(classified(
-                exit::MISSING_PREREQUISITE,
-                format!("database {database} does not exist on {}; pass --create-database to create it, or choose another with --database", db.target.address()),
-            ));
+        // Creating it would not help: migrate needs rvbbit's unified_logs in it, which
+        // rvbbit creates when it first logs there. So nothing is created, and the
+        // message names the databases that do hold the logs.
+        let candidates = crate::prerequisite::databases_with_logs(&db).await?;
+        let mut message =
+            crate::prerequisite::missing_database(&database, &db.target.address(), &candidates);
+        if options.create_database {
+            message.push_str(" (--create-database creates nothing: the training system needs rvbbit's unified_logs in the database, which rvbbit creates when it first logs there)");
         }
-        let sql = format!("CREATE DATABASE IF NOT EXISTS `{database}`");
-        if options.dry_run {
-            say!("{sql};");
-            say!("-- then every statement of every migration; the database does not exist yet, so nothing more can be planned");
-            return Ok(exit::SUCCESS);
-        }
-        match cluster {
-            None => db.execute(db.server_query(&sql)).await,
-            Some(_) => db.execute_ddl(&sql, cluster).await,
-        }
-        .with_context(|| format!("creating database {database}"))?;
-        actions.act(
-            crate::model::Action::Created,
-            format!("database {database}"),
-        );
+        return Err(classified(exit::MISSING_PREREQUISITE, message));
     }
     if !db.objects().await?.contains_key(LOGS) {
+        let candidates = crate::prerequisite::databases_with_logs(&db).await?;
         return Err(classified(
             exit::MISSING_PREREQUISITE,
-            format!("table {database}.{LOGS} does not exist: the training system reads rvbbit's log table, which rvbbit creates when it first logs to this database; run rvbbit against it first, or choose another with --database"),
+            crate::prerequisite::missing_logs(&database, &candidates),
         ));
     }
 
@@ -108,7 +98,7 @@ pub async fn migrate(
     )?;
     refuse(&db, &first, options.repair)?;
     if options.dry_run {
-        dry_run::print(&first, cluster)?;
+        dry_run::print(&first, cluster, format, &database, &db.version)?;
         return Ok(exit::SUCCESS);
     }
 

@@ -43,10 +43,14 @@ pub async fn checks(db: &Db) -> anyhow::Result<Report> {
     let database = db.target.database.clone();
     let mut out = Vec::new();
     if !db.database_exists().await? {
+        let candidates = crate::prerequisite::databases_with_logs(db).await?;
         out.push(check(
             format!("database {database}"),
             false,
-            "does not exist; create it with `rvbbit training migrate --create-database`",
+            format!(
+                "does not exist; {}",
+                crate::prerequisite::where_the_logs_are(&database, &candidates)
+            ),
         ));
         return Ok(Report {
             ok: false,
@@ -219,6 +223,37 @@ async fn migrations_check(db: &Db, engines: &BTreeMap<String, String>) -> anyhow
     })
 }
 
+/// The checklist's lines within `width` columns, each with the check's outcome on the
+/// line that carries its mark. Name and detail share a line, aligned, when every check
+/// fits; otherwise each name has a line of its own, its detail below it, indented and
+/// broken at spaces (names and ids are never broken).
+pub fn check_lines(checks: &[Check], width: usize) -> Vec<(String, Option<bool>)> {
+    let name_width = checks
+        .iter()
+        .map(|c| c.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    let fits = checks
+        .iter()
+        .all(|c| 2 + 4 + 1 + name_width + 2 + c.detail.chars().count() <= width);
+    let mark = |ok: bool| if ok { "ok  " } else { "FAIL" };
+    let mut lines = Vec::new();
+    for c in checks {
+        if fits {
+            lines.push((
+                format!("  {} {:name_width$}  {}", mark(c.ok), c.name, c.detail),
+                Some(c.ok),
+            ));
+        } else {
+            lines.push((format!("  {} {}", mark(c.ok), c.name), Some(c.ok)));
+            for part in output::wrap(&c.detail, width.saturating_sub(7).max(20)) {
+                lines.push((format!("       {part}"), None));
+            }
+        }
+    }
+    lines
+}
+
 impl Report {
     /// The checks as a checklist with a closing line, or as JSON.
     pub fn print(&self, format: Format) -> anyhow::Result<()> {
@@ -226,19 +261,15 @@ impl Report {
         match format {
             Format::Json => println!("{}", serde_json::to_string_pretty(report)?),
             Format::Table => {
-                let width = report
-                    .checks
-                    .iter()
-                    .map(|c| c.name.len())
-                    .max()
-                    .unwrap_or(0);
-                for c in &report.checks {
-                    let mark = if c.ok {
-                        output::green("ok  ")
-                    } else {
-                        output::red("FAIL")
-                    };
-                    say!("  {mark} {:width$}  {}", c.name, c.detail);
+                for (line, ok) in check_lines(&report.checks, output::width()) {
+                    say!(
+                        "{}",
+                        match ok {
+                            Some(true) => line.replacen("ok  ", &output::green("ok  "), 1),
+                            Some(false) => line.replacen("FAIL", &output::red("FAIL"), 1),
+                            None => line,
+                        }
+                    );
                 }
                 let total = report.checks.len();
                 match report.checks.iter().filter(|c| !c.ok).count() {
@@ -254,5 +285,66 @@ impl Report {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod print_tests {
+    use super::*;
+
+    fn c(name: &str, ok: bool, detail: &str) -> Check {
+        Check {
+            name: name.into(),
+            ok,
+            detail: detail.into(),
+        }
+    }
+
+    #[test]
+    fn short_checks_share_a_line_aligned() {
+        let lines = check_lines(&[c("a", true, "fine"), c("longer", false, "broken")], 80);
+        let text: Vec<&str> = lines.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(text, vec!["  ok   a       fine", "  FAIL longer  broken"]);
+        assert_eq!(lines[1].1, Some(false));
+    }
+
+    #[test]
+    fn long_checks_put_the_detail_below_within_the_width_and_never_break_a_name() {
+        let name = "materialized view training_trainable_examples_by_annotation_mv";
+        let detail =
+            "MaterializedView, 23 columns, as this version defines it, and more words to wrap";
+        let lines = check_lines(
+            &[
+                c(name, true, detail),
+                c("examples unique", true, "one example per trace"),
+            ],
+            80,
+        );
+        assert_eq!(lines[0].0, format!("  ok   {name}"));
+        assert!(
+            lines.iter().all(|(l, _)| l.chars().count() <= 80),
+            "{lines:#?}"
+        );
+        let detail_lines: Vec<String> = lines
+            .iter()
+            .take_while(|(l, _)| !l.contains("examples unique"))
+            .skip(1)
+            .map(|(l, _)| l.trim().to_string())
+            .collect();
+        assert_eq!(detail_lines.join(" "), detail);
+        assert_eq!(
+            lines.last().map(|(l, _)| l.trim()),
+            Some("one example per trace")
+        );
+    }
+
+    #[test]
+    fn a_word_longer_than_the_room_stays_whole() {
+        let id = "x".repeat(100);
+        assert_eq!(
+            output::wrap(&format!("a {id} b"), 20),
+            vec!["a".to_string(), id.clone(), "b".to_string()]
+        );
+        assert_eq!(output::wrap("", 20), vec![String::new()]);
     }
 }
