@@ -8,6 +8,7 @@
 //! from `RVBBIT_TEST_OLD_CLICKHOUSE_URL` and `RVBBIT_TEST_OLD_CLICKHOUSE_PASSWORD`,
 //! set by `scripts/test`.
 
+pub mod ledger_fixture;
 pub mod logs;
 pub mod rvbbit;
 

@@ -59,25 +59,7 @@ impl Db {
         })
         .await?;
         let text = String::from_utf8_lossy(&bytes).trim().to_string();
-        let version = parse_version(&text).ok_or_else(|| {
-            classified(
-                exit::CONNECTION,
-                format!(
-                    "the server at {} answered, but not like ClickHouse (version() returned {:?}); check --url",
-                    target.address(),
-                    text.chars().take(80).collect::<String>()
-                ),
-            )
-        })?;
-        if version < MIN_VERSION {
-            return Err(classified(
-                exit::SERVER_TOO_OLD,
-                format!(
-                    "ClickHouse at {} is version {text}; the training system needs {MIN_VERSION} or newer. Nothing was changed.",
-                    target.address()
-                ),
-            ));
-        }
+        check_version(&text, &target.address())?;
         let server = server.with_compression(Compression::Lz4);
         let client = server.clone().with_database(&target.database);
         Ok(Db {
@@ -121,7 +103,7 @@ impl Db {
 
     /// The `max_execution_time` of `execute_bounded`: `--timeout`, in whole seconds.
     pub fn server_limit_seconds(&self) -> u64 {
-        self.target.timeout.as_secs().max(1)
+        limit_seconds(self.target.timeout)
     }
 
     pub async fn fetch_all<T: RowOwned + RowRead>(&self, query: Query) -> anyhow::Result<Vec<T>> {
@@ -236,6 +218,34 @@ impl Db {
     }
 }
 
+/// The server's answer to `SELECT version()` (`text`, trimmed), from `address`: an
+/// error unless it is a ClickHouse version of at least [`MIN_VERSION`].
+fn check_version(text: &str, address: &str) -> anyhow::Result<Version> {
+    let version = parse_version(text).ok_or_else(|| {
+        classified(
+            exit::CONNECTION,
+            format!(
+                "the server at {address} answered, but not like ClickHouse (version() returned {:?}); check --url",
+                text.chars().take(80).collect::<String>()
+            ),
+        )
+    })?;
+    if version < MIN_VERSION {
+        return Err(classified(
+            exit::SERVER_TOO_OLD,
+            format!(
+                "ClickHouse at {address} is version {text}; the training system needs {MIN_VERSION} or newer. Nothing was changed."
+            ),
+        ));
+    }
+    Ok(version)
+}
+
+/// `timeout` in whole seconds, at least one: a server limit of 0 means none.
+fn limit_seconds(timeout: std::time::Duration) -> u64 {
+    timeout.as_secs().max(1)
+}
+
 /// Runs one request with the target's timeout and classifies its failure.
 async fn with_timeout<T>(
     target: &Target,
@@ -312,5 +322,170 @@ fn classify(err: clickhouse::error::Error, target: &Target) -> anyhow::Error {
             exit::SERVER_ERROR,
             format!("talking to ClickHouse at {address}: {other}"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::failure::Classified;
+    use clickhouse::error::Error as E;
+
+    fn target(url: &str) -> Target {
+        Target {
+            url: url::Url::parse(url).expect("a test URL"),
+            database: "rvbbit".into(),
+            user: "alice".into(),
+            password: String::new(),
+            timeout: std::time::Duration::from_secs(30),
+        }
+    }
+
+    /// The exit code and message of a classified error.
+    fn parts(err: &anyhow::Error) -> (i32, String) {
+        let c = err
+            .downcast_ref::<Classified>()
+            .expect("a classified error");
+        (c.exit_code, c.message.clone())
+    }
+
+    #[test]
+    fn a_supported_version_is_accepted_and_an_older_one_refused() {
+        assert_eq!(
+            check_version("23.10.1.1", "http://h:8123").expect("23.10 is supported"),
+            MIN_VERSION
+        );
+        assert!(check_version("26.9.0.1", "http://h:8123").is_ok());
+        let (code, message) = parts(&check_version("23.8.9.1", "http://h:8123").unwrap_err());
+        assert_eq!(code, exit::SERVER_TOO_OLD);
+        assert!(
+            message.contains("http://h:8123 is version 23.8.9.1")
+                && message.contains("needs 23.10 or newer")
+                && message.contains("Nothing was changed"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn an_answer_that_is_no_version_is_not_clickhouse() {
+        let (code, message) =
+            parts(&check_version(&"<html>".repeat(40), "http://h:80").unwrap_err());
+        assert_eq!(code, exit::CONNECTION);
+        assert!(message.contains("not like ClickHouse"), "{message}");
+        // Cut at 80 characters.
+        assert!(
+            message.contains(&"<html>".repeat(13)) && !message.contains(&"<html>".repeat(14)),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_server_limit_is_whole_seconds_and_never_zero() {
+        use std::time::Duration;
+        assert_eq!(limit_seconds(Duration::from_millis(400)), 1);
+        assert_eq!(limit_seconds(Duration::from_millis(2900)), 2);
+        assert_eq!(limit_seconds(Duration::from_secs(180)), 180);
+    }
+
+    #[test]
+    fn refused_credentials_name_the_user_and_the_first_line_only() {
+        let t = target("http://db.example:8123");
+        for code in AUTH_CODES {
+            let said = format!("Code: {code}. DB::Exception: alice: Authentication failed\nTo reset the password, see the docs");
+            let (exit_code, message) = parts(&classify(E::BadResponse(said), &t));
+            assert_eq!(exit_code, exit::AUTHENTICATION, "{code}");
+            assert!(message.contains("refused user 'alice'"), "{message}");
+            assert!(message.ends_with("Authentication failed"), "{message}");
+        }
+    }
+
+    #[test]
+    fn server_errors_are_classified_by_their_code() {
+        let t = target("http://db.example:8123");
+        let cases = [
+            (
+                "Code: 81. DB::Exception: Database nope does not exist",
+                exit::MISSING_PREREQUISITE,
+                None,
+            ),
+            (
+                "Code: 60. DB::Exception: Table rvbbit.x does not exist",
+                exit::MISSING_PREREQUISITE,
+                Some("run `rvbbit training migrate`"),
+            ),
+            (
+                "Code: 62. DB::Exception: Syntax error",
+                exit::SERVER_ERROR,
+                None,
+            ),
+            (
+                "404 page not found",
+                exit::CONNECTION,
+                Some("8123 is ClickHouse's HTTP port, 9000 its native one"),
+            ),
+        ];
+        for (said, expected, hint) in cases {
+            let (code, message) = parts(&classify(E::BadResponse(format!("  {said}\n")), &t));
+            assert_eq!(code, expected, "{said}: {message}");
+            assert!(
+                hint.is_none_or(|h| message.contains(h)),
+                "{said}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn network_failures_say_why_with_the_causes_and_a_hint() {
+        #[derive(Debug)]
+        struct Cause(&'static str, Option<Box<Cause>>);
+        impl std::fmt::Display for Cause {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for Cause {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|c| c as _)
+            }
+        }
+        let network =
+            |outer, inner| E::Network(Box::new(Cause(outer, Some(Box::new(Cause(inner, None))))));
+        let (code, message) = parts(&classify(
+            network("client error", "connection refused"),
+            &target("http://h:8123"),
+        ));
+        assert_eq!(code, exit::CONNECTION);
+        assert!(
+            message.contains("(client error: connection refused); is the server running"),
+            "{message}"
+        );
+        let (_, message) = parts(&classify(
+            network("tls", "InvalidContentType"),
+            &target("https://h:8123"),
+        ));
+        assert!(
+            message.contains("does not speak TLS on this port"),
+            "{message}"
+        );
+        // The same cause over http:// is no TLS question.
+        let (_, message) = parts(&classify(
+            network("tls", "InvalidContentType"),
+            &target("http://h:8123"),
+        ));
+        assert!(message.contains("is the server running"), "{message}");
+        let (_, message) = parts(&classify(
+            network("invalid peer certificate", "UnknownIssuer"),
+            &target("https://h:8443"),
+        ));
+        assert!(message.contains("certificate is not trusted"), "{message}");
+    }
+
+    #[test]
+    fn a_timeout_is_a_connection_failure() {
+        let (code, message) = parts(&classify(E::TimedOut, &target("http://h:8123")));
+        assert_eq!(
+            (code, message.as_str()),
+            (exit::CONNECTION, "ClickHouse at http://h:8123 timed out")
+        );
     }
 }

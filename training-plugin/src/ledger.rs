@@ -248,4 +248,34 @@ mod tests {
         );
         assert_ne!(checksum("a"), checksum("a "));
     }
+
+    #[test]
+    fn a_row_reads_back_the_status_it_was_written_with_and_an_unknown_one_as_running() {
+        let mut entry = Entry {
+            version: 1,
+            name: "first".into(),
+            checksum: checksum(""),
+            statements_done: 0,
+            statements_total: 1,
+            status: String::new(),
+            host: hostname(),
+            pid: std::process::id(),
+            started_at: "2025-05-01 08:00:00.000000".into(),
+            finished_at: None,
+            duration_ms: 0,
+            error: String::new(),
+            note: String::new(),
+        };
+        for status in [
+            LedgerStatus::Running,
+            LedgerStatus::Applied,
+            LedgerStatus::Failed,
+            LedgerStatus::Interrupted,
+        ] {
+            entry.status = status.as_str().to_string();
+            assert_eq!(entry.status(), status);
+        }
+        entry.status = "Applied".into();
+        assert_eq!(entry.status(), LedgerStatus::Running, "case matters");
+    }
 }

@@ -46,13 +46,23 @@ impl OutputArgs {
     pub fn apply(&self) {
         VERBOSE.store(self.verbose, Ordering::Relaxed);
         QUIET.store(self.quiet, Ordering::Relaxed);
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let color = match self.color {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => !no_color && std::io::stdout().is_terminal(),
-        };
+        let color = wants_color(
+            self.color,
+            std::env::var_os("NO_COLOR").as_deref(),
+            std::io::stdout().is_terminal(),
+        );
         COLOR.store(color, Ordering::Relaxed);
+    }
+}
+
+/// Whether to color, from `--color`, the `NO_COLOR` variable (set and not empty turns
+/// "auto" off) and whether stdout is a terminal.
+fn wants_color(choice: ColorChoice, no_color: Option<&std::ffi::OsStr>, terminal: bool) -> bool {
+    let no_color = no_color.is_some_and(|v| !v.is_empty());
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => !no_color && terminal,
     }
 }
 
@@ -79,7 +89,12 @@ macro_rules! say {
 }
 
 fn paint(text: &str, code: &str) -> String {
-    if color() {
+    painted(text, code, color())
+}
+
+/// `text` in the SGR color `code` when `color`, else as it is.
+fn painted(text: &str, code: &str, color: bool) -> String {
+    if color {
         format!("\x1b[{code}m{text}\x1b[0m")
     } else {
         text.to_string()
@@ -202,5 +217,36 @@ pub fn keep_whole(table: &mut comfy_table::Table, columns: &[usize]) {
         if let Some(column) = table.column_mut(index) {
             column.set_constraint(comfy_table::ColumnConstraint::ContentWidth);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn always_and_never_ignore_no_color_and_the_terminal() {
+        for no_color in [None, Some(OsStr::new("1"))] {
+            for terminal in [false, true] {
+                assert!(wants_color(ColorChoice::Always, no_color, terminal));
+                assert!(!wants_color(ColorChoice::Never, no_color, terminal));
+            }
+        }
+    }
+
+    #[test]
+    fn auto_colors_a_terminal_unless_no_color_is_set_and_not_empty() {
+        assert!(wants_color(ColorChoice::Auto, None, true));
+        assert!(!wants_color(ColorChoice::Auto, None, false));
+        assert!(!wants_color(ColorChoice::Auto, Some(OsStr::new("1")), true));
+        // An empty NO_COLOR does not count as set (no-color.org).
+        assert!(wants_color(ColorChoice::Auto, Some(OsStr::new("")), true));
+    }
+
+    #[test]
+    fn painting_wraps_in_the_code_and_a_reset_only_with_color() {
+        assert_eq!(painted("FAIL", "31;1", true), "\x1b[31;1mFAIL\x1b[0m");
+        assert_eq!(painted("FAIL", "31;1", false), "FAIL");
     }
 }

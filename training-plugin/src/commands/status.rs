@@ -212,7 +212,7 @@ async fn status(db: &Db, format: Format) -> anyhow::Result<i32> {
                 }
             }
             match &report.lease {
-                Some(h) if h.host == ledger::hostname() && !lease::process_alive(h.pid) => say!(
+                Some(h) if lease::is_stale(h, &ledger::hostname(), lease::process_alive) => say!(
                     "stale: {h} died holding the migrate lease; the next `rvbbit training migrate` takes it over and resumes"
                 ),
                 Some(h) => say!("in progress: {h} holds the migrate lease"),
@@ -228,4 +228,63 @@ async fn status(db: &Db, format: Format) -> anyhow::Result<i32> {
         }
     }
     Ok(exit::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(status: &str, checksum: &str) -> Entry {
+        Entry {
+            version: 1,
+            name: "universal_training_system".into(),
+            checksum: checksum.into(),
+            statements_done: 3,
+            statements_total: 8,
+            status: status.into(),
+            host: "here".into(),
+            pid: 7,
+            started_at: "2025-05-01 08:00:00.000000".into(),
+            finished_at: None,
+            duration_ms: 0,
+            error: String::new(),
+            note: String::new(),
+        }
+    }
+
+    #[test]
+    fn no_ledger_row_is_pending() {
+        assert_eq!(state_of(None, "abc"), MigrationState::Pending);
+    }
+
+    #[test]
+    fn applied_with_this_checksum_is_applied_and_with_another_a_mismatch() {
+        assert_eq!(
+            state_of(Some(&entry("applied", "abc")), "abc"),
+            MigrationState::Applied
+        );
+        assert_eq!(
+            state_of(Some(&entry("applied", "old")), "abc"),
+            MigrationState::ChecksumMismatch
+        );
+    }
+
+    #[test]
+    fn a_run_not_finished_shows_how_it_stopped_whatever_its_checksum() {
+        for (status, state) in [
+            ("failed", MigrationState::Failed),
+            ("interrupted", MigrationState::Interrupted),
+            ("running", MigrationState::InProgress),
+            // A status this version does not know counts as still running.
+            ("rolled back", MigrationState::InProgress),
+        ] {
+            for checksum in ["abc", "old"] {
+                assert_eq!(
+                    state_of(Some(&entry(status, checksum)), "abc"),
+                    state,
+                    "{status} {checksum}"
+                );
+            }
+        }
+    }
 }

@@ -6,7 +6,7 @@ use crate::db::Db;
 use crate::drift;
 use crate::examples;
 use crate::ledger;
-use crate::migrations::MIGRATIONS;
+use crate::migrations::{Migration, MIGRATIONS};
 use crate::model::LedgerStatus;
 use crate::output::{self, Format};
 use crate::say;
@@ -80,20 +80,18 @@ pub async fn checks(db: &Db) -> anyhow::Result<Report> {
         }
         let problems: Vec<String> = mine.iter().map(|f| f.problem.to_string()).collect();
         let missing = !engines.contains_key(expected.name);
-        let hint = if missing {
-            "run `rvbbit training migrate`".to_string()
-        } else if let Some(why) = mine.iter().find_map(|f| match &f.repair {
-            drift::Repair::Refuse(why) => Some(why.clone()),
+        let refusal = mine.iter().find_map(|f| match &f.repair {
+            drift::Repair::Refuse(why) => Some(why.as_str()),
             _ => None,
-        }) {
-            format!("not repairable without rewriting data: {why}")
-        } else {
-            "run `rvbbit training migrate --repair` to put it right (nothing is lost)".to_string()
-        };
+        });
         out.push(check(
             name,
             false,
-            format!("{}; {hint}", problems.join("; ")),
+            format!(
+                "{}; {}",
+                problems.join("; "),
+                object_advice(missing, refusal)
+            ),
         ));
     }
     out.push(migrations_check(db, &engines).await?);
@@ -168,12 +166,23 @@ pub async fn checks(db: &Db) -> anyhow::Result<Report> {
     })
 }
 
+/// What to do about an object that differs from this version's: create it when
+/// `missing`, say why not when its repair is refused (`refusal`), else `--repair`.
+fn object_advice(missing: bool, refusal: Option<&str>) -> String {
+    if missing {
+        "run `rvbbit training migrate`".to_string()
+    } else if let Some(why) = refusal {
+        format!("not repairable without rewriting data: {why}")
+    } else {
+        "run `rvbbit training migrate --repair` to put it right (nothing is lost)".to_string()
+    }
+}
+
 /// Whether every migration of this version is applied, with the checksum it has now.
 async fn migrations_check(db: &Db, engines: &BTreeMap<String, String>) -> anyhow::Result<Check> {
-    let name = "migrations applied";
     if !engines.contains_key(ledger::LEDGER) {
         return Ok(check(
-            name,
+            MIGRATIONS_APPLIED,
             false,
             format!(
                 "no migration ledger ({}); run `rvbbit training migrate`",
@@ -182,9 +191,20 @@ async fn migrations_check(db: &Db, engines: &BTreeMap<String, String>) -> anyhow
         ));
     }
     let entries = ledger::read(db).await?;
+    Ok(migrations_verdict(MIGRATIONS, &entries))
+}
+
+const MIGRATIONS_APPLIED: &str = "migrations applied";
+
+/// The check `migrations applied` of `migrations` against the ledger rows `entries`:
+/// each migration pending, not finished or applied from another checksum is named,
+/// and the advice is `migrate`, or `migrate --repair` when a checksum differs (a plain
+/// migrate refuses it).
+fn migrations_verdict(migrations: &[Migration], entries: &[ledger::Entry]) -> Check {
+    let name = MIGRATIONS_APPLIED;
     let mut problems = Vec::new();
     let mut mismatch = false;
-    for m in MIGRATIONS {
+    for m in migrations {
         match entries.iter().find(|e| e.version == m.version) {
             None => problems.push(format!("{:04}_{} pending", m.version, m.name)),
             Some(e) if e.status() != LedgerStatus::Applied => problems.push(format!(
@@ -204,11 +224,11 @@ async fn migrations_check(db: &Db, engines: &BTreeMap<String, String>) -> anyhow
             Some(_) => {}
         }
     }
-    Ok(if problems.is_empty() {
+    if problems.is_empty() {
         check(
             name,
             true,
-            format!("all {} applied, checksums match", MIGRATIONS.len()),
+            format!("all {} applied, checksums match", migrations.len()),
         )
     } else {
         check(
@@ -220,7 +240,7 @@ async fn migrations_check(db: &Db, engines: &BTreeMap<String, String>) -> anyhow
                 if mismatch { " --repair" } else { "" }
             ),
         )
-    })
+    }
 }
 
 /// The checklist's lines within `width` columns, each with the check's outcome on the
@@ -271,20 +291,149 @@ impl Report {
                         }
                     );
                 }
-                let total = report.checks.len();
-                match report.checks.iter().filter(|c| !c.ok).count() {
-                    0 => say!(
-                        "verify: all {total} checks passed in database {}",
-                        report.database
-                    ),
-                    failed => say!(
-                        "verify: {failed} of {total} checks failed in database {}",
-                        report.database
-                    ),
-                }
+                say!("{}", report.summary());
             }
         }
         Ok(())
+    }
+
+    /// The closing line of the checklist: all passed, or how many of them failed.
+    fn summary(&self) -> String {
+        let total = self.checks.len();
+        match self.checks.iter().filter(|c| !c.ok).count() {
+            0 => format!(
+                "verify: all {total} checks passed in database {}",
+                self.database
+            ),
+            failed => format!(
+                "verify: {failed} of {total} checks failed in database {}",
+                self.database
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIRST: Migration = Migration {
+        version: 1,
+        name: "first",
+        sql: "CREATE TABLE a (x UInt8) ENGINE = Memory",
+    };
+    const SECOND: Migration = Migration {
+        version: 2,
+        name: "second",
+        sql: "CREATE TABLE b (x UInt8) ENGINE = Memory",
+    };
+
+    fn entry(m: &Migration, status: &str, checksum: String) -> ledger::Entry {
+        ledger::Entry {
+            version: m.version,
+            name: m.name.into(),
+            checksum,
+            statements_done: 1,
+            statements_total: 3,
+            status: status.into(),
+            host: "build-7".into(),
+            pid: 4242,
+            started_at: "2025-05-01 08:00:00.000000".into(),
+            finished_at: None,
+            duration_ms: 0,
+            error: String::new(),
+            note: String::new(),
+        }
+    }
+
+    fn applied(m: &Migration) -> ledger::Entry {
+        entry(m, "applied", ledger::checksum(m.sql))
+    }
+
+    #[test]
+    fn every_migration_applied_with_its_checksum_passes() {
+        let c = migrations_verdict(&[FIRST, SECOND], &[applied(&FIRST), applied(&SECOND)]);
+        assert!(c.ok, "{c:?}");
+        assert_eq!(c.name, "migrations applied");
+        assert_eq!(c.detail, "all 2 applied, checksums match");
+    }
+
+    #[test]
+    fn a_pending_migration_fails_and_points_at_migrate() {
+        let c = migrations_verdict(&[FIRST, SECOND], &[applied(&FIRST)]);
+        assert!(!c.ok);
+        assert_eq!(
+            c.detail,
+            "0002_second pending; run `rvbbit training migrate` (`rvbbit training status` has the details)"
+        );
+    }
+
+    #[test]
+    fn a_run_left_half_way_is_named_with_its_step_host_and_pid() {
+        let c = migrations_verdict(
+            &[FIRST],
+            &[entry(&FIRST, "running", ledger::checksum(FIRST.sql))],
+        );
+        assert!(!c.ok);
+        assert!(
+            c.detail.starts_with("0001_first running at step 1 of 3 (host build-7, pid 4242); run `rvbbit training migrate` ("),
+            "{}",
+            c.detail
+        );
+    }
+
+    #[test]
+    fn a_changed_checksum_points_at_repair_with_both_checksums_cut_short() {
+        let other = "abc".repeat(21) + "a";
+        let c = migrations_verdict(&[FIRST, SECOND], &[entry(&FIRST, "applied", other)]);
+        assert!(!c.ok);
+        let here = &ledger::checksum(FIRST.sql)[..12];
+        assert!(
+            c.detail.starts_with(&format!(
+                "0001_first was applied from a file with another checksum ({here} here, abcabcabcabc applied); 0002_second pending; run `rvbbit training migrate --repair`"
+            )),
+            "{}",
+            c.detail
+        );
+    }
+
+    #[test]
+    fn a_checksum_shorter_than_twelve_characters_is_shown_whole() {
+        let c = migrations_verdict(&[FIRST], &[entry(&FIRST, "applied", "abc".into())]);
+        assert!(!c.ok);
+        assert!(c.detail.contains(" here, abc applied)"), "{}", c.detail);
+    }
+
+    #[test]
+    fn an_object_is_created_when_missing_refused_with_its_reason_or_repaired() {
+        assert_eq!(
+            object_advice(true, Some("ignored")),
+            "run `rvbbit training migrate`"
+        );
+        assert_eq!(
+            object_advice(false, Some("it holds rows")),
+            "not repairable without rewriting data: it holds rows"
+        );
+        assert!(object_advice(false, None).contains("migrate --repair"));
+    }
+
+    #[test]
+    fn the_summary_counts_the_failed_checks() {
+        let mut report = Report {
+            ok: true,
+            database: "rvbbit".into(),
+            server_version: "26.9".into(),
+            checks: vec![check("a", true, ""), check("b", true, "")],
+        };
+        assert_eq!(
+            report.summary(),
+            "verify: all 2 checks passed in database rvbbit"
+        );
+        report.checks.push(check("c", false, "broken"));
+        assert_eq!(
+            report.summary(),
+            "verify: 1 of 3 checks failed in database rvbbit"
+        );
     }
 }
 
