@@ -1,10 +1,12 @@
 //! Pure text handling for ClickHouse, with no I/O, so it can be unit-tested and fuzzed:
 //! [`lex`] is the one SQL lexer every reader of SQL here uses; [`split`] turns a SQL
-//! script into statements; [`server`] reads what a server says (its version, the code
-//! of an error); [`cluster`] renders statements for a cluster
+//! script into statements; [`ddl`] reads what a migration statement creates, a view's
+//! query, a table's columns and sorting key; [`server`] reads what a server says (its
+//! version, the code of an error); [`cluster`] renders statements for a cluster
 //! (`ON CLUSTER`, Replicated engines) and reads the per-host result of distributed DDL.
 
 pub mod cluster;
+pub mod ddl;
 pub mod lex;
 pub mod server;
 pub mod split;
