@@ -8,8 +8,8 @@
 //!   \n, \r, \f, \v), starts with a comment, or ends with `;`;
 //! - joining the texts with ";\n" and splitting again gives the same texts, on the
 //!   lines the join puts them (idempotence);
-//! - a script with no quote, backtick or comment characters splits exactly like the
-//!   naive `split(';')`, trimmed, without empty pieces.
+//! - a script with no quote, backtick, `$` or comment characters splits exactly like
+//!   the naive `split(';')`, trimmed, without empty pieces.
 //!
 //! For a script that does not split, the error names a line of the script.
 //!
@@ -147,8 +147,9 @@ fn check(script: &str) {
     }
 
     // With nothing to quote or comment out, `;` is the only thing that matters.
-    let plain =
-        !script.contains(['\'', '"', '`', '#']) && !script.contains("--") && !script.contains("/*");
+    let plain = !script.contains(['\'', '"', '`', '#', '$'])
+        && !script.contains("--")
+        && !script.contains("/*");
     if plain {
         let naive: Vec<&str> = script
             .split(';')
@@ -159,8 +160,9 @@ fn check(script: &str) {
     }
 }
 
-/// A second tokenizer for the same constructs, written plainly from ClickHouse's lexer
-/// (src/Parsers/Lexer.cpp) and kept independent of the splitter's code: the script is
+/// A second tokenizer for the same constructs (`$$` heredocs included), written plainly
+/// from ClickHouse's lexer (src/Parsers/Lexer.cpp) and kept independent of the
+/// splitter's code (and of `rvbbit_sql_text::lex`, which the splitter uses): the script is
 /// cut into pieces (a gap, a `;`, or a token), and a statement runs from the first
 /// token after a `;` to the last token before the next one.
 mod reference {
@@ -241,6 +243,32 @@ mod reference {
                         j += 1;
                     }
                 }
+            }
+            b'$' => {
+                // `$tag$ … $tag$` (the tag letters, digits and `_`, maybe empty), or
+                // else the character alone.
+                let tag = b[i + 1..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+                    .count();
+                if b.get(i + 1 + tag) != Some(&b'$') {
+                    return Some((Piece::Token, i + 1));
+                }
+                let delimiter = &b[i..i + tag + 2];
+                let body = i + tag + 2;
+                let close = (body..b.len()).find(|&j| b[j..].starts_with(delimiter))?;
+                Some((Piece::Token, close + delimiter.len()))
+            }
+            // A word: letters, digits, `_`, `$` and non-ASCII bytes (so a `$` inside a
+            // word opens nothing).
+            c if c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80 => {
+                let len = b[i..]
+                    .iter()
+                    .take_while(|&&c| {
+                        c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80
+                    })
+                    .count();
+                Some((Piece::Token, i + len))
             }
             _ => Some((Piece::Token, i + 1)),
         }

@@ -1,8 +1,11 @@
 //! Splits a SQL script into statements on `;`, ignoring semicolons inside
 //! '…' and "…" strings (with `\` and doubled-quote escapes), `…` identifiers,
-//! `-- …` and `# …` line comments and `/* … */` block comments (nested, as
-//! ClickHouse allows). Comments before a statement are dropped; a statement keeps
-//! everything from its first token to its last, without the terminating `;`.
+//! `$$…$$` heredocs, `-- …` and `# …` line comments and `/* … */` block comments
+//! (nested, as ClickHouse allows): the tokens are [`crate::lex`]'s, as for every other
+//! reader of SQL in this crate. Comments before a statement are dropped; a statement
+//! keeps everything from its first token to its last, without the terminating `;`.
+
+use crate::lex::{tokens, Kind, Unterminated};
 
 /// One statement of a script.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,92 +29,32 @@ pub fn split(script: &str) -> Result<Vec<Statement>, SplitError> {
 /// [`split`], numbering lines with `lines` (whose `scanned` then tells how many bytes
 /// were read to number them).
 fn split_counting_lines(script: &str, lines: &mut Lines<'_>) -> Result<Vec<Statement>, SplitError> {
-    let bytes = script.as_bytes();
+    let toks =
+        tokens(script).map_err(|Unterminated { offset, what }| SplitError::Unterminated {
+            line: lines.at(offset),
+            what,
+        })?;
     let mut statements = Vec::new();
     let mut start: Option<usize> = None; // byte offset of the current statement's first token
     let mut end = 0; // byte offset just after its last token
-    let mut i = 0;
-
-    while i < bytes.len() {
-        let b = bytes[i];
-        let next = bytes.get(i + 1).copied();
-        match b {
-            b'-' if next == Some(b'-') => i = skip_line(bytes, i),
-            b'#' if matches!(next, Some(b' ') | Some(b'!')) => i = skip_line(bytes, i),
-            b'/' if next == Some(b'*') => {
-                let open = i;
-                let mut depth = 0usize;
-                loop {
-                    if i >= bytes.len() {
-                        return Err(SplitError::Unterminated {
-                            line: lines.at(open),
-                            what: "a /* comment",
-                        });
-                    }
-                    if bytes[i] == b'/' && bytes.get(i + 1) == Some(&b'*') {
-                        depth += 1;
-                        i += 2;
-                    } else if bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/') {
-                        depth -= 1;
-                        i += 2;
-                        if depth == 0 {
-                            break;
-                        }
-                    } else {
-                        i += 1;
-                    }
-                }
+    let mut push = |start: usize, end: usize, lines: &mut Lines<'_>| {
+        statements.push(Statement {
+            line: lines.at(start),
+            text: script[start..end].to_string(),
+        })
+    };
+    for tok in toks {
+        if tok.kind == Kind::Punct(b';') {
+            if let Some(s) = start.take() {
+                push(s, end, lines);
             }
-            b'\'' | b'"' | b'`' => {
-                let open = i;
-                start.get_or_insert(i);
-                i += 1;
-                loop {
-                    match bytes.get(i) {
-                        None => {
-                            let what = match b {
-                                b'\'' => "a '…' string",
-                                b'"' => "a \"…\" identifier",
-                                _ => "a `…` identifier",
-                            };
-                            return Err(SplitError::Unterminated {
-                                line: lines.at(open),
-                                what,
-                            });
-                        }
-                        Some(b'\\') => i += 2,
-                        Some(&c) if c == b && bytes.get(i + 1) == Some(&b) => i += 2,
-                        Some(&c) if c == b => {
-                            i += 1;
-                            break;
-                        }
-                        Some(_) => i += 1,
-                    }
-                }
-                end = i;
-            }
-            b';' => {
-                if let Some(s) = start.take() {
-                    statements.push(Statement {
-                        line: lines.at(s),
-                        text: script[s..end].to_string(),
-                    });
-                }
-                i += 1;
-            }
-            _ if is_space(b) => i += 1,
-            _ => {
-                start.get_or_insert(i);
-                i += 1;
-                end = i;
-            }
+        } else {
+            start.get_or_insert(tok.start);
+            end = tok.end;
         }
     }
     if let Some(s) = start {
-        statements.push(Statement {
-            line: lines.at(s),
-            text: script[s..end].to_string(),
-        });
+        push(s, end, lines);
     }
     Ok(statements)
 }
@@ -147,18 +90,6 @@ impl<'a> Lines<'a> {
         self.offset = offset;
         self.line
     }
-}
-
-/// Whitespace as ClickHouse's lexer has it: `is_ascii_whitespace` plus `\v` (0x0B).
-fn is_space(b: u8) -> bool {
-    b.is_ascii_whitespace() || b == 0x0B
-}
-
-fn skip_line(bytes: &[u8], mut i: usize) -> usize {
-    while i < bytes.len() && bytes[i] != b'\n' {
-        i += 1;
-    }
-    i
 }
 
 #[cfg(test)]
@@ -280,6 +211,30 @@ mod tests {
             .all(|(k, s)| s.line == k + 1 && s.text == "SELECT 1"));
         assert_eq!(statements[10_000].line, 10_001);
         assert_eq!(split(complete).unwrap(), statements);
+    }
+
+    #[test]
+    fn semicolons_inside_heredocs_do_not_split() {
+        assert_eq!(
+            texts("CREATE FUNCTION f AS $$ a; b $$; SELECT $t$ c; $$ d; $t$;\nSELECT 1"),
+            vec![
+                "CREATE FUNCTION f AS $$ a; b $$",
+                "SELECT $t$ c; $$ d; $t$",
+                "SELECT 1"
+            ]
+        );
+        // A `$` that opens no heredoc is a character like any other.
+        assert_eq!(
+            texts("SELECT a$b; SELECT $ 1;"),
+            vec!["SELECT a$b", "SELECT $ 1"]
+        );
+        assert_eq!(
+            split("SELECT 1;\nSELECT $$ a; b").unwrap_err(),
+            SplitError::Unterminated {
+                line: 2,
+                what: "a $$…$$ heredoc"
+            }
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub use crate::model::Kind;
 use crate::model::{Fix, Problem};
 use crate::schema::{LOGS, OBJECTS};
 use anyhow::Context;
+use rvbbit_sql_text::ddl::{column_definitions, sorting_key, view_select};
 use rvbbit_sql_text::split;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -92,75 +93,6 @@ pub fn index_statements() -> Vec<(String, String, String)> {
         }
     }
     out
-}
-
-/// The query of `CREATE [OR REPLACE] [MATERIALIZED] VIEW [IF NOT EXISTS] name [TO t] AS query`.
-pub fn view_select(statement: &str) -> Option<String> {
-    let mut offset = 0;
-    for word in statement.split_whitespace() {
-        let at = statement[offset..].find(word)? + offset;
-        offset = at + word.len();
-        if word.eq_ignore_ascii_case("AS") {
-            return Some(statement[offset..].trim().to_string());
-        }
-        if word.contains('(') {
-            return None;
-        }
-    }
-    None
-}
-
-/// Column definitions (`name Type [DEFAULT expr]`) of a `CREATE TABLE ... ( ... )`.
-pub fn column_definitions(statement: &str) -> Vec<(String, String)> {
-    let Some(open) = statement.find('(') else {
-        return Vec::new();
-    };
-    let mut depth = 0i32;
-    let mut items = Vec::new();
-    let mut current = String::new();
-    let mut quote: Option<char> = None;
-    for c in statement[open + 1..].chars() {
-        if let Some(q) = quote {
-            current.push(c);
-            if c == q {
-                quote = None;
-            }
-            continue;
-        }
-        match c {
-            '\'' | '`' | '"' => {
-                quote = Some(c);
-                current.push(c);
-            }
-            '(' => {
-                depth += 1;
-                current.push(c);
-            }
-            ')' if depth == 0 => {
-                items.push(std::mem::take(&mut current));
-                break;
-            }
-            ')' => {
-                depth -= 1;
-                current.push(c);
-            }
-            ',' if depth == 0 => items.push(std::mem::take(&mut current)),
-            _ => current.push(c),
-        }
-    }
-    items
-        .into_iter()
-        .map(|item| item.split_whitespace().collect::<Vec<_>>().join(" "))
-        .filter(|item| !item.is_empty() && !item.to_ascii_uppercase().starts_with("INDEX "))
-        .filter_map(|item| {
-            let name = item
-                .split_whitespace()
-                .next()?
-                .trim_matches('`')
-                .to_string();
-            Some((name, item))
-        })
-        .collect()
 }
 
 /// The live state of the database, as far as drift is concerned.
@@ -400,7 +332,7 @@ pub fn compare_with(live: &Live, same: &SameQueries, include_missing: bool) -> V
                     });
                     continue;
                 }
-                let expected_key = expected_sorting_key(&def.statement);
+                let expected_key = sorting_key(&def.statement);
                 let live_key = live.sorting_keys.get(name).cloned().unwrap_or_default();
                 if let Some(key) = expected_key {
                     if normalize_key(&key) != normalize_key(&live_key) {
@@ -559,7 +491,7 @@ pub fn as_this_version() -> Live {
             kind => kind.view_engine(),
         };
         live.engines.insert(def.name.clone(), engine.to_string());
-        if let Some(key) = expected_sorting_key(&def.statement) {
+        if let Some(key) = sorting_key(&def.statement) {
             live.sorting_keys.insert(def.name.clone(), key);
         }
         if let Some(select) = &def.select {
@@ -588,33 +520,6 @@ pub fn as_this_version() -> Live {
 /// its type.
 pub fn accepted_as_is(column: &str, live_type: &str) -> bool {
     column == "annotated_at" && live_type == "DateTime64(3)"
-}
-
-fn expected_sorting_key(statement: &str) -> Option<String> {
-    let upper = statement.to_ascii_uppercase();
-    let at = upper.find("ORDER BY")?;
-    let rest = statement[at + "ORDER BY".len()..].trim_start();
-    let key = if let Some(inner) = rest.strip_prefix('(') {
-        let mut depth = 1;
-        let mut end = 0;
-        for (i, c) in inner.char_indices() {
-            match c {
-                '(' => depth += 1,
-                ')' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        end = i;
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-        inner[..end].to_string()
-    } else {
-        rest.split_whitespace().next()?.to_string()
-    };
-    Some(key)
 }
 
 fn normalize_key(key: &str) -> String {
@@ -748,44 +653,10 @@ mod tests {
     }
 
     #[test]
-    fn view_select_takes_the_query_after_as() {
-        assert_eq!(
-            view_select("CREATE MATERIALIZED VIEW IF NOT EXISTS mv TO t AS\nSELECT 1 AS x")
-                .as_deref(),
-            Some("SELECT 1 AS x")
-        );
-        assert_eq!(view_select("CREATE TABLE t (x UInt8)"), None);
-    }
-
-    #[test]
-    fn column_definitions_keep_defaults_and_nested_types() {
-        let cols = column_definitions(
-            "CREATE TABLE IF NOT EXISTS t\n(\n  a Bool DEFAULT false,\n  b Array(String) DEFAULT [],\n  c Nullable(Float32)\n)\nENGINE = MergeTree ORDER BY a",
-        );
-        assert_eq!(
-            cols,
-            vec![
-                ("a".to_string(), "a Bool DEFAULT false".to_string()),
-                ("b".to_string(), "b Array(String) DEFAULT []".to_string()),
-                ("c".to_string(), "c Nullable(Float32)".to_string()),
-            ]
-        );
-    }
-
-    #[test]
-    fn sorting_keys_are_read_from_the_statement() {
-        assert_eq!(
-            expected_sorting_key(
-                "CREATE TABLE t (x UInt8) ENGINE = ReplacingMergeTree(v) ORDER BY (a, b)"
-            )
-            .as_deref(),
-            Some("a, b")
-        );
-        assert_eq!(
-            expected_sorting_key("CREATE TABLE t (x UInt8) ENGINE = MergeTree ORDER BY trace_id")
-                .as_deref(),
-            Some("trace_id")
-        );
+    fn sorting_keys_are_compared_without_spaces_and_backquotes() {
+        // The keys themselves are read by sql-text (ddl.rs, `sorting_key`).
+        assert_eq!(normalize_key("`a`, b"), normalize_key("a,b"));
+        assert_ne!(normalize_key("a, b"), normalize_key("b, a"));
         assert_eq!(normalize_key("a, b"), normalize_key("a,b"));
     }
 }
