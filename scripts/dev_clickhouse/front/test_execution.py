@@ -26,6 +26,8 @@ class ExecutionTest(ServerTestCase):
         self.assertGreaterEqual(elapsed, 300_000_000)
         self.assertLess(elapsed, 60_000_000_000)
 
+    LONG_QUERY = "SELECT count() FROM system.numbers WHERE number * 3 = {tag}"
+
     def start_long_query(self, tag, **params):
         """A query that runs until cancelled, sent on a connection of its own."""
         conn = self.server.connection()
