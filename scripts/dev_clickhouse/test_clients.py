@@ -30,8 +30,8 @@ import clickhouse_connect
 from clickhouse_cityhash.cityhash import CityHash64
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-import test_server
-from test_server import Server
+from front.testing import Server
+from test_server import set_engine
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -308,13 +308,5 @@ def install_node_client(npm):
 
 
 if __name__ == "__main__":
-    for at, arg in enumerate(sys.argv):
-        if arg == "--engine" and at + 1 < len(sys.argv):
-            test_server.ENGINE = sys.argv[at + 1]
-            del sys.argv[at:at + 2]
-            break
-        if arg.startswith("--engine="):
-            test_server.ENGINE = arg.partition("=")[2]
-            del sys.argv[at]
-            break
+    set_engine(sys.argv)
     unittest.main(verbosity=2)

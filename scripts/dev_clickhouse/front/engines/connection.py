@@ -1,0 +1,261 @@
+"""The adapter of chdb-core 26.x (ClickHouse 26.9): a fresh connection per request,
+queries at once, streaming inserts and results, and an engine connection kept for each
+HTTP session (see ConnectionEngineAPI, _KeptConnectionSession).
+"""
+
+import sys
+
+from .base import CheckFailed, engine_release, EngineAPI, EngineError, EngineSession, RawResult
+from ..params import last_value
+from ..sql import escape_parameter, PARAM_PREFIX, quote_identifier, quote_string, tsv_rows
+
+
+class ConnectionEngineAPI(EngineAPI):
+    """chdb-core 26.x (ClickHouse 26.9).
+
+    Connections run queries in parallel (the engine releases the GIL; one
+    process list, so KILL QUERY from one connection cancels a query of
+    another): requests are not serialised.
+
+    Independent connections to one engine, each its own session; `query()`
+    takes `params=`; `send_insert()` streams binary-safe INSERT data; and
+    `classify_query()` counts statements.  Each request gets a fresh
+    connection; one more is held for the life of the process, because the
+    engine shuts down when its last connection closes.  (The engine's plain
+    `query()` would end inline INSERT data at the first empty line, as its
+    multi-statement client does; `send_insert` does not.)
+    """
+
+    def __init__(self, chdb_module, data_dir):
+        self._connect = chdb_module.connect
+        self.release = engine_release()
+        # `implicit_select` is on in the embedded engine but off in a server.
+        self._conn_str = f"{data_dir}?implicit_select=0"
+        self._anchor = self._connect(self._conn_str)
+
+    concurrent = True
+
+    def scalar_rows(self, sql):
+        return tsv_rows(self._anchor.query(sql, "TabSeparatedRaw").bytes())
+
+    def session(self):
+        return _ConnectionSession(self._connect(self._conn_str))
+
+    def named_session(self):
+        return _KeptConnectionSession(self._connect(self._conn_str), self)
+
+    def connect_raw(self):
+        return self._connect(self._conn_str)
+
+    def kill_tagged(self, tag):
+        """KILL QUERY (ASYNC) the running queries whose log_comment is `tag`, from a connection of its own."""
+        conn = self._connect(self._conn_str)
+        try:
+            conn.query(f"KILL QUERY WHERE Settings['log_comment'] = {quote_string(tag)} ASYNC", "TabSeparated")
+        finally:
+            conn.close()
+
+    def close(self):
+        self._anchor.close()
+
+
+class _ConnectionSession(EngineSession):
+    def __init__(self, conn):
+        self.conn = conn
+
+    def close(self):
+        self.conn.close()
+
+    def end_request(self):
+        pass
+
+    def _query(self, sql, fmt="TabSeparated", params=None):
+        try:
+            return self.conn.query(sql, fmt, params=params or {})
+        except RuntimeError as exc:
+            raise EngineError(str(exc)) from None
+
+    def _insert(self, head, fmt, data):
+        try:
+            inserter = self.conn.send_insert(head, fmt)
+        except RuntimeError as exc:
+            raise EngineError(str(exc)) from None
+        try:
+            self.conn.insert_append(inserter, data)
+            return self.conn.insert_done(inserter)
+        except RuntimeError as exc:
+            self.conn.insert_cancel(inserter)
+            raise EngineError(str(exc)) from None
+
+    def statement_count(self, sql):
+        return self.conn.classify_query(sql)["statement_count"]
+
+    def read_only(self, sql):
+        return self.conn.classify_query(sql)["query_class"] == _KeptConnectionSession.READ_ONLY_CLASS
+
+    def format_query(self, sql):
+        try:
+            text = sql.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        try:
+            result = self.conn.query("SELECT formatQuery({q:String})", "RawBLOB",
+                                     params={"q": escape_parameter(text)})
+        except RuntimeError as exc:
+            raise CheckFailed(str(exc)) from None
+        return result.bytes().decode("utf-8", "replace")
+
+    def execute(self, plan):
+        for table in plan.tables:
+            self._query(f"CREATE TEMPORARY TABLE {quote_identifier(table.name)} ({table.structure})")
+            self._insert(f"INSERT INTO {quote_identifier(table.name)}", table.format, table.data)
+        if plan.database:
+            self._query(f"USE {quote_identifier(plan.database)}")
+        for name, value in plan.settings:
+            self._query(f"SET {quote_identifier(name)} = {quote_string(value)}")
+        return self._statement(plan)
+
+    def _statement(self, plan):
+        if plan.stream_after is not None and not plan.insert:
+            return self._stream(plan)
+        if plan.insert:
+            # The streaming insert takes no `params=`.
+            for name, value in plan.params.items():
+                self._query(f"SET {quote_identifier(PARAM_PREFIX + name)} = {quote_string(value)}")
+            result = self._insert(*plan.insert)
+        else:
+            result = self._query(plan.statement, plan.output_format, plan.params)
+        return RawResult(result.bytes(), result.storage_rows_read(), result.storage_bytes_read(),
+                         result.rows_written(), result.bytes_written(), result.rows_read(), result.bytes_read(),
+                         elapsed_ns=int(result.elapsed() * 1e9))
+
+    def _stream(self, plan):
+        """The statement through the engine's streaming query: its output is held back up to
+        plan.stream_after bytes; a longer one is handed on as RawResult.rest, chunk by chunk."""
+        try:
+            stream = self.conn.send_query(plan.statement, plan.output_format, params=plan.params or {})
+        except RuntimeError as exc:
+            raise EngineError(str(exc)) from None
+        chunks, size = [], 0
+        counts = [0, 0, 0, 0]  # storage rows and bytes read, result rows and bytes
+
+        def fetch():
+            try:
+                chunk = self.conn.streaming_fetch_result(stream)
+            except RuntimeError as exc:
+                raise EngineError(str(exc)) from None
+            data = chunk.bytes() if chunk is not None else b""
+            if data:
+                counts[0] += chunk.storage_rows_read()
+                counts[1] += chunk.storage_bytes_read()
+                counts[2] += chunk.rows_read()
+                counts[3] += len(data)
+            return data
+
+        while size < plan.stream_after:
+            data = fetch()
+            if not data:
+                return RawResult(b"".join(chunks), counts[0], counts[1], 0, 0, counts[2], counts[3])
+            chunks.append(data)
+            size += len(data)
+
+        def rest():
+            finished = False
+            try:
+                while True:
+                    data = fetch()
+                    if not data:
+                        finished = True
+                        return
+                    yield data
+            finally:
+                if not finished:  # an error, or the client is gone
+                    try:
+                        self.conn.streaming_cancel_query(stream)
+                    except RuntimeError:
+                        pass
+
+        raw = RawResult(b"".join(chunks), counts[0], counts[1], 0, 0, counts[2], counts[3])
+        raw.rest = rest()
+        return raw
+
+
+class _KeptConnectionSession(_ConnectionSession):
+    """The engine's side of an HTTP session (`session_id`), 26.x: one connection
+    kept for the life of the session, so that its SETs, USE and temporary
+    tables reach the next request, as in a server's session context.
+
+    A server applies a request's URL settings, `database`, parameters, external
+    tables and the readonly mode of a GET to that query's context only.  Here
+    they are applied to the kept connection and undone after the statement:
+    each URL setting goes back to its value before the request unless the
+    statement itself (a SET) changed it; external tables are dropped.  The
+    readonly mode cannot be undone once set (READONLY), so a request in
+    readonly mode runs a statement that the engine classifies as read-only on
+    the session without it (the mode would not change its outcome), and
+    anything else on a fresh connection with it, where the engine refuses it
+    as a server does.  (Parameters of an INSERT with inline data are set with
+    `SET param_<name>` and stay in the session.)
+    """
+
+    READ_ONLY_CLASS = 0
+
+    def __init__(self, conn, api):
+        super().__init__(conn)
+        self.api = api
+
+    def close(self):
+        self.conn.close()
+
+    def _values(self, names):
+        if not names:
+            return {}
+        listed = ", ".join(quote_string(name) for name in names)
+        rows = tsv_rows(self._query(f"SELECT name, value, changed FROM system.settings WHERE name IN ({listed})",
+                                 "TabSeparatedRaw").bytes())
+        return {name: (value, changed == "1") for name, value, changed in rows}
+
+    def execute(self, plan):
+        settings = plan.settings
+        readonly = last_value(settings, "readonly")
+        if readonly is not None:
+            if readonly != "0":
+                text = plan.statement if plan.insert is None else plan.insert_text
+                if self.conn.classify_query(text)["query_class"] != self.READ_ONLY_CLASS:
+                    fresh = self.api.session()
+                    try:
+                        return fresh.execute(plan)
+                    finally:
+                        fresh.close()
+            settings = [(name, value) for name, value in settings if name != "readonly"]
+        names = list(dict.fromkeys(name for name, _ in settings))
+        before = self._values(names)
+        tables = []
+        try:
+            for table in plan.tables:
+                self._query(f"CREATE TEMPORARY TABLE {quote_identifier(table.name)} ({table.structure})")
+                tables.append(table.name)
+                self._insert(f"INSERT INTO {quote_identifier(table.name)}", table.format, table.data)
+            applied = None
+            try:
+                for name, value in settings:
+                    self._query(f"SET {quote_identifier(name)} = {quote_string(value)}")
+                applied = self._values(names)
+                return self._statement(plan)
+            finally:
+                after = self._values(names)
+                for name in names:
+                    if name not in before or (applied is not None and after.get(name) != applied.get(name)):
+                        continue  # unknown to the engine, or set by the statement itself
+                    value, changed = before[name]
+                    restore = quote_string(value) if changed else "DEFAULT"
+                    try:
+                        self._query(f"SET {quote_identifier(name)} = {restore}")
+                    except EngineError as exc:
+                        sys.stderr.write(f"session: cannot restore setting {name}: {exc}\n")
+        finally:
+            for name in tables:
+                try:
+                    self._query(f"DROP TEMPORARY TABLE IF EXISTS {quote_identifier(name)}")
+                except EngineError as exc:
+                    sys.stderr.write(f"session: cannot drop external table {name}: {exc}\n")

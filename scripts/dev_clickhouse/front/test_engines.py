@@ -1,0 +1,84 @@
+"""Tests of what the engine adapters (engines/) hide of each chdb release: relative file()
+paths, DROP ... SYNC, Memory tables across requests, and the settings each request
+starts with (FreshSettingsTest).
+"""
+
+import os
+import shutil
+import tempfile
+import unittest
+
+from .testing import Server, ServerTestCase
+
+
+class EngineTest(ServerTestCase):
+    def test_relative_file_paths_are_in_user_files(self):
+        self.server.ok("INSERT INTO FUNCTION file('out.csv', 'CSV', 'a UInt8') VALUES (7)")
+        with open(os.path.join(self.tmp, "data", "user_files", "out.csv")) as out:
+            self.assertEqual(out.read(), "7\n")
+        self.assertEqual(self.server.ok("SELECT * FROM file('out.csv', 'CSV', 'a UInt8')"), b"7\n")
+
+    def test_drop_sync(self):
+        self.server.ok("CREATE DATABASE dropped_sync")
+        self.server.ok("CREATE TABLE dropped_sync.t (a UInt8) ENGINE = MergeTree ORDER BY a")
+        self.server.ok("INSERT INTO dropped_sync.t VALUES (1)")
+        self.server.ok("DROP TABLE dropped_sync.t SYNC")
+        self.server.ok("CREATE TABLE dropped_sync.t (a UInt8) ENGINE = MergeTree ORDER BY a")
+        self.assertEqual(self.server.ok("SELECT count() FROM dropped_sync.t"), b"0\n")
+        # Dropping the request's own database leaves the next requests unharmed.
+        self.server.ok("DROP DATABASE IF EXISTS dropped_sync SYNC", database="dropped_sync")
+        self.assertEqual(self.server.ok("EXISTS DATABASE dropped_sync"), b"0\n")
+        self.server.ok("CREATE DATABASE dropped_sync")
+        self.server.ok("DROP DATABASE dropped_sync SYNC")
+
+    def test_memory_tables_keep_rows_between_requests(self):
+        if self.version < (26, 0):
+            self.skipTest("chdb 1.x-3.x give each request an engine of its own (chdb 3.x shares one session "
+                          "among its connections): Memory tables (and other in-memory engines) keep their "
+                          "definition but no rows between requests")
+        self.server.ok("CREATE TABLE in_memory (a UInt32) ENGINE = Memory")
+        self.server.ok("INSERT INTO in_memory VALUES (1), (2)")
+        self.assertEqual(self.server.ok("SELECT count() FROM in_memory"), b"2\n")
+
+
+class FreshSettingsTest(unittest.TestCase):
+    """The settings a request starts with are a fresh engine's, whatever the data directory holds.
+
+    chdb 3.7.2 (25.8) applies the SETTINGS clause of every view in metadata_dropped/
+    to the settings of each opening of the engine, and the front opens it for
+    every request: a view that `CREATE OR REPLACE VIEW` replaced and left there
+    made migration 0001's `join_use_nulls = 1` reach every later request.  Here
+    such a view is put in metadata_dropped/ as the engine leaves it.
+    """
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="dev-clickhouse-fresh-")
+        self.server = Server(os.path.join(self.tmp, "data"))
+
+    def tearDown(self):
+        self.server.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def setting(self, name):
+        return self.server.ok(f"SELECT value FROM system.settings WHERE name = '{name}'").decode().strip()
+
+    def test_settings_of_a_dropped_view_do_not_reach_requests(self):
+        self.assertEqual(self.setting("join_use_nulls"), "0")
+        self.server.ok("CREATE TABLE fresh_t (a String) ENGINE = MergeTree ORDER BY a")
+        self.server.ok("CREATE VIEW fresh_v AS SELECT x.a AS a, y.a AS b FROM fresh_t AS x "
+                       "LEFT JOIN fresh_t AS y ON x.a = y.a SETTINGS join_use_nulls = 1")
+        uuid_text = self.server.ok("SELECT uuid FROM system.tables WHERE database = 'default' AND name = 'fresh_v'")
+        metadata = os.path.join(os.path.realpath(os.path.join(self.server.data_dir, "metadata", "default")), "fresh_v.sql")
+        with open(metadata, encoding="utf-8") as view:
+            definition = view.read()
+        self.assertIn("join_use_nulls = 1", definition)
+        self.server.ok("DROP VIEW fresh_v SYNC")
+        dropped = os.path.join(self.server.data_dir, "metadata_dropped")
+        os.makedirs(dropped, exist_ok=True)
+        with open(os.path.join(dropped, f"default.fresh_v.{uuid_text.decode().strip()}.sql"), "w", encoding="utf-8") as out:
+            out.write(definition)
+        for _ in range(3):
+            self.assertEqual(self.setting("join_use_nulls"), "0")
+        # A request's own settings still apply.
+        self.assertEqual(self.server.ok("SELECT value FROM system.settings WHERE name = 'join_use_nulls'",
+                                        join_use_nulls="1").decode().strip(), "1")

@@ -1,0 +1,244 @@
+"""Tests of running statements (execution.py): elapsed time, queries at once and KILL QUERY,
+cancelling when the client goes away, streamed results, progress headers, the busy
+/ping, the parse checks, and INSERTs with inline data.
+"""
+
+import http.client
+import json
+import os
+import shutil
+import struct
+import tempfile
+import time
+import urllib.parse
+
+from .testing import Server, ServerTestCase, native_compress, native_decompress, row_binary_string
+
+
+class ExecutionTest(ServerTestCase):
+    def test_elapsed_ns_is_the_statements_time(self):
+        # The statement sleeps 0.3 s (three rows of 0.1 s): elapsed_ns must cover it,
+        # whichever way the engine reports it, with the request's settings applied.
+        status, headers, _ = self.server.query("SELECT sleepEachRow(0.1) FROM numbers(3) FORMAT Null",
+                                               max_block_size="1", database="system")
+        self.assertEqual(status, 200)
+        elapsed = int(json.loads(headers["X-ClickHouse-Summary"])["elapsed_ns"])
+        self.assertGreaterEqual(elapsed, 300_000_000)
+        self.assertLess(elapsed, 60_000_000_000)
+
+    LONG_QUERY = "SELECT count() FROM system.numbers WHERE number * 3 = {tag}"
+
+    def start_long_query(self, tag, **params):
+        """A query that runs until cancelled, sent on a connection of its own."""
+        conn = self.server.connection()
+        path = "/?" + urllib.parse.urlencode(params) if params else "/"
+        conn.request("POST", path, body=self.LONG_QUERY.format(tag=tag).encode())
+        return conn
+
+    def running(self, tag):
+        return int(self.server.ok(f"SELECT count() FROM system.processes WHERE query LIKE '%number * 3 = {tag}%' "
+                                  "AND query NOT LIKE '%system.processes%'"))
+
+    def wait_running(self, tag, count):
+        deadline = time.monotonic() + 10
+        while self.running(tag) != count:
+            self.assertLess(time.monotonic(), deadline, f"{count} queries tagged {tag} expected to run")
+            time.sleep(0.1)
+
+    def require_concurrent_engine(self):
+        if self.version < (26, 0):
+            self.skipTest("chdb 1.x-3.x run one query at a time (23.10 holds the GIL while a query runs, so the "
+                          "front answers nothing meanwhile; 24.8 and 25.8 engines are not safe to enter from two "
+                          "threads); see README")
+
+    def test_queries_run_at_once_and_kill_query_cancels(self):
+        self.require_concurrent_engine()
+        conn = self.start_long_query(11, query_id="long-11")
+        try:
+            self.wait_running(11, 1)
+            started = time.monotonic()
+            self.assertEqual(self.server.ok("SELECT 1"), b"1\n")
+            self.assertEqual(self.server.request("GET", "/ping")[2], b"Ok.\n")
+            self.assertLess(time.monotonic() - started, 5)
+            body = self.assert_error(self.server.query("SELECT 1", query_id="long-11"),
+                                     500, 216, "QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING")
+            self.assertIn("Query with id = long-11 is already running", body)
+            killed = self.server.ok("KILL QUERY WHERE query LIKE '%number * 3 = 11%' AND query NOT LIKE '%KILL%' "
+                                    "SYNC FORMAT TSV")
+            self.assertTrue(killed.startswith(b"finished\t"), killed)
+            response = conn.getresponse()
+            self.assertEqual(response.status, 500)
+            self.assertIn(b"(QUERY_WAS_CANCELLED)", response.read())
+        finally:
+            conn.close()
+        self.assertEqual(self.server.ok("SELECT 2", query_id="long-11"), b"2\n")  # the id is free again
+
+    def test_client_that_closes_cancels_its_read_only_query(self):
+        self.require_concurrent_engine()
+        conn = self.start_long_query(12, cancel_http_readonly_queries_on_client_close="1")
+        self.wait_running(12, 1)
+        conn.close()
+        self.wait_running(12, 0)
+        # Without the setting the query runs on, as in a server; KILL ends it.
+        conn = self.start_long_query(13)
+        try:
+            self.wait_running(13, 1)
+            conn.close()
+            time.sleep(0.5)
+            self.assertEqual(self.running(13), 1)
+        finally:
+            self.server.ok("KILL QUERY WHERE query LIKE '%number * 3 = 13%' AND query NOT LIKE '%KILL%' SYNC")
+
+    def test_large_results_are_sent_as_produced(self):
+        self.require_concurrent_engine()
+        sql = "SELECT number FROM numbers(400000)"  # 2.6 MB
+        expected = "".join(f"{i}\n" for i in range(400000)).encode()
+        status, headers, body = self.server.query(sql)
+        self.assertEqual((status, headers.get("Transfer-Encoding"), "Content-Length" in headers), (200, "chunked", False))
+        self.assertEqual(body, expected)
+        # wait_end_of_query=1 holds the whole result back; a small result is sent whole anyway.
+        status, headers, body = self.server.query(sql, wait_end_of_query="1")
+        self.assertEqual((status, headers.get("Content-Length"), body == expected), (200, str(len(expected)), True))
+        self.assertIn("Content-Length", self.server.query("SELECT 1")[1])
+        # Native compression, block by block.
+        self.assertEqual(native_decompress(self.server.query(sql, compress="1")[2]), expected)
+        # An error after the response started ends it without its last chunk.
+        conn = self.server.connection()
+        try:
+            conn.request("POST", "/", body=b"SELECT number, throwIf(number = 390000) FROM numbers(400000) "
+                                                  b"SETTINGS max_block_size = 10000, max_threads = 1")
+            response = conn.getresponse()
+            self.assertEqual(response.status, 200)
+            with self.assertRaises(http.client.IncompleteRead) as caught:
+                response.read()
+            self.assertIn(b"(FUNCTION_THROW_IF_VALUE_IS_NON_ZERO)", caught.exception.partial)
+        finally:
+            conn.close()
+
+    def test_progress_headers(self):
+        self.require_concurrent_engine()
+        conn = self.server.connection()
+        try:
+            conn.request("POST", "/?send_progress_in_http_headers=1&http_headers_progress_interval_ms=50",
+                         body=b"SELECT count() FROM numbers(400000000) WHERE number * 3 = 1")
+            response = conn.getresponse()
+            progress = [json.loads(value) for name, value in response.getheaders() if name == "X-ClickHouse-Progress"]
+            self.assertEqual((response.status, response.read()), (200, b"0\n"))
+        finally:
+            conn.close()
+        self.assertGreaterEqual(len(progress), 1)
+        rows = [int(p["read_rows"]) for p in progress]
+        self.assertEqual(rows, sorted(rows))
+        self.assertTrue(0 < rows[-1] <= 400000000)
+        self.assertEqual(set(progress[0]), {"read_rows", "read_bytes", "written_rows", "written_bytes",
+                                            "total_rows_to_read", "result_rows", "result_bytes", "elapsed_ns"})
+        # Without the setting, none.
+        status, headers, _ = self.server.query("SELECT count() FROM numbers(100000000) WHERE number * 3 = 1")
+        self.assertNotIn("X-ClickHouse-Progress", headers)
+
+    def test_ping_tells_a_busy_engine(self):
+        if self.version < (24, 0):
+            self.skipTest("chdb 1.x (23.10) holds the GIL while a query runs: /ping gets no answer at all "
+                          "until the query ends")
+        tmp = tempfile.mkdtemp(prefix="dev-clickhouse-busy-")
+        server = Server(os.path.join(tmp, "data"), extra_args=["--busy-limit", "1"])
+        conn = server.connection()
+        try:
+            conn.request("POST", "/", body=b"SELECT sleep(2.5)")
+            time.sleep(1.8)
+            status, _, body = server.request("GET", "/ping")
+            replicas = server.request("GET", "/replicas_status")[0]
+            if self.version >= (26, 0):  # queries run at once: a long one delays no other
+                self.assertEqual((status, body, replicas), (200, b"Ok.\n", 200))
+            else:
+                self.assertEqual((status, replicas), (503, 503), body)
+                self.assertIn(b"Engine busy: one query has run for", body)
+            self.assertEqual(conn.getresponse().read(), b"0\n")
+            self.assertEqual(server.request("GET", "/ping")[:3:2], (200, b"Ok.\n"))
+        finally:
+            conn.close()
+            server.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def test_multi_statements_are_rejected(self):
+        body = self.assert_error(self.server.query("SELECT 1; SELECT 2"), 400, 62, "SYNTAX_ERROR")
+        self.assertIn("Multi-statements are not allowed", body)
+        self.assertEqual(self.server.ok("SELECT 1;"), b"1\n")
+
+    def test_into_outfile_is_rejected(self):
+        target = os.path.join(self.tmp, "outfile.csv")
+        body = self.assert_error(self.server.query(f"SELECT 1 INTO OUTFILE '{target}'"), 500, 358,
+                                 "INTO_OUTFILE_NOT_ALLOWED")
+        self.assertIn("INTO OUTFILE is not allowed", body)
+        self.assertFalse(os.path.exists(target))
+
+    def test_row_binary_insert_with_nasty_strings(self):
+        self.server.ok("CREATE TABLE nasty (id UInt32, s String) ENGINE = MergeTree ORDER BY id")
+        values = [b"", b"nul\x00byte", b"quote'\"`\\", b"line\nbreak\r\n\ttab", "üñí😀".encode(),
+                  b"\xff\xfe not utf-8", b"x" * 100000, b"FORMAT TSV\n; SELECT 1"]
+        # Ids from 0x0A0A on: the data also holds empty lines ("\n\n").
+        data = b"".join(struct.pack("<I", 0x0A0A + i) + row_binary_string(v) for i, v in enumerate(values))
+        status, headers, body = self.server.query(data, query="INSERT INTO nasty FORMAT RowBinary")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(headers["X-ClickHouse-Summary"])["written_rows"], str(len(values)))
+        body = self.server.ok("SELECT s FROM nasty ORDER BY id FORMAT RowBinary")
+        self.assertEqual(body, b"".join(row_binary_string(v) for v in values))
+        # RowBinaryWithNamesAndTypes (what the Rust crate sends), LZ4-compressed blocks.
+        header = b"\x02" + row_binary_string(b"id") + row_binary_string(b"s") \
+            + row_binary_string(b"UInt32") + row_binary_string(b"String")
+        more = b"".join(struct.pack("<I", 0x0B0A + i) + row_binary_string(v) for i, v in enumerate(values))
+        status, _, body = self.server.query(native_compress(header + more), decompress="1",
+                                            query="INSERT INTO nasty (id, s) FORMAT RowBinaryWithNamesAndTypes")
+        self.assertEqual(status, 200, body)
+        body = self.server.ok("SELECT s FROM nasty WHERE id >= 0x0B0A ORDER BY id FORMAT RowBinaryWithNamesAndTypes")
+        self.assertEqual(body, b"\x01" + row_binary_string(b"s") + row_binary_string(b"String")
+                         + b"".join(row_binary_string(v) for v in values))
+
+    def test_insert_text_formats(self):
+        self.server.ok("CREATE TABLE formats (a UInt32, b String) ENGINE = MergeTree ORDER BY a")
+        inserts = [
+            ("INSERT INTO formats FORMAT TabSeparated", b"1\tt\\tab\n"),
+            ("INSERT INTO formats (a, b) FORMAT CSV", b'2,"c,sv"\n'),
+            ("INSERT INTO formats FORMAT JSONEachRow", b'{"a": 3, "b": "j\\"son"}\n'),
+            ("INSERT INTO formats VALUES", b"(4, 'va''l')"),
+        ]
+        for query, data in inserts:
+            with self.subTest(query=query):
+                self.assertEqual(self.server.ok(data, query=query), b"")
+        self.server.ok("INSERT INTO formats VALUES (5, 'inline')")
+        self.assertEqual(self.server.ok("SELECT a, b FROM formats ORDER BY a FORMAT JSONCompactEachRow"),
+                         b'[1, "t\\tab"]\n[2, "c,sv"]\n[3, "j\\"son"]\n[4, "va\'l"]\n[5, "inline"]\n')
+
+    def test_insert_with_settings_clause_and_parameters(self):
+        self.server.ok("CREATE TABLE ins_settings (a UInt32, b String) ENGINE = MergeTree ORDER BY a")
+        self.server.ok(b'{"a": 1, "b": "x", "unknown": 2}\n',
+                       query="INSERT INTO ins_settings SETTINGS input_format_skip_unknown_fields = 1 FORMAT JSONEachRow")
+        self.server.ok("INSERT INTO ins_settings (a, b) -- a comment\nVALUES (2, 'y')")
+        self.server.ok("INSERT INTO ins_settings SELECT {a:UInt32}, {b:String}", param_a="3", param_b="z")
+        # A column list: some columns, in another order.
+        self.server.ok(b"w\t4\n", query="INSERT INTO ins_settings (b, a) SETTINGS max_threads = 1 FORMAT TSV")
+        self.server.ok(b"\x05\x00\x00\x00", query="INSERT INTO default.ins_settings (a) FORMAT RowBinary")
+        self.assertEqual(self.server.ok("SELECT a, b FROM ins_settings ORDER BY a"),
+                         b"1\tx\n2\ty\n3\tz\n4\tw\n5\t\n")
+        response = self.server.query(b"4\tw\n", query="INSERT INTO ins_settings SETTINGS no_such_setting = 1 FORMAT TSV")
+        self.assert_error(response, 404, 115, "UNKNOWN_SETTING")
+
+    def test_insert_is_one_statement(self):
+        self.server.ok("CREATE TABLE one_statement (a UInt32) ENGINE = Memory")
+        response = self.server.query(b"1\n", query="INSERT INTO one_statement; DROP TABLE one_statement FORMAT TSV")
+        self.assertEqual(response[0], 400, response[2])
+        self.assertEqual(self.server.ok("EXISTS TABLE one_statement"), b"1\n")
+
+    def test_bad_insert_data(self):
+        self.server.ok("CREATE TABLE bad_data (a UInt32, s String) ENGINE = Memory")
+        body = self.assert_error(self.server.query(b"1\tx\nz\ty\n", query="INSERT INTO bad_data FORMAT TSV"),
+                                 400, 27, "CANNOT_PARSE_INPUT_ASSERTION_FAILED")
+        self.assertNotIn("Code: 27. DB::", body[10:])
+        self.assertNotIn("insert-", body)  # no trace of how the data reached the engine
+        self.assertEqual(self.server.ok("SELECT count() FROM bad_data"), b"0\n")
+
+    def test_nul_byte_in_statement(self):
+        if self.version < (25, 8):
+            self.skipTest("chdb 1.x/2.x take the statement as a C string: a NUL byte in the "
+                          "statement text (outside INSERT data) is refused")
+        self.assertEqual(self.server.ok(b"SELECT 'a\0b' FORMAT RawBLOB"), b"a\0b")
