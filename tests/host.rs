@@ -16,7 +16,7 @@ fn it_loads_the_built_training_plugin() {
     let listing = run(rvbbit().arg("plugins"));
     listing.expect_code(0);
     assert!(
-        listing.stdout.contains("training 0.1.0 (ABI 1)"),
+        listing.stdout.contains("training 0.1.0 (ABI 2.1)"),
         "{}",
         listing.stdout
     );
