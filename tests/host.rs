@@ -195,7 +195,8 @@ fn plugins_as_json_and_a_closed_pipe_is_not_an_error() {
         .iter()
         .find(|p| p["name"] == "training")
         .expect("training plugin");
-    assert_eq!(training["abi_version"], 1);
+    assert_eq!(training["abi_version"], 2);
+    assert_eq!(training["abi_minor"], 1);
     assert!(training["commands"]
         .as_array()
         .unwrap()
