@@ -1,5 +1,6 @@
 //! Broken plugins, built by these tests: a file that is not a library, a library
-//! without the entry symbol, another ABI version, null and malformed descriptors, C
+//! without the entry symbol, another ABI version, null and malformed descriptors (a
+//! command table stride too small for its minor, a signature that is not JSON), C
 //! plugins (one valid, proving the ABI is C; others claiming commands that are not
 //! theirs), plugins of an older and a newer minor ABI version (both load), a command
 //! returning an impossible exit code, and a Rust plugin whose command panics. The host reports each with the file and the reason, keeps every
@@ -280,6 +281,16 @@ fn broken_files() -> Vec<Broken> {
             "libduplicate_path.so",
             "DUPLICATE_PATH",
             "malformed descriptor: commands #1 and #2 both have the path 'broken other'",
+        ),
+        c(
+            "libsmall_stride.so",
+            "SMALL_STRIDE",
+            "malformed descriptor: its command entries are 40 bytes apart; ABI 2.1 needs at least 56, a multiple of 8, at most 4096",
+        ),
+        c(
+            "libbad_signature.so",
+            "BAD_SIGNATURE",
+            "malformed descriptor: signature of command 'broken hello' is not valid: expected ident at line 1 column 2",
         ),
     ]
 }
