@@ -1,8 +1,9 @@
 //! Broken plugins, built by these tests: a file that is not a library, a library
-//! without the entry symbol, another ABI version, null and malformed descriptors, C
+//! without the entry symbol, another ABI version, null and malformed descriptors (a
+//! command table stride too small for its minor, a signature that is not JSON), C
 //! plugins (one valid, proving the ABI is C; others claiming commands that are not
-//! theirs), a command returning an impossible exit code, and a Rust plugin whose
-//! command panics. The host reports each with the file and the reason, keeps every
+//! theirs), plugins of an older and a newer minor ABI version (both load), a command
+//! returning an impossible exit code, and a Rust plugin whose command panics. The host reports each with the file and the reason, keeps every
 //! other plugin working and never crashes.
 //!
 //! The C plugins are compiled from `tests/fixtures/plugins/*.c` with `cc` into a
@@ -138,7 +139,7 @@ fn assert_listed(dir: &Path, expected: &[(&Path, &str)]) -> Run {
     let listing = rvbbit_in(dir, &["plugins"]);
     listing.expect_code(0);
     assert!(
-        listing.stdout.contains("training 0.1.0 (ABI 1)"),
+        listing.stdout.contains("training 0.1.0 (ABI 2.1)"),
         "the training plugin still loads:\n{}",
         listing.stdout
     );
@@ -219,7 +220,7 @@ fn broken_files() -> Vec<Broken> {
         c(
             "libabi_99.so",
             "ABI_99",
-            "built for plugin ABI version 99, but this rvbbit speaks version 1; rebuild the plugin against this rvbbit",
+            "built for plugin ABI version 99, but this rvbbit speaks version 2 (any 2.x); rebuild the plugin against this rvbbit",
         ),
         c(
             "libnull_descriptor.so",
@@ -281,6 +282,16 @@ fn broken_files() -> Vec<Broken> {
             "DUPLICATE_PATH",
             "malformed descriptor: commands #1 and #2 both have the path 'broken other'",
         ),
+        c(
+            "libsmall_stride.so",
+            "SMALL_STRIDE",
+            "malformed descriptor: its command entries are 40 bytes apart; ABI 2.1 needs at least 56, a multiple of 8, at most 4096",
+        ),
+        c(
+            "libbad_signature.so",
+            "BAD_SIGNATURE",
+            "malformed descriptor: signature of command 'broken hello' is not valid: expected ident at line 1 column 2",
+        ),
     ]
 }
 
@@ -325,7 +336,7 @@ fn each_broken_file_alone_is_reported_and_the_others_keep_working() {
         let version = rvbbit_in(&case_dir, &["--version"]);
         version.expect_code(0);
         assert!(
-            version.stdout.contains("plugin training 0.1.0 (ABI 1)"),
+            version.stdout.contains("plugin training 0.1.0 (ABI 2.1)"),
             "{}",
             version.stdout
         );
@@ -350,9 +361,9 @@ fn all_broken_files_together_are_each_reported_next_to_working_plugins() {
     let expected: Vec<(&Path, &str)> = expected.iter().map(|(f, r)| (f.as_path(), *r)).collect();
     let listing = assert_listed(&dir, &expected);
     assert!(
-        listing.stdout.contains("cplug 1.2.3 (ABI 1)")
-            && listing.stdout.contains("panicky 0.1.0 (ABI 1)")
-            && listing.stdout.contains("cconflict 0.1.0 (ABI 1)"),
+        listing.stdout.contains("cplug 1.2.3 (ABI 2.1)")
+            && listing.stdout.contains("panicky 0.1.0 (ABI 2.1)")
+            && listing.stdout.contains("cconflict 0.1.0 (ABI 2.1)"),
         "the good plugins load:\n{}",
         listing.stdout
     );
@@ -374,7 +385,7 @@ fn a_plugin_written_in_c_loads_and_runs() {
     let listing = assert_listed(&dir, &[]);
     assert!(
         listing.stdout.contains(&format!(
-            "cplug 1.2.3 (ABI 1)  {}\n    cplug hello  Print a greeting from C\n    cplug fail   Fail with exit code 3 and a message\n",
+            "cplug 1.2.3 (ABI 2.1)  {}\n    cplug hello  Print a greeting from C\n    cplug fail   Fail with exit code 3 and a message\n",
             dir.join("libcplug.so").display()
         )),
         "{}",
@@ -430,7 +441,7 @@ fn a_plugin_written_in_c_loads_and_runs() {
     );
     let version = rvbbit_in(&dir, &["--version"]);
     assert!(
-        version.stdout.contains("plugin cplug 1.2.3 (ABI 1)"),
+        version.stdout.contains("plugin cplug 1.2.3 (ABI 2.1)"),
         "{}",
         version.stdout
     );
@@ -475,7 +486,7 @@ fn a_command_claimed_by_two_plugins_is_a_conflict_reported_with_the_file() {
     // Each command is listed under the plugin that runs it, and only there.
     assert!(
         listing.stdout.contains(&format!(
-            "cconflict 0.1.0 (ABI 1)  {}\n    cconflict hello  Say hello\n",
+            "cconflict 0.1.0 (ABI 2.1)  {}\n    cconflict hello  Say hello\n",
             conflict.display()
         )),
         "{}",
@@ -489,7 +500,7 @@ fn a_command_claimed_by_two_plugins_is_a_conflict_reported_with_the_file() {
     );
     assert!(
         listing.stdout.contains(&format!(
-            "twin-a 0.1.0 (ABI 1)  {}\n    twins hello   A command claimed by twin-a\n",
+            "twin-a 0.1.0 (ABI 2.1)  {}\n    twins hello   A command claimed by twin-a\n",
             twin_a.display()
         )),
         "{}",
@@ -582,10 +593,61 @@ fn a_panicking_command_is_one_error_line_and_exit_70() {
     assert_eq!(ok.stderr, "");
     let listing = assert_listed(&dir, &[]);
     assert!(
-        listing.stdout.contains("panicky 0.1.0 (ABI 1)") && !listing.stdout.contains("Not loaded:"),
+        listing.stdout.contains("panicky 0.1.0 (ABI 2.1)")
+            && !listing.stdout.contains("Not loaded:"),
         "{}",
         listing.stdout
     );
     assert_others_work(&dir);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A plugin of an older minor ABI version (2.0, no signatures) and one of a newer minor
+/// (2.2, fields this host does not know in the descriptor and in each command entry)
+/// both load, list their commands and run the right one (the host steps through each
+/// table by the plugin's entry size); the newer one's signature reaches completions.
+#[test]
+fn plugins_of_an_older_and_a_newer_minor_version_load_and_run() {
+    let dir = plugin_dir("minor");
+    compile_c(&dir, "minor.c", &["OLDER"], "libolder.so");
+    compile_c(&dir, "minor.c", &["NEWER"], "libnewer.so");
+    let listing = rvbbit_in(&dir, &["plugins"]);
+    listing.expect_code(0);
+    for line in [
+        format!(
+            "older 2.0.0 (ABI 2.0)  {}\n",
+            dir.join("libolder.so").display()
+        ),
+        "    older second  The second command of an ABI 2.0 plugin\n".to_string(),
+        format!(
+            "newer 2.2.0 (ABI 2.2)  {}\n",
+            dir.join("libnewer.so").display()
+        ),
+        "    newer second  The second command of an ABI 2.2 plugin\n".to_string(),
+    ] {
+        assert!(
+            listing.stdout.contains(&line),
+            "{line:?} in:\n{}",
+            listing.all()
+        );
+    }
+    assert!(!listing.stdout.contains("Not loaded:"), "{}", listing.all());
+    for (args, expected) in [
+        (&["older", "first"][..], "first\n"),
+        (&["older", "second", "a", "b"][..], "second 2\n"),
+        (&["newer", "first"][..], "first\n"),
+        (&["newer", "second", "a"][..], "second 1\n"),
+    ] {
+        let run = rvbbit_in(&dir, args);
+        run.expect_code(0);
+        assert_eq!(run.stdout, expected, "rvbbit {args:?}:\n{}", run.all());
+    }
+    let script = rvbbit_in(&dir, &["completions", "bash"]);
+    script.expect_code(0);
+    assert!(
+        script.stdout.contains("--from-the-future"),
+        "the 2.2 plugin's declared flag is completed:\n{}",
+        script.stderr
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

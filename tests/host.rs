@@ -16,7 +16,7 @@ fn it_loads_the_built_training_plugin() {
     let listing = run(rvbbit().arg("plugins"));
     listing.expect_code(0);
     assert!(
-        listing.stdout.contains("training 0.1.0 (ABI 1)"),
+        listing.stdout.contains("training 0.1.0 (ABI 2.1)"),
         "{}",
         listing.stdout
     );
@@ -195,7 +195,8 @@ fn plugins_as_json_and_a_closed_pipe_is_not_an_error() {
         .iter()
         .find(|p| p["name"] == "training")
         .expect("training plugin");
-    assert_eq!(training["abi_version"], 1);
+    assert_eq!(training["abi_version"], 2);
+    assert_eq!(training["abi_minor"], 1);
     assert!(training["commands"]
         .as_array()
         .unwrap()

@@ -42,7 +42,7 @@ fn the_example_plugin_is_built_and_loaded() {
     assert!(
         listing
             .stdout
-            .contains(&format!("hello {} (ABI 1)", env!("CARGO_PKG_VERSION"))),
+            .contains(&format!("hello {} (ABI 2.1)", env!("CARGO_PKG_VERSION"))),
         "{}",
         listing.stdout
     );
@@ -124,9 +124,9 @@ fn version_lists_the_host_and_both_plugins() {
     version.expect_code(0);
     let v = env!("CARGO_PKG_VERSION");
     for line in [
-        format!("rvbbit host {v} (plugin ABI 1)"),
-        format!("plugin hello {v} (ABI 1)"),
-        format!("plugin training {v} (ABI 1)"),
+        format!("rvbbit host {v} (plugin ABI 2.1)"),
+        format!("plugin hello {v} (ABI 2.1)"),
+        format!("plugin training {v} (ABI 2.1)"),
     ] {
         assert!(
             version.stdout.lines().any(|l| l == line),
@@ -165,6 +165,37 @@ fn completions_for_bash() {
         script.contains("complete -F _rvbbit"),
         "not a bash completion script:\n{script}"
     );
+}
+
+/// A plugin command's flags, declared once with its clap arguments, are completed:
+/// `rvbbit training migrate <TAB>` offers `--dry-run`, and the values of an option
+/// with a fixed list are offered too.
+#[test]
+fn completions_know_the_flags_plugins_declare() {
+    for shell in ["bash", "zsh", "fish"] {
+        let script = completions(shell);
+        for flag in ["dry-run", "backfill-max-memory", "shout"] {
+            assert!(
+                script.contains(flag),
+                "the {shell} script does not complete --{flag}:\n{script}"
+            );
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("rvbbit-flags-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temporary directory");
+    let file = dir.join("rvbbit.bash");
+    std::fs::write(&file, completions("bash")).expect("write the script");
+    let offered = bash_completes(&file, &["training", "migrate"]);
+    assert!(
+        offered.iter().any(|f| f == "--dry-run"),
+        "after `rvbbit training migrate `: {offered:?}"
+    );
+    let formats = bash_completes(&file, &["training", "verify", "--format"]);
+    assert!(
+        formats.iter().any(|f| f == "json") && formats.iter().any(|f| f == "table"),
+        "after `rvbbit training verify --format`: {formats:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -1,11 +1,15 @@
-//! `rvbbit`: the host. It loads plugins (see [`discovery`]), runs the plugin command
-//! the arguments name, shows help built from what the plugins declare ([`cli`]), and
-//! hands any other command to rvbbit's own CLI further down PATH ([`forward`]).
+//! `rvbbit`: the host. It loads plugins ([`discovery`]), runs the plugin command the
+//! arguments name, answers its own commands from what the plugins declare ([`help`],
+//! [`completions`], [`list`]; their arguments through [`signature`]), and hands any
+//! other command to rvbbit's own CLI further down PATH ([`forward`]).
 
 mod builtins;
-mod cli;
+mod completions;
 mod discovery;
 mod forward;
+mod help;
+mod list;
+mod signature;
 
 use rvbbit_plugin_api::exit;
 use std::ffi::OsString;
@@ -52,7 +56,7 @@ fn run(args: Vec<OsString>) -> i32 {
         panic!("host failpoint reached");
     }
     let registry = discovery::Registry::load(&discovery::search_dirs());
-    let args = cli::help_as_flag(&registry, &args).unwrap_or(args);
+    let args = help::help_as_flag(&registry, &args).unwrap_or(args);
 
     if let Some((command, rest)) = registry.find(&args) {
         let (code, message) = command.run(rest);
@@ -61,13 +65,19 @@ fn run(args: Vec<OsString>) -> i32 {
         }
         return code;
     }
+    let root = help::root_command(&registry);
+    match args.first().and_then(|a| a.to_str()) {
+        Some(builtins::PLUGINS) => return list::run(&registry, &root, &args[1..]),
+        Some(builtins::COMPLETIONS) => return completions::run(&root, &args[1..]),
+        _ => {}
+    }
     let next = forward::next_rvbbit();
-    if let Some(code) = cli::builtin(&registry, &args, next.is_some()) {
+    if let Some(code) = help::answer(&registry, root, &args, next.is_some()) {
         return code;
     }
     match next {
         Some(next) => forward::exec(&next, &args),
-        None => cli::no_such_command(&registry, &args),
+        None => help::no_such_command(&registry, &args),
     }
 }
 

@@ -1,9 +1,26 @@
 //! The C ABI between the `rvbbit` host and a plugin library.
 //!
 //! # Versioning
-//! [`ABI_VERSION`] changes whenever any type in this module changes layout or meaning.
-//! The host calls [`ENTRY_SYMBOL`], reads [`PluginDescriptor::abi_version`] (always the
-//! first field, a `u32`) and refuses the library unless it equals the host's version.
+//! Two numbers, `MAJOR.MINOR` ([`ABI_VERSION`].[`ABI_MINOR`]):
+//! * The major version, [`PluginDescriptor::abi_version`] (always the first field, a
+//!   `u32`), changes whenever a type in this module changes in a way an older reader
+//!   cannot skip: a field moved, removed or given another meaning. The host calls
+//!   [`ENTRY_SYMBOL`], reads that field and nothing else, and refuses the library
+//!   unless it equals the host's major version.
+//! * The minor version, [`PluginDescriptor::abi_minor`], grows with each additive
+//!   change: a field appended at the end of [`PluginDescriptor`] or of
+//!   [`CommandDescriptor`], which an older reader may ignore. The host reads a field
+//!   added in minor `N` only from a plugin whose minor is at least `N`; a plugin of an
+//!   older minor lacks it, and the host treats it as absent. A plugin of a newer minor
+//!   than the host loads too: the host reads the fields it knows and skips the rest,
+//!   stepping through the command table by [`PluginDescriptor::command_size`] (the size
+//!   of one entry as the plugin was built), never by its own idea of the size.
+//!
+//! | version | change                                                              |
+//! |---------|---------------------------------------------------------------------|
+//! | 1       | first version (no minor)                                            |
+//! | 2.0     | `abi_minor` and `command_size` added to the descriptor              |
+//! | 2.1     | [`CommandDescriptor::signature`]: the command's arguments, as JSON   |
 //!
 //! # Ownership
 //! * The descriptor, its name and version strings, its command table and every string
@@ -22,8 +39,14 @@
 //! No panic crosses the boundary: every function a plugin exports through this ABI
 //! catches panics and turns them into an error (see [`crate::plugin`]).
 
-/// The ABI version this crate speaks.
-pub const ABI_VERSION: u32 = 1;
+/// The major ABI version this crate speaks: a plugin must have exactly this one.
+pub const ABI_VERSION: u32 = 2;
+
+/// The minor ABI version this crate speaks: the fields it knows (see the module docs).
+pub const ABI_MINOR: u32 = 1;
+
+/// The minor version that added [`CommandDescriptor::signature`].
+pub const MINOR_SIGNATURE: u32 = 1;
 
 /// The one symbol a plugin exports: `extern "C" fn() -> *const PluginDescriptor`.
 pub const ENTRY_SYMBOL: &str = "rvbbit_plugin_entry";
@@ -94,24 +117,37 @@ impl RvbbitOwnedBuf {
     }
 }
 
-/// One command: a path of words (`"training migrate"`), a one-line description, and
-/// the function that runs it.
+/// One command: a path of words (`"training migrate"`), a one-line description, the
+/// function that runs it and (minor 1) its arguments.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct CommandDescriptor {
     pub path: RvbbitBytes,
     pub about: RvbbitBytes,
     pub run: RunFn,
+    /// Since minor 1 ([`MINOR_SIGNATURE`]): the command's flags, options and positional
+    /// arguments as a JSON [`crate::signature::Signature`] (format
+    /// [`crate::signature::FORMAT`]), so the host can list and complete them. Empty
+    /// when the command declares none; the command still gets every argument typed.
+    pub signature: RvbbitBytes,
 }
 
-/// What [`ENTRY_SYMBOL`] returns. `abi_version` must stay the first field forever.
+/// What [`ENTRY_SYMBOL`] returns. `abi_version` must stay the first field forever;
+/// fields of later minor versions go at the end.
 #[repr(C)]
 #[derive(Debug)]
 pub struct PluginDescriptor {
+    /// The major version, [`ABI_VERSION`] when built with this crate.
     pub abi_version: u32,
+    /// The minor version, [`ABI_MINOR`] when built with this crate.
+    pub abi_minor: u32,
     pub name: RvbbitBytes,
     pub version: RvbbitBytes,
     pub commands: *const CommandDescriptor,
     pub command_count: usize,
+    /// The size in bytes of one entry of `commands` (`size_of::<CommandDescriptor>()`
+    /// as the plugin was built): the host steps through the table by this size, so a
+    /// plugin whose entries have fields of a later minor version still reads right.
+    pub command_size: usize,
     pub free_buf: FreeBufFn,
 }

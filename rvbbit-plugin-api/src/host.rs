@@ -1,23 +1,29 @@
-//! The host's side: load a plugin library, check its ABI version before reading
-//! anything else, validate its descriptor and run its commands.
+//! The host's side: load a plugin library, check its major ABI version before reading
+//! anything else, validate its descriptor (reading the fields of its minor version
+//! that this host knows, see [`crate::abi`]) and run its commands.
 
 use crate::abi::{
     CommandDescriptor, EntryFn, FreeBufFn, PluginDescriptor, RunFn, RvbbitBytes, RvbbitOwnedBuf,
-    ABI_VERSION, ENTRY_SYMBOL,
+    ABI_VERSION, ENTRY_SYMBOL, MINOR_SIGNATURE,
 };
 use crate::exit;
+use crate::signature::Signature;
 use std::ffi::OsString;
-use std::mem::{offset_of, size_of};
+use std::mem::{align_of, offset_of, size_of};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Upper bounds that catch a garbage descriptor before the host walks it.
 const MAX_COMMANDS: usize = 1024;
 const MAX_TEXT_LEN: usize = 4096;
+const MAX_SIGNATURE_LEN: usize = 1 << 20;
+/// Larger command entries than this are taken for garbage, not a later minor version.
+const MAX_COMMAND_SIZE: usize = 4096;
 
-/// [`CommandDescriptor`] as the host reads it: a plugin written in C can leave `run`
-/// null, which a Rust function pointer cannot be, so it is read as an `Option` (same
-/// layout: the null pointer is `None`) and checked.
+/// The fields of [`CommandDescriptor`] every minor version has, as the host reads them:
+/// a plugin written in C can leave `run` null, which a Rust function pointer cannot
+/// be, so it is read as an `Option` (same layout: the null pointer is `None`) and
+/// checked. Later fields are read one by one, when the plugin's minor has them.
 #[repr(C)]
 struct RawCommandDescriptor {
     path: RvbbitBytes,
@@ -29,22 +35,28 @@ struct RawCommandDescriptor {
 #[repr(C)]
 struct RawPluginDescriptor {
     abi_version: u32,
+    abi_minor: u32,
     name: RvbbitBytes,
     version: RvbbitBytes,
-    commands: *const RawCommandDescriptor,
+    commands: *const u8,
     command_count: usize,
+    command_size: usize,
     free_buf: Option<FreeBufFn>,
 }
 
 // The raw types must keep the layout of the ABI types they stand for.
 const _: () = {
-    assert!(size_of::<RawCommandDescriptor>() == size_of::<CommandDescriptor>());
     assert!(offset_of!(RawCommandDescriptor, path) == offset_of!(CommandDescriptor, path));
     assert!(offset_of!(RawCommandDescriptor, about) == offset_of!(CommandDescriptor, about));
     assert!(offset_of!(RawCommandDescriptor, run) == offset_of!(CommandDescriptor, run));
+    assert!(size_of::<RawCommandDescriptor>() <= offset_of!(CommandDescriptor, signature));
     assert!(size_of::<RawPluginDescriptor>() == size_of::<PluginDescriptor>());
     assert!(
         offset_of!(RawPluginDescriptor, abi_version) == offset_of!(PluginDescriptor, abi_version)
+    );
+    assert!(offset_of!(RawPluginDescriptor, abi_minor) == offset_of!(PluginDescriptor, abi_minor));
+    assert!(
+        offset_of!(RawPluginDescriptor, command_size) == offset_of!(PluginDescriptor, command_size)
     );
     assert!(offset_of!(RawPluginDescriptor, name) == offset_of!(PluginDescriptor, name));
     assert!(offset_of!(RawPluginDescriptor, version) == offset_of!(PluginDescriptor, version));
@@ -65,7 +77,7 @@ pub enum LoadError {
     NoEntrySymbol,
     #[error("`{ENTRY_SYMBOL}` returned no descriptor (null)")]
     NullDescriptor,
-    #[error("built for plugin ABI version {found}, but this rvbbit speaks version {ABI_VERSION}; rebuild the plugin against this rvbbit")]
+    #[error("built for plugin ABI version {found}, but this rvbbit speaks version {ABI_VERSION} (any {ABI_VERSION}.x); rebuild the plugin against this rvbbit")]
     AbiMismatch { found: u32 },
     #[error("malformed descriptor: {0}")]
     Malformed(String),
@@ -77,6 +89,8 @@ pub struct PluginCommand {
     /// The words that select it, e.g. `["training", "migrate"]`.
     pub path: Vec<String>,
     pub about: String,
+    /// Its arguments, when the plugin declared them (minor 1 and later).
+    pub signature: Option<Signature>,
     /// The name of the plugin that provides it.
     pub plugin: String,
     run: RunFn,
@@ -91,6 +105,8 @@ pub struct LoadedPlugin {
     pub name: String,
     pub version: String,
     pub abi_version: u32,
+    /// The plugin's minor ABI version (it may be newer or older than the host's).
+    pub abi_minor: u32,
     pub commands: Vec<PluginCommand>,
 }
 
@@ -203,7 +219,29 @@ pub fn load(file: &Path) -> Result<LoadedPlugin, LoadError> {
     if descriptor.commands.is_null() && descriptor.command_count > 0 {
         return Err(LoadError::Malformed("its command table is null".into()));
     }
-    if !descriptor.commands.is_aligned() {
+    let minor = descriptor.abi_minor;
+    let stride = descriptor.command_size;
+    // The size of an entry with every field of the plugin's minor this host knows.
+    let needed = if minor >= MINOR_SIGNATURE {
+        size_of::<CommandDescriptor>()
+    } else {
+        size_of::<RawCommandDescriptor>()
+    };
+    if descriptor.command_count > 0
+        && (stride < needed
+            || stride > MAX_COMMAND_SIZE
+            || stride % align_of::<RawCommandDescriptor>() != 0)
+    {
+        return Err(LoadError::Malformed(format!(
+            "its command entries are {stride} bytes apart; ABI {ABI_VERSION}.{minor} needs at least {needed}, a multiple of {}, at most {MAX_COMMAND_SIZE}",
+            align_of::<RawCommandDescriptor>()
+        )));
+    }
+    if !descriptor
+        .commands
+        .cast::<RawCommandDescriptor>()
+        .is_aligned()
+    {
         return Err(LoadError::Malformed(
             "its command table is not aligned for its type".into(),
         ));
@@ -211,14 +249,25 @@ pub fn load(file: &Path) -> Result<LoadedPlugin, LoadError> {
     let Some(free_buf) = descriptor.free_buf else {
         return Err(LoadError::Malformed("its free_buf function is null".into()));
     };
-    let table: &[RawCommandDescriptor] = if descriptor.command_count == 0 {
-        &[]
-    } else {
-        // SAFETY: checked non-null; the count is bounded; owned by the loaded plugin.
-        unsafe { std::slice::from_raw_parts(descriptor.commands, descriptor.command_count) }
-    };
-    let mut commands: Vec<PluginCommand> = Vec::with_capacity(table.len());
-    for (index, command) in table.iter().enumerate() {
+    let mut commands: Vec<PluginCommand> = Vec::with_capacity(descriptor.command_count);
+    for index in 0..descriptor.command_count {
+        // SAFETY: the table is non-null and aligned (checked), holds `command_count`
+        // entries `stride` bytes apart (bounded), each at least `needed` bytes long;
+        // owned by the loaded plugin.
+        let entry = unsafe { descriptor.commands.add(index * stride) };
+        let command = unsafe { &*entry.cast::<RawCommandDescriptor>() };
+        let signature = if minor >= MINOR_SIGNATURE {
+            // SAFETY: the plugin's minor has the field and its entries are long enough.
+            Some(unsafe {
+                std::ptr::read(
+                    entry
+                        .add(offset_of!(CommandDescriptor, signature))
+                        .cast::<RvbbitBytes>(),
+                )
+            })
+        } else {
+            None
+        };
         let path = text(command.path, &format!("path of command #{index}"))?;
         let words: Vec<String> = path.split_whitespace().map(str::to_string).collect();
         if words.is_empty() || words.len() > 8 || !words.iter().all(|w| is_word(w)) {
@@ -237,9 +286,23 @@ pub fn load(file: &Path) -> Result<LoadedPlugin, LoadError> {
                 "command '{path}' has a null run function"
             )));
         };
+        let signature = match signature {
+            None => None,
+            Some(json) => {
+                let what = format!("signature of command '{path}'");
+                let json = bounded_text(json, &what, MAX_SIGNATURE_LEN)?;
+                if json.is_empty() {
+                    None
+                } else {
+                    Signature::from_json(&json)
+                        .map_err(|e| LoadError::Malformed(format!("{what} is not valid: {e}")))?
+                }
+            }
+        };
         commands.push(PluginCommand {
             path: words,
             about: text(command.about, &format!("description of command '{path}'"))?,
+            signature,
             plugin: name.clone(),
             run,
             free_buf,
@@ -251,6 +314,7 @@ pub fn load(file: &Path) -> Result<LoadedPlugin, LoadError> {
         name,
         version,
         abi_version: found,
+        abi_minor: minor,
         commands,
     })
 }
@@ -270,9 +334,13 @@ fn loader_error(file: &Path, error: &libloading::Error) -> String {
 }
 
 fn text(bytes: RvbbitBytes, what: &str) -> Result<String, LoadError> {
-    if bytes.len > MAX_TEXT_LEN {
+    bounded_text(bytes, what, MAX_TEXT_LEN)
+}
+
+fn bounded_text(bytes: RvbbitBytes, what: &str, max: usize) -> Result<String, LoadError> {
+    if bytes.len > max {
         return Err(LoadError::Malformed(format!(
-            "{what} is {} bytes long (at most {MAX_TEXT_LEN})",
+            "{what} is {} bytes long (at most {max})",
             bytes.len
         )));
     }

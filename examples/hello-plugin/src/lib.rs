@@ -3,22 +3,23 @@
 //! * `rvbbit hello greet [NAME] [--shout]` prints `Hello, NAME!`.
 //! * `rvbbit hello fail` fails the way a check does: exit code 1 and one message.
 //!
-//! Each command is a plain Rust function `fn(Vec<OsString>) -> CommandResult`,
-//! registered next to its definition with `register_command!`; `export_plugin!`
-//! exports the library's entry point once. The host passes the arguments that follow
-//! the command's words (`rvbbit hello greet Ada` gives `["Ada"]`), prints the
+//! Each command is declared once, next to its definition: `register_command!` with
+//! its words, its clap `Args` and a plain Rust function `fn(Args) -> CommandResult`.
+//! The plugin API parses the arguments that follow the command's words (`rvbbit hello
+//! greet Ada`), answers `--help` and usage errors (exit 2), and takes the description
+//! (the doc comment's first line) and the flags the host completes from `Args`.
+//! `export_plugin!` exports the library's entry point once. The host prints the
 //! message of a `Failure` as `error: <message>` and exits with its code.
 //! See docs/PLUGINS.md for the whole contract.
 
 use clap::Parser;
 use rvbbit_plugin_api::exit;
 use rvbbit_plugin_api::plugin::{CommandResult, Failure};
-use std::ffi::OsString;
 use std::io::Write;
 
 rvbbit_plugin_api::export_plugin!(name: "hello", version: env!("CARGO_PKG_VERSION"));
 
-/// Say hello to someone
+/// Print a greeting
 #[derive(Parser, Debug)]
 struct GreetArgs {
     /// Who to greet
@@ -29,8 +30,7 @@ struct GreetArgs {
     shout: bool,
 }
 
-fn greet(args: Vec<OsString>) -> CommandResult {
-    let args: GreetArgs = parse("rvbbit hello greet", args)?;
+fn greet(args: GreetArgs) -> CommandResult {
     let mut greeting = format!("Hello, {}!", args.name);
     if args.shout {
         greeting = greeting.to_uppercase();
@@ -38,51 +38,22 @@ fn greet(args: Vec<OsString>) -> CommandResult {
     say(&greeting)
 }
 
-rvbbit_plugin_api::register_command!(
-    path: "hello greet",
-    about: "Print a greeting",
-    run: greet,
-);
+rvbbit_plugin_api::register_command!(path: "hello greet", args: GreetArgs, run: greet);
 
-/// Fail on purpose, the way a check that does not hold fails (exit code 1)
+/// Fail on purpose with exit code 1 and a message
+///
+/// This is the way a check that does not hold fails.
 #[derive(Parser, Debug)]
 struct FailArgs {}
 
-fn fail(args: Vec<OsString>) -> CommandResult {
-    let _: FailArgs = parse("rvbbit hello fail", args)?;
+fn fail(_args: FailArgs) -> CommandResult {
     Err(Failure::new(
         exit::CHECK_FAILED,
         "hello fail always fails: this is what a failed check looks like",
     ))
 }
 
-rvbbit_plugin_api::register_command!(
-    path: "hello fail",
-    about: "Fail on purpose with exit code 1 and a message",
-    run: fail,
-);
-
-/// Parses a command's arguments with clap. `bin_name` is what the user typed to reach
-/// the command, so usage lines and `--help` read `rvbbit hello greet ...`.
-/// `--help` prints and ends the command successfully; a usage error prints clap's
-/// message and ends it with exit code 2 (`exit::USAGE`).
-fn parse<T: Parser>(bin_name: &'static str, args: Vec<OsString>) -> Result<T, Failure> {
-    let argv = std::iter::once(OsString::from(bin_name)).chain(args);
-    T::command()
-        .name(bin_name)
-        .bin_name(bin_name)
-        .try_get_matches_from(argv)
-        .and_then(|mut matches| T::from_arg_matches_mut(&mut matches))
-        .map_err(|e| {
-            // clap has already worded the message (or the help); print it as is.
-            let _ = e.print();
-            if e.use_stderr() {
-                Failure::silent(exit::USAGE)
-            } else {
-                Failure::silent(exit::SUCCESS)
-            }
-        })
-}
+rvbbit_plugin_api::register_command!(path: "hello fail", args: FailArgs, run: fail);
 
 /// Prints one line. A closed stdout (`rvbbit hello greet | true`) is not an error
 /// worth a panic; any other write error is reported.

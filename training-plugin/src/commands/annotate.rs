@@ -2,7 +2,7 @@
 //! row per trace in `training_annotations`, all written by one INSERT. Flags not given
 //! keep the trace's current annotation (a fresh trace becomes trainable).
 
-use super::{parse, parse_confidence, run, Format};
+use super::{parse_confidence, run, Format};
 use crate::connection::{after_help, ConnectionArgs};
 use crate::db::Db;
 use crate::failure::classified;
@@ -14,7 +14,6 @@ use clap::Parser;
 use rvbbit_plugin_api::exit;
 use rvbbit_plugin_api::plugin::CommandResult;
 use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::OsString;
 use std::io::BufRead;
 
 /// Mark traces as trainable (or not), verified, with confidence, notes and tags
@@ -63,8 +62,7 @@ pub struct Args {
     pub connection: ConnectionArgs,
 }
 
-pub fn exec(args: Vec<OsString>) -> CommandResult {
-    let args: Args = parse("rvbbit training annotate", args)?;
+pub fn exec(args: Args) -> CommandResult {
     let ids = read_ids(&args.trace_ids)
         .map_err(|e| crate::failure::into_failure(e, |s| s.to_string()))?;
     let (connection, output) = (args.connection.clone(), args.output.clone());
@@ -74,11 +72,7 @@ pub fn exec(args: Vec<OsString>) -> CommandResult {
     })
 }
 
-rvbbit_plugin_api::register_command!(
-    path: "training annotate",
-    about: "Mark traces as trainable, verified, with confidence, notes and tags",
-    run: exec,
-);
+rvbbit_plugin_api::register_command!(path: "training annotate", args: Args, run: exec);
 
 /// Tags as a person means them: spaces around each trimmed, empty ones dropped,
 /// each once, in the order given (`" a , ,b,a"` is `["a", "b"]`).

@@ -3,7 +3,7 @@
 //! for one cascade and cell, trainable, with non-empty input and output, optionally
 //! verified only, with confidence at least the minimum, in the strategy's order.
 
-use super::{parse, parse_confidence, run, Format};
+use super::{parse_confidence, run, Format};
 use crate::connection::{after_help, ConnectionArgs};
 use crate::db::Db;
 use crate::output::{self, OutputArgs};
@@ -11,7 +11,6 @@ use anyhow::Context;
 use clap::Parser;
 use rvbbit_plugin_api::exit;
 use rvbbit_plugin_api::plugin::CommandResult;
-use std::ffi::OsString;
 
 /// How rvbbit orders the candidates.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,8 +68,7 @@ pub struct Args {
     pub connection: ConnectionArgs,
 }
 
-pub fn exec(args: Vec<OsString>) -> CommandResult {
-    let args: Args = parse("rvbbit training examples", args)?;
+pub fn exec(args: Args) -> CommandResult {
     let (connection, output) = (args.connection.clone(), args.output.clone());
     run(&connection, &output, |target| async move {
         let db = Db::connect(target).await?;
@@ -78,11 +76,7 @@ pub fn exec(args: Vec<OsString>) -> CommandResult {
     })
 }
 
-rvbbit_plugin_api::register_command!(
-    path: "training examples",
-    about: "Show the few-shot examples rvbbit would inject for a cascade's cell",
-    run: exec,
-);
+rvbbit_plugin_api::register_command!(path: "training examples", args: Args, run: exec);
 
 #[derive(clickhouse::Row, serde::Deserialize, serde::Serialize, Debug)]
 pub struct Example {

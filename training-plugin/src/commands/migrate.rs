@@ -1,7 +1,7 @@
 //! `rvbbit training migrate` (also `rvbbit sql migrate training`): the flags, and a
 //! call to the engine, [`crate::ops::migrate`].
 
-use super::{parse, run, Format};
+use super::{run, Format};
 use crate::connection::{after_help, ConnectionArgs};
 use crate::db::Db;
 use crate::examples;
@@ -12,9 +12,10 @@ use crate::output::OutputArgs;
 use clap::Parser;
 use rvbbit_plugin_api::exit;
 use rvbbit_plugin_api::plugin::CommandResult;
-use std::ffi::OsString;
 
-/// Create or complete the training tables and views, and backfill examples (safe to run again)
+/// Create or complete the training tables and views, and backfill examples
+///
+/// Safe to run again: what exists is kept.
 #[derive(Parser, Debug)]
 #[command(after_help = after_help(&[("install or upgrade the training system in the database rvbbit logs to", "rvbbit training migrate"), ("see what it would run, without changing anything", "rvbbit training migrate --dry-run"), ("the same plan as JSON, for a script", "rvbbit training migrate --dry-run --format json"), ("also put drifted objects right where nothing is lost", "rvbbit training migrate --repair")]))]
 pub struct Args {
@@ -46,8 +47,7 @@ pub struct Args {
     pub connection: ConnectionArgs,
 }
 
-fn exec_as(bin_name: &'static str, args: Vec<OsString>) -> CommandResult {
-    let args: Args = parse(bin_name, args)?;
+pub fn exec(args: Args) -> CommandResult {
     run(&args.connection, &args.output, |target| async move {
         if let Some(cluster) = &args.cluster {
             // A bad name is a usage error, found before anything is sent.
@@ -70,22 +70,11 @@ fn exec_as(bin_name: &'static str, args: Vec<OsString>) -> CommandResult {
     })
 }
 
-pub fn exec(args: Vec<OsString>) -> CommandResult {
-    exec_as("rvbbit training migrate", args)
-}
-
-pub fn exec_sql(args: Vec<OsString>) -> CommandResult {
-    exec_as("rvbbit sql migrate training", args)
-}
-
-rvbbit_plugin_api::register_command!(
-    path: "training migrate",
-    about: "Create or complete the training tables and views, and backfill examples",
-    run: exec,
-);
+rvbbit_plugin_api::register_command!(path: "training migrate", args: Args, run: exec);
 
 rvbbit_plugin_api::register_command!(
     path: "sql migrate training",
+    args: Args,
     about: "Same as `rvbbit training migrate`",
-    run: exec_sql,
+    run: exec,
 );

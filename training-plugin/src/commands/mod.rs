@@ -1,4 +1,6 @@
-//! One module per command, each with its `Args` (clap) and its `exec`.
+//! One module per command, each with its `Args` (clap) and its `exec`, declared once
+//! with `register_command!(path, args, run)`: the plugin API parses the arguments and
+//! derives the description and the signature the host completes from `Args`.
 //!
 //! | command                                   | module              |
 //! |-------------------------------------------|---------------------|
@@ -25,10 +27,8 @@ mod help_examples;
 use crate::connection::{resolve, ConnectionArgs, Target};
 use crate::failure::into_failure;
 use crate::output::OutputArgs;
-use clap::Parser;
 use rvbbit_plugin_api::exit;
 use rvbbit_plugin_api::plugin::{CommandResult, Failure};
-use std::ffi::OsString;
 use std::future::Future;
 
 pub use crate::output::Format;
@@ -43,28 +43,6 @@ pub fn parse_confidence(text: &str) -> Result<f32, String> {
         Ok(value)
     } else {
         Err(format!("{text} is outside 0..1"))
-    }
-}
-
-/// Parses `args` for the command invoked as `bin_name` (e.g. "rvbbit training migrate").
-/// `--help` prints and ends the command successfully; a usage error prints clap's
-/// message and ends it with [`exit::USAGE`].
-pub fn parse<T: Parser>(bin_name: &'static str, args: Vec<OsString>) -> Result<T, Failure> {
-    let argv = std::iter::once(OsString::from(bin_name)).chain(args);
-    let command = T::command().name(bin_name).bin_name(bin_name);
-    match command.try_get_matches_from(argv) {
-        Ok(mut matches) => T::from_arg_matches_mut(&mut matches).map_err(print_clap),
-        Err(e) => Err(print_clap(e)),
-    }
-}
-
-fn print_clap(e: clap::Error) -> Failure {
-    let _ = e.print();
-    match e.kind() {
-        clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-            Failure::silent(exit::SUCCESS)
-        }
-        _ => Failure::silent(exit::USAGE),
     }
 }
 

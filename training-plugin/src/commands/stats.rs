@@ -1,7 +1,7 @@
 //! `rvbbit training stats`: the numbers Studio's KPI cards show, per cascade and cell,
 //! from `training_stats_by_cascade`.
 
-use super::{parse, run, Format};
+use super::{run, Format};
 use crate::connection::{after_help, ConnectionArgs};
 use crate::db::Db;
 use crate::output::{self, OutputArgs};
@@ -9,7 +9,6 @@ use anyhow::Context;
 use clap::Parser;
 use rvbbit_plugin_api::exit;
 use rvbbit_plugin_api::plugin::CommandResult;
-use std::ffi::OsString;
 
 /// Show trainable, verified and total examples per cascade and cell
 #[derive(Parser, Debug)]
@@ -27,8 +26,7 @@ pub struct Args {
     pub connection: ConnectionArgs,
 }
 
-pub fn exec(args: Vec<OsString>) -> CommandResult {
-    let args: Args = parse("rvbbit training stats", args)?;
+pub fn exec(args: Args) -> CommandResult {
     let (connection, output) = (args.connection.clone(), args.output.clone());
     run(&connection, &output, |target| async move {
         let db = Db::connect(target).await?;
@@ -36,11 +34,7 @@ pub fn exec(args: Vec<OsString>) -> CommandResult {
     })
 }
 
-rvbbit_plugin_api::register_command!(
-    path: "training stats",
-    about: "Show trainable, verified and total examples per cascade and cell",
-    run: exec,
-);
+rvbbit_plugin_api::register_command!(path: "training stats", args: Args, run: exec);
 
 #[derive(clickhouse::Row, serde::Deserialize, serde::Serialize, Debug)]
 struct Stat {

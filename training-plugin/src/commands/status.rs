@@ -1,7 +1,7 @@
 //! `rvbbit training status`: the migrations this version has, which are applied and
 //! which pending, their checksums, any left in progress, and who holds the migrate lease.
 
-use super::{parse, run, Format};
+use super::{run, Format};
 use crate::connection::{after_help, ConnectionArgs};
 use crate::db::Db;
 use crate::lease;
@@ -14,7 +14,6 @@ use clap::Parser;
 use rvbbit_plugin_api::exit;
 use rvbbit_plugin_api::plugin::CommandResult;
 use serde::Serialize;
-use std::ffi::OsString;
 
 /// Show applied and pending migrations, checksums, and any migrate in progress
 #[derive(Parser, Debug)]
@@ -29,19 +28,14 @@ pub struct Args {
     pub connection: ConnectionArgs,
 }
 
-pub fn exec(args: Vec<OsString>) -> CommandResult {
-    let args: Args = parse("rvbbit training status", args)?;
+pub fn exec(args: Args) -> CommandResult {
     run(&args.connection, &args.output, |target| async move {
         let db = Db::connect(target).await?;
         status(&db, args.format).await
     })
 }
 
-rvbbit_plugin_api::register_command!(
-    path: "training status",
-    about: "Show applied and pending migrations, checksums, and any migrate in progress",
-    run: exec,
-);
+rvbbit_plugin_api::register_command!(path: "training status", args: Args, run: exec);
 
 #[derive(Serialize, Debug)]
 struct Migration {

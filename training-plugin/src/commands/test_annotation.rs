@@ -4,7 +4,7 @@
 //! removes exactly the row it inserted (unless `--keep`). Every value travels as a
 //! query parameter.
 
-use super::{parse, run, Format};
+use super::{run, Format};
 use crate::connection::{after_help, ConnectionArgs};
 use crate::db::Db;
 use crate::failure::classified;
@@ -15,7 +15,6 @@ use anyhow::Context;
 use clap::Parser;
 use rvbbit_plugin_api::exit;
 use rvbbit_plugin_api::plugin::CommandResult;
-use std::ffi::OsString;
 
 const JOINED_VIEW: &str = "training_examples_with_annotations";
 const TEST_CONFIDENCE: f32 = 0.875;
@@ -40,19 +39,14 @@ pub struct Args {
     pub output: OutputArgs,
 }
 
-pub fn exec(args: Vec<OsString>) -> CommandResult {
-    let args: Args = parse("rvbbit training test-annotation", args)?;
+pub fn exec(args: Args) -> CommandResult {
     run(&args.connection, &args.output, |target| async move {
         let db = Db::connect(target).await?;
         test_annotation(&db, args.trace_id, args.keep, args.format).await
     })
 }
 
-rvbbit_plugin_api::register_command!(
-    path: "training test-annotation",
-    about: "Insert a test annotation, read it back through the views, then remove it",
-    run: exec,
-);
+rvbbit_plugin_api::register_command!(path: "training test-annotation", args: Args, run: exec);
 
 #[derive(clickhouse::Row, serde::Deserialize, Debug)]
 struct Annotation {

@@ -1,7 +1,7 @@
 //! `rvbbit training verify`: checks every object of the training system, its indexes,
 //! and that examples cover the qualifying rows of `unified_logs`.
 
-use super::{parse, run, Format};
+use super::{run, Format};
 use crate::connection::{after_help, ConnectionArgs};
 use crate::db::Db;
 use crate::ops::verify::checks;
@@ -9,9 +9,8 @@ use crate::output::OutputArgs;
 use clap::Parser;
 use rvbbit_plugin_api::exit;
 use rvbbit_plugin_api::plugin::CommandResult;
-use std::ffi::OsString;
 
-/// Check that the training system is installed correctly
+/// Check the training tables and views, their columns, indexes and examples
 #[derive(Parser, Debug)]
 #[command(after_help = after_help(&[("check every object and the examples", "rvbbit training verify"), ("the checks as JSON (exit 1 if one fails)", "rvbbit training verify --format json")]))]
 pub struct Args {
@@ -24,8 +23,7 @@ pub struct Args {
     pub output: OutputArgs,
 }
 
-pub fn exec(args: Vec<OsString>) -> CommandResult {
-    let args: Args = parse("rvbbit training verify", args)?;
+pub fn exec(args: Args) -> CommandResult {
     run(&args.connection, &args.output, |target| async move {
         let db = Db::connect(target).await?;
         let report = checks(&db).await?;
@@ -38,8 +36,4 @@ pub fn exec(args: Vec<OsString>) -> CommandResult {
     })
 }
 
-rvbbit_plugin_api::register_command!(
-    path: "training verify",
-    about: "Check the training tables and views, their columns, indexes and examples",
-    run: exec,
-);
+rvbbit_plugin_api::register_command!(path: "training verify", args: Args, run: exec);

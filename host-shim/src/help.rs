@@ -1,27 +1,31 @@
-//! The command line the host shows: help built from what the loaded plugins declare,
-//! `--version`, `rvbbit plugins`, `rvbbit completions`, and the error for a command
-//! nobody provides.
+//! Help built from what the loaded plugins declare: the command tree (each plugin
+//! command with its description and declared arguments), `rvbbit --help`,
+//! `--version`, the listing of a group (`rvbbit training`), `rvbbit help ...`, and
+//! the error for a command nobody provides, with a suggestion.
 
 use crate::builtins::{COMPLETIONS, PLUGINS};
 use crate::discovery::Registry;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
-use clap_complete::aot::{generate, Shell};
-use rvbbit_plugin_api::{abi::ABI_VERSION, exit};
+use clap_complete::aot::Shell;
+use rvbbit_plugin_api::signature::Signature;
+use rvbbit_plugin_api::{
+    abi::{ABI_MINOR, ABI_VERSION},
+    exit,
+};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::io::Write;
 
 const HOST_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The shells `rvbbit completions` writes scripts for.
 const SHELLS: [&str; 3] = ["bash", "zsh", "fish"];
-/// Exit code when the completion script cannot be written to stdout.
-const WRITE_FAILED: i32 = 1;
 
 /// A node of the command tree: a group of words or a command.
 #[derive(Default)]
 struct Node {
     about: Option<String>,
+    /// The arguments a plugin command declared (for completions).
+    signature: Option<Signature>,
     children: BTreeMap<String, Node>,
 }
 
@@ -58,6 +62,7 @@ fn tree(registry: &Registry) -> Node {
             }
         }
         node.about = Some(command.about.clone());
+        node.signature = command.signature.clone();
     }
     root
 }
@@ -67,6 +72,9 @@ fn to_clap(name: &str, node: &Node) -> clap::Command {
     if let Some(about) = &node.about {
         command = command.about(about.clone());
     }
+    if let Some(signature) = &node.signature {
+        command = crate::signature::add_args(command, signature);
+    }
     for (word, child) in &node.children {
         command = command.subcommand(to_clap(word, child));
     }
@@ -75,7 +83,7 @@ fn to_clap(name: &str, node: &Node) -> clap::Command {
 
 /// The whole command line: built-ins and every loaded plugin's commands. Help and
 /// completion scripts are both generated from it.
-fn root_command(registry: &Registry) -> clap::Command {
+pub fn root_command(registry: &Registry) -> clap::Command {
     to_clap("rvbbit", &tree(registry))
         .mut_subcommand(COMPLETIONS, |command| {
             command
@@ -104,9 +112,14 @@ fn is_help(arg: &OsString) -> bool {
     arg == "--help" || arg == "-h"
 }
 
-/// Handles what the host itself answers. `None`: not a built-in.
-pub fn builtin(registry: &Registry, args: &[OsString], has_fallback: bool) -> Option<i32> {
-    let mut root = root_command(registry);
+/// Answers `rvbbit`, `--help`, `--version` and a group of plugin commands without a
+/// command (`rvbbit training`, `rvbbit training --help`). `None`: not for the host.
+pub fn answer(
+    registry: &Registry,
+    mut root: clap::Command,
+    args: &[OsString],
+    has_fallback: bool,
+) -> Option<i32> {
     match args.first().and_then(|a| a.to_str()) {
         None => {
             let _ = root.print_help();
@@ -117,53 +130,15 @@ pub fn builtin(registry: &Registry, args: &[OsString], has_fallback: bool) -> Op
             return Some(exit::SUCCESS);
         }
         Some("--version" | "-V") => {
-            println!("rvbbit host {HOST_VERSION} (plugin ABI {ABI_VERSION})");
+            println!("rvbbit host {HOST_VERSION} (plugin ABI {ABI_VERSION}.{ABI_MINOR})");
             for plugin in &registry.plugins {
                 println!(
-                    "plugin {} {} (ABI {})",
-                    plugin.name, plugin.version, plugin.abi_version
+                    "plugin {} {} (ABI {}.{})",
+                    plugin.name, plugin.version, plugin.abi_version, plugin.abi_minor
                 );
             }
             return Some(exit::SUCCESS);
         }
-        Some(PLUGINS) => {
-            let command = root
-                .find_subcommand(PLUGINS)
-                .cloned()
-                .unwrap_or_else(|| clap::Command::new(PLUGINS))
-                .bin_name("rvbbit plugins")
-                .arg(
-                    clap::Arg::new("format")
-                        .long("format")
-                        .help("Output format")
-                        .value_parser(["table", "json"])
-                        .default_value("table"),
-                );
-            let argv =
-                std::iter::once(OsString::from("rvbbit plugins")).chain(args[1..].iter().cloned());
-            return Some(match command.try_get_matches_from(argv) {
-                Ok(matches) => {
-                    if matches
-                        .get_one::<String>("format")
-                        .is_some_and(|f| f == "json")
-                    {
-                        println!("{}", plugins_json(registry));
-                    } else {
-                        print_plugins(registry);
-                    }
-                    exit::SUCCESS
-                }
-                Err(e) => {
-                    let _ = e.print();
-                    if e.use_stderr() {
-                        exit::USAGE
-                    } else {
-                        exit::SUCCESS
-                    }
-                }
-            });
-        }
-        Some(COMPLETIONS) => return Some(completions(&root, &args[1..])),
         _ => {}
     }
     // A group of plugin commands (`rvbbit training`, `rvbbit training --help`).
@@ -196,102 +171,6 @@ pub fn builtin(registry: &Registry, args: &[OsString], has_fallback: bool) -> Op
     } else {
         eprint!("{}", group.render_help());
         Some(exit::USAGE)
-    }
-}
-
-/// `rvbbit completions SHELL`: the completion script for the command tree `root`, the
-/// same one `--help` shows, on stdout.
-fn completions(root: &clap::Command, args: &[OsString]) -> i32 {
-    let bin_name = format!("rvbbit {COMPLETIONS}");
-    let Some(command) = root.find_subcommand(COMPLETIONS) else {
-        return exit::INTERNAL;
-    };
-    let argv = std::iter::once(OsString::from(&bin_name)).chain(args.iter().cloned());
-    let matches = match command
-        .clone()
-        .bin_name(bin_name)
-        .try_get_matches_from(argv)
-    {
-        Ok(matches) => matches,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::SUCCESS
-            };
-        }
-    };
-    let Some(shell) = matches.get_one::<Shell>("shell").copied() else {
-        return exit::USAGE;
-    };
-    let mut script = Vec::new();
-    generate(shell, &mut root.clone(), "rvbbit", &mut script);
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(&script).and_then(|()| stdout.flush()) {
-        Ok(()) => exit::SUCCESS,
-        // `rvbbit completions bash | head`: the reader has what it wanted.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::SUCCESS,
-        Err(e) => {
-            eprintln!("error: cannot write the completion script: {e}");
-            WRITE_FAILED
-        }
-    }
-}
-
-/// `rvbbit plugins --format json`: the loaded plugins with their commands, and the
-/// files that were not loaded with the reason.
-fn plugins_json(registry: &Registry) -> String {
-    let plugins: Vec<serde_json::Value> = registry
-        .plugins
-        .iter()
-        .map(|p| {
-            serde_json::json!({
-                "name": p.name,
-                "version": p.version,
-                "abi_version": p.abi_version,
-                "file": p.file.display().to_string(),
-                "commands": p.commands.iter().map(|c| serde_json::json!({"path": c.path_string(), "about": c.about})).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    let not_loaded: Vec<serde_json::Value> = registry
-        .rejected
-        .iter()
-        .map(|r| serde_json::json!({"file": r.file.display().to_string(), "reason": r.reason}))
-        .collect();
-    serde_json::to_string_pretty(&serde_json::json!({"plugins": plugins, "not_loaded": not_loaded}))
-        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
-}
-
-fn print_plugins(registry: &Registry) {
-    if registry.plugins.is_empty() {
-        println!("No plugins loaded.");
-    }
-    for plugin in &registry.plugins {
-        println!(
-            "{} {} (ABI {})  {}",
-            plugin.name,
-            plugin.version,
-            plugin.abi_version,
-            plugin.file.display()
-        );
-        let width = plugin
-            .commands
-            .iter()
-            .map(|c| c.path_string().len())
-            .max()
-            .unwrap_or(0);
-        for command in &plugin.commands {
-            println!("    {:width$}  {}", command.path_string(), command.about);
-        }
-    }
-    if !registry.rejected.is_empty() {
-        println!();
-        println!("Not loaded:");
-        for rejected in &registry.rejected {
-            println!("  {}: {}", rejected.file.display(), rejected.reason);
-        }
     }
 }
 
