@@ -378,7 +378,7 @@ fn rvbbit_command(line: &str) -> Option<String> {
 }
 
 /// Checks a non-console block's `rvbbit …` and `scripts/…` lines.
-fn check_lines(block: &Block) -> Vec<String> {
+fn check_lines(block: &Block) -> (usize, Vec<String>) {
     let mut failures = Vec::new();
     let mut commands: Vec<String> = Vec::new();
     for line in &block.lines {
@@ -394,6 +394,7 @@ fn check_lines(block: &Block) -> Vec<String> {
             }
         }
     }
+    let count = commands.len();
     for line in commands {
         if line.starts_with("scripts/") {
             let script = line.split_whitespace().next().unwrap_or("");
@@ -461,7 +462,7 @@ fn check_lines(block: &Block) -> Vec<String> {
             }
         }
     }
-    failures
+    (count, failures)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -479,8 +480,9 @@ async fn every_documented_command_runs_as_shown() {
                 run += steps(&block).len();
                 console.push(block);
             } else if matches!(block.lang.as_str(), "" | "sh") {
-                checked += 1;
-                failures.extend(check_lines(&block));
+                let (count, found) = check_lines(&block);
+                checked += count;
+                failures.extend(found);
             }
         }
         if !console.is_empty() {
@@ -488,7 +490,7 @@ async fn every_documented_command_runs_as_shown() {
         }
     }
     eprintln!(
-        "docs: {run} commands run, {checked} blocks checked for commands and flags, {} blocks not run: {}",
+        "docs: {run} commands run, {checked} command lines checked for their command and flags, {} blocks not run: {}",
         not_run.len(),
         not_run.join(", ")
     );
