@@ -681,3 +681,52 @@ async fn verify_reports_examples_stored_twice_and_its_advice_clears_them() {
     assert_eq!((rows, traces), (30, 30));
     db.drop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_reports_a_trainable_copy_behind_its_annotation_and_migrate_copies_it_again() {
+    let db = rvbbit_tests::TestDb::with_logs("copy_behind").await;
+    db.exec(&rvbbit_tests::logs::history_sql(10)).await;
+    db.rvbbit(&["training", "migrate"]).expect_code(0);
+    db.rvbbit(&[
+        "training",
+        "annotate",
+        "--trainable",
+        "--confidence",
+        "0.9",
+        "--by",
+        "ana",
+        "h-1",
+        "h-2",
+    ])
+    .expect_code(0);
+    db.rvbbit(&["training", "verify"]).expect_code(0);
+    // The copies rvbbit's retrieval reads lost (as a failed insert into the copy, or a
+    // copy dropped by hand, would leave them): verify names them and what to run.
+    db.exec("TRUNCATE TABLE training_trainable_examples").await;
+    let behind = db.rvbbit(&["training", "verify"]);
+    behind.expect_code(1);
+    let text = rvbbit_tests::unwrapped(&behind.stdout);
+    assert!(
+        text.lines().any(|l| l.contains("FAIL trainable examples current")
+            && l.contains("2 traces' copies in training_trainable_examples disagree with their latest annotation")
+            && l.contains("run `rvbbit training migrate`")),
+        "{text}"
+    );
+    // The advice works: the copies are back, each with its annotation.
+    db.rvbbit(&["training", "migrate"]).expect_code(0);
+    db.rvbbit(&["training", "verify"]).expect_code(0);
+    let copied: Vec<(String, bool, Option<f32>, String)> = db
+        .rows(
+            "SELECT trace_id, trainable, confidence, annotated_by \
+             FROM training_trainable_examples FINAL ORDER BY trace_id",
+        )
+        .await;
+    assert_eq!(
+        copied,
+        vec![
+            ("h-1".to_string(), true, Some(0.9), "ana".to_string()),
+            ("h-2".to_string(), true, Some(0.9), "ana".to_string()),
+        ]
+    );
+    db.drop().await;
+}
