@@ -30,13 +30,18 @@ async fn dry_run_prints_the_statements_in_order_and_changes_nothing() {
         "rows of training_annotated_examples skipped: migration 0003",
         "view training_examples_with_annotations skipped: migration 0003",
         "CREATE TABLE IF NOT EXISTS training_trainable_examples",
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS training_trainable_examples_by_annotation_mv",
+        "materialized view training_trainable_examples_by_annotation_mv skipped: migration 0004",
         "CREATE MATERIALIZED VIEW IF NOT EXISTS training_trainable_examples_by_example_mv",
         "INSERT INTO training_trainable_examples",
         "CREATE OR REPLACE VIEW training_examples_with_annotations",
         "DROP VIEW IF EXISTS training_annotated_examples_by_annotation_mv SYNC",
         "DROP VIEW IF EXISTS training_annotated_examples_by_example_mv SYNC",
         "DROP TABLE IF EXISTS training_annotated_examples SYNC",
+        "CREATE TABLE IF NOT EXISTS training_trainable_annotations",
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS training_trainable_examples_by_mark_mv",
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS training_trainable_annotations_mv",
+        "DROP VIEW IF EXISTS training_trainable_examples_by_annotation_mv SYNC",
+        "INSERT INTO training_trainable_annotations",
     ] {
         let found = dry.stdout[at..]
             .find(needle)
@@ -48,6 +53,7 @@ async fn dry_run_prints_the_statements_in_order_and_changes_nothing() {
         "CREATE TABLE IF NOT EXISTS training_annotated_examples",
         "CREATE MATERIALIZED VIEW IF NOT EXISTS training_annotated_examples_by_",
         "INSERT INTO training_annotated_examples",
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS training_trainable_examples_by_annotation_mv",
     ] {
         assert!(
             !dry.stdout.contains(statement),

@@ -188,7 +188,7 @@ fn options_before_the_command_get_a_clear_message() {
 fn plugins_as_json_and_a_closed_pipe_is_not_an_error() {
     let listing = run(rvbbit().args(["plugins", "--format", "json"]));
     listing.expect_code(0);
-    let json: serde_json::Value = serde_json::from_str(&listing.stdout).expect("JSON");
+    let json = rvbbit_tests::json_data(&listing);
     let training = json["plugins"]
         .as_array()
         .unwrap()

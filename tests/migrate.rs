@@ -20,16 +20,28 @@ async fn fresh_database_gets_every_object_and_verify_passes() {
         "created  index idx_trace_id on training_examples",
         "skipped  table training_annotated_examples (migration 0003 removes or replaces it)",
         "created  table training_trainable_examples",
-        "created  materialized view training_trainable_examples_by_annotation_mv",
+        "skipped  materialized view training_trainable_examples_by_annotation_mv (migration 0004 removes or replaces it)",
         "created  materialized view training_trainable_examples_by_example_mv",
         "replaced view training_examples_with_annotations",
+        "created  table training_trainable_annotations",
+        "created  materialized view training_trainable_examples_by_mark_mv",
+        "created  materialized view training_trainable_annotations_mv",
     ] {
+        // A line wider than 80 columns goes on below, indented (free text, then
+        // names, at spaces): compared word by word.
+        let words = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(
-            run.stdout.contains(line),
+            words(&run.stdout).contains(&words(line)),
             "missing {line:?} in:\n{}",
             run.stdout
         );
     }
+    // (The first line names the server and the database: whole when piped.)
+    assert!(
+        run.stdout.lines().skip(1).all(|l| l.chars().count() <= 80),
+        "every line fits 80 columns:\n{}",
+        run.stdout
+    );
     assert!(
         run.stdout.contains("verify: all"),
         "migrate ends with the verification summary:\n{}",
@@ -49,24 +61,28 @@ async fn fresh_database_gets_every_object_and_verify_passes() {
             ("training_examples_mv".into(), "MaterializedView".into()),
             ("training_examples_with_annotations".into(), "View".into()),
             ("training_stats_by_cascade".into(), "View".into()),
+            ("training_trainable_annotations".into(), "Null".into()),
+            (
+                "training_trainable_annotations_mv".into(),
+                "MaterializedView".into()
+            ),
             (
                 "training_trainable_examples".into(),
                 "ReplacingMergeTree".into()
             ),
             (
-                "training_trainable_examples_by_annotation_mv".into(),
+                "training_trainable_examples_by_example_mv".into(),
                 "MaterializedView".into()
             ),
             (
-                "training_trainable_examples_by_example_mv".into(),
+                "training_trainable_examples_by_mark_mv".into(),
                 "MaterializedView".into()
             ),
         ]
     );
     let verify = db.rvbbit(&["training", "verify", "--format", "json"]);
     verify.expect_code(0);
-    let report: serde_json::Value =
-        serde_json::from_str(&verify.stdout).expect("verify --format json prints JSON");
+    let report = rvbbit_tests::json_data(&verify);
     assert_eq!(report["ok"], true);
     let checks: Vec<&str> = report["checks"]
         .as_array()
@@ -79,7 +95,9 @@ async fn fresh_database_gets_every_object_and_verify_passes() {
         "table training_examples",
         "materialized view training_examples_mv",
         "table training_trainable_examples",
-        "materialized view training_trainable_examples_by_annotation_mv",
+        "table training_trainable_annotations",
+        "materialized view training_trainable_annotations_mv",
+        "materialized view training_trainable_examples_by_mark_mv",
         "materialized view training_trainable_examples_by_example_mv",
         "view training_examples_with_annotations",
         "view training_stats_by_cascade",
@@ -259,10 +277,14 @@ async fn a_backfill_longer_than_the_timeout_is_stopped_by_the_server_and_resumes
     assert_eq!(count, traces, "examples written twice");
     let resumed = db.rvbbit(&["training", "migrate", "--timeout", "600"]);
     resumed.expect_code(0);
+    // The line is broken at spaces to 80 columns: read word by word.
+    let words = resumed
+        .stdout
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     assert!(
-        resumed
-            .stdout
-            .contains("resuming: migration 0001_universal_training_system was left failed"),
+        words.contains("resuming: migration 0001_universal_training_system was left failed"),
         "{}",
         resumed.stdout
     );
@@ -475,7 +497,7 @@ async fn assert_examples(db: &TestDb, expected: &[(String, String, String)], con
     assert_eq!(got, expected, "{context}");
     let verify = db.rvbbit(&["training", "verify", "--format", "json"]);
     verify.expect_code(0);
-    let report: serde_json::Value = serde_json::from_str(&verify.stdout).expect("verify's JSON");
+    let report = rvbbit_tests::json_data(&verify);
     let populated = report["checks"]
         .as_array()
         .expect("checks")
@@ -581,7 +603,7 @@ async fn verify_names_a_missing_object_and_migrate_restores_it() {
     );
     let json = db.rvbbit(&["training", "verify", "--format", "json"]);
     json.expect_code(1);
-    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let report = rvbbit_tests::json_data(&json);
     let failed: Vec<&str> = report["checks"]
         .as_array()
         .unwrap()
@@ -783,7 +805,7 @@ async fn examples_all_lists_every_example_of_a_cell_with_its_annotation() {
         "json",
     ]);
     run.expect_code(0);
-    let rows: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+    let rows = rvbbit_tests::json_data(&run);
     let mut seen: Vec<(String, bool, Option<f64>, String)> = rows
         .as_array()
         .expect("array")
@@ -918,9 +940,10 @@ async fn dry_run_as_json_is_the_plan_and_changes_nothing() {
     let db = TestDb::with_logs("dryjson").await;
     let run = db.rvbbit(&["training", "migrate", "--dry-run", "--format", "json"]);
     run.expect_code(0);
-    let plan: serde_json::Value = serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|e| panic!("--dry-run --format json prints JSON ({e}):\n{}", run.stdout));
-    assert_eq!(plan["database"], db.name.as_str());
+    let document = rvbbit_tests::json_document(&run);
+    assert_eq!(document["database"], db.name.as_str());
+    assert_eq!(document["command"], "training migrate");
+    let plan = document["data"].clone();
     assert_eq!(plan["dry_run"], true);
     assert_eq!(plan["found"], "new");
     let steps = plan["steps"].as_array().expect("steps");
@@ -957,5 +980,185 @@ async fn dry_run_as_json_is_the_plan_and_changes_nothing() {
         ))
         .await;
     assert_eq!(tables, 0, "a dry run creates nothing");
+    db.drop().await;
+}
+
+/// The last statement of migration 0004, its catch-up, as the file has it.
+fn catch_up_statement() -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../migrations/0004_cheap_worker_inserts.sql");
+    let text = std::fs::read_to_string(&path).expect("migration 0004 is readable");
+    let start = text
+        .rfind("INSERT INTO training_trainable_annotations")
+        .expect("0004 ends with its catch-up");
+    text[start..].trim_end().trim_end_matches(';').to_string()
+}
+
+/// On a new install version 3's annotation view is never created (0004 drops it), so
+/// annotations written between 0003's copy and the creation of 0004's filter view reach
+/// no view: 0004's catch-up copies them. Simulated by dropping the filter view, writing
+/// a marking and a take-back, and running the catch-up as 0004 has it (twice: the second
+/// run writes nothing).
+#[tokio::test(flavor = "multi_thread")]
+async fn annotations_written_before_the_filter_view_exists_are_caught_up() {
+    let db = TestDb::with_logs("catchup").await;
+    insert(
+        &db.client,
+        &[
+            LogRow::simple("cu-1", "casc", "cell", "q1", "r1"),
+            LogRow::simple("cu-2", "casc", "cell", "q2", "r2"),
+        ],
+    )
+    .await;
+    db.rvbbit(&["training", "migrate", "-q"]).expect_code(0);
+    let columns =
+        "trace_id, trainable, verified, confidence, notes, tags, annotated_at, annotated_by";
+    db.exec(&format!(
+        "INSERT INTO training_annotations ({columns}) VALUES \
+         ('cu-2', true, false, 1.0, '', [], now64(3) - INTERVAL 2 SECOND, 'human')"
+    ))
+    .await;
+    let copied =
+        "SELECT trace_id, trainable FROM training_trainable_examples FINAL ORDER BY trace_id";
+    assert_eq!(
+        db.rows::<(String, bool)>(copied).await,
+        vec![("cu-2".to_string(), true)],
+        "the filter and join views copy a marking"
+    );
+    db.exec("DROP VIEW training_trainable_annotations_mv SYNC")
+        .await;
+    db.exec(&format!(
+        "INSERT INTO training_annotations ({columns}) VALUES \
+         ('cu-1', true, false, 1.0, '', [], now64(3), 'human'), \
+         ('cu-2', false, false, NULL, '', [], now64(3), 'human')"
+    ))
+    .await;
+    let stale = db.rvbbit(&["training", "verify"]);
+    stale.expect_code(1);
+    assert!(
+        stale.stdout.contains("2 traces' copies"),
+        "verify sees the two annotations the copy lacks:\n{}",
+        stale.stdout
+    );
+    let catch_up = catch_up_statement();
+    db.exec(&catch_up).await;
+    assert_eq!(
+        db.rows::<(String, bool)>(copied).await,
+        vec![("cu-1".to_string(), true), ("cu-2".to_string(), false)],
+        "the catch-up copies the marking and the take-back"
+    );
+    let rows = "SELECT count() FROM training_trainable_examples";
+    let before = db.rows::<u64>(rows).await;
+    db.exec(&catch_up).await;
+    assert_eq!(
+        db.rows::<u64>(rows).await,
+        before,
+        "once caught up, nothing"
+    );
+    // migrate restores the filter view; its verify passes.
+    db.rvbbit(&["training", "migrate", "-q"]).expect_code(0);
+    db.rvbbit(&["training", "verify", "-q"]).expect_code(0);
+    db.drop().await;
+}
+
+/// `examples --render` prints exactly the block rvbbit's
+/// `inject_training_examples_into_instructions` prepends to a cell's instructions, for
+/// the examples its retrieval returns, in each `training_format`; nothing (and a note on
+/// stderr) when none qualifies.
+#[tokio::test(flavor = "multi_thread")]
+async fn examples_render_the_block_rvbbit_prepends_to_the_instructions() {
+    let db = TestDb::with_logs("render").await;
+    insert(
+        &db.client,
+        &[
+            LogRow::simple("rn-1", "casc", "cell", "what is 2+2?", "4"),
+            LogRow::simple(
+                "rn-2",
+                "casc",
+                "cell",
+                "capital of <France>?",
+                "Paris & more",
+            ),
+            LogRow::simple("rn-3", "casc", "cell", "not marked", "never shown"),
+        ],
+    )
+    .await;
+    db.rvbbit(&["training", "migrate", "-q"]).expect_code(0);
+    db.rvbbit(&[
+        "training",
+        "annotate",
+        "--trainable",
+        "--confidence",
+        "0.9",
+        "rn-1",
+        "rn-2",
+        "-q",
+    ])
+    .expect_code(0);
+    let cell = [
+        "training",
+        "examples",
+        "--cascade",
+        "casc",
+        "--cell",
+        "cell",
+    ];
+    let listed = db.rvbbit(&[&cell[..], &["--format", "json"]].concat());
+    listed.expect_code(0);
+    let pairs: Vec<(String, String)> = rvbbit_tests::json_data(&listed)
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| {
+            (
+                r["user_input"].as_str().unwrap_or_default().to_string(),
+                r["assistant_output"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(pairs.len(), 2, "{pairs:?}");
+    // The three formats as rvbbit's training_system.py writes them.
+    let mut xml = String::from("<examples>\n");
+    let mut markdown = String::from("## Training Examples\n\n");
+    let mut few_shot = String::from("Here are verified examples to guide your response:\n\n");
+    for (i, (input, output)) in pairs.iter().enumerate() {
+        xml += &format!(
+            "<example>\n  <input>{input}</input>\n  <output>{output}</output>\n</example>\n"
+        );
+        markdown += &format!(
+            "**Example {}:**\n- **Input:** {input}\n- **Output:** {output}\n\n",
+            i + 1
+        );
+        few_shot += &format!("Example {}:\nInput: {input}\nOutput: {output}\n\n", i + 1);
+    }
+    xml += "</examples>\n\n";
+    few_shot += "---\n\n";
+    for (format, expected) in [("xml", xml), ("markdown", markdown), ("few_shot", few_shot)] {
+        let rendered = db.rvbbit(&[&cell[..], &["--render", format]].concat());
+        rendered.expect_code(0);
+        assert_eq!(rendered.stdout, expected, "--render {format}");
+    }
+    let none = db.rvbbit(&[
+        "training",
+        "examples",
+        "--cascade",
+        "casc",
+        "--cell",
+        "nothing",
+        "--render",
+        "xml",
+    ]);
+    none.expect_code(0);
+    assert_eq!(none.stdout, "", "rvbbit injects nothing");
+    assert!(
+        none.stderr.contains("rvbbit injects nothing"),
+        "{}",
+        none.stderr
+    );
+    db.rvbbit(&[&cell[..], &["--render", "xml", "--all"]].concat())
+        .expect_code(2);
     db.drop().await;
 }

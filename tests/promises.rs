@@ -148,8 +148,7 @@ fn a_wrong_password_is_refused_with_exit_4_and_the_right_one_from_each_source_is
         // No training objects in `default`: status answers (exit 0) with every
         // migration pending, which needs a working login.
         ok.expect_code(0);
-        let status: serde_json::Value = serde_json::from_str(&ok.stdout)
-            .unwrap_or_else(|e| panic!("{how}: {e}: {}", ok.stdout));
+        let status = rvbbit_tests::json_document(&ok);
         assert_eq!(status["database"], "default", "{how}: {status}");
         assert!(!ok.all().contains(password), "{how}: {}", ok.all());
     };
@@ -376,8 +375,7 @@ fn plugins_are_found_in_the_lib_dir_beside_the_binary_and_in_the_users_data_dir(
         }
         let listed = run(command.args(["plugins", "--format", "json"]));
         listed.expect_code(0);
-        let plugins: serde_json::Value =
-            serde_json::from_str(&listed.stdout).expect("plugins --format json");
+        let plugins = rvbbit_tests::json_data(&listed);
         plugins.to_string()
     };
     let empty_home = dir.join("empty-home");
@@ -602,7 +600,7 @@ async fn ctrl_c_after_the_backfill_stops_between_statements_and_the_next_migrate
 
     let status_json = db.rvbbit(&["training", "status", "--format", "json"]);
     status_json.expect_code(0);
-    let report: serde_json::Value = serde_json::from_str(&status_json.stdout).expect("status JSON");
+    let report = rvbbit_tests::json_data(&status_json);
     let third = report["migrations"]
         .as_array()
         .expect("migrations")
@@ -626,8 +624,14 @@ async fn ctrl_c_after_the_backfill_stops_between_statements_and_the_next_migrate
     );
     let resumed = db.rvbbit(&["training", "migrate"]);
     resumed.expect_code(0);
+    // The line is broken at spaces to 80 columns: read word by word.
+    let words = resumed
+        .stdout
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     assert!(
-        resumed.stdout.contains(
+        words.contains(
             "resuming: migration 0003_trainable_examples was left interrupted after step "
         ),
         "{}",
@@ -726,6 +730,75 @@ async fn verify_reports_a_trainable_copy_behind_its_annotation_and_migrate_copie
         vec![
             ("h-1".to_string(), true, Some(0.9), "ana".to_string()),
             ("h-2".to_string(), true, Some(0.9), "ana".to_string()),
+        ]
+    );
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn annotations_written_while_the_filter_view_was_missing_reach_the_copies_after_migrate() {
+    let db = rvbbit_tests::TestDb::with_logs("filter_missing").await;
+    db.exec(&rvbbit_tests::logs::history_sql(10)).await;
+    db.rvbbit(&["training", "migrate", "-q"]).expect_code(0);
+    db.rvbbit(&[
+        "training",
+        "annotate",
+        "--trainable",
+        "--by",
+        "ana",
+        "h-1",
+        "h-2",
+        "-q",
+    ])
+    .expect_code(0);
+    // The view that sends annotations on to the copies rvbbit's retrieval reads goes
+    // missing; meanwhile h-1 is taken back and h-3 marked.
+    db.exec("DROP VIEW training_trainable_annotations_mv").await;
+    db.rvbbit(&[
+        "training",
+        "annotate",
+        "--not-trainable",
+        "--by",
+        "ana",
+        "h-1",
+        "-q",
+    ])
+    .expect_code(0);
+    db.rvbbit(&[
+        "training",
+        "annotate",
+        "--trainable",
+        "--by",
+        "ana",
+        "h-3",
+        "-q",
+    ])
+    .expect_code(0);
+    let missing = db.rvbbit(&["training", "verify"]);
+    missing.expect_code(1);
+    assert!(
+        rvbbit_tests::unwrapped(&missing.stdout).contains("training_trainable_annotations_mv"),
+        "{}",
+        missing.stdout
+    );
+    // migrate creates the view again and catches the copies up with what it missed.
+    db.rvbbit(&["training", "migrate", "-q"]).expect_code(0);
+    db.rvbbit(&["training", "verify", "-q"]).expect_code(0);
+    let trainable: Vec<String> = db
+        .rows(
+            "SELECT trace_id FROM training_examples_with_annotations WHERE trainable ORDER BY trace_id",
+        )
+        .await;
+    assert_eq!(trainable, ["h-2", "h-3"]);
+    let copies: Vec<(String, bool)> = db
+        .rows("SELECT trace_id, trainable FROM training_trainable_examples FINAL ORDER BY trace_id")
+        .await;
+    assert_eq!(
+        copies,
+        [
+            ("h-1".to_string(), false),
+            ("h-2".to_string(), true),
+            ("h-3".to_string(), true)
         ]
     );
     db.drop().await;

@@ -43,10 +43,12 @@ fn migration_files() -> Vec<(u64, String, String)> {
 async fn status_shows_pending_then_applied_migrations_with_their_checksums() {
     let db = TestDb::with_logs("status").await;
     let files = migration_files();
-    assert_eq!(files.len(), 3, "{files:?}");
+    assert_eq!(files.len(), 4, "{files:?}");
 
-    let fresh = status(&db);
-    assert_eq!(fresh["database"], db.name);
+    let document = rvbbit_tests::ledger_fixture::status_document(&db);
+    assert_eq!(document["database"], db.name);
+    assert_eq!(document["command"], "training status");
+    let fresh = document["data"].clone();
     assert_eq!(fresh["up_to_date"], false);
     assert_eq!(fresh["lease"], Value::Null);
     let migrations = fresh["migrations"].as_array().unwrap();
@@ -63,15 +65,16 @@ async fn status_shows_pending_then_applied_migrations_with_their_checksums() {
     assert!(table.stdout.contains("not up to date"), "{}", table.stdout);
 
     db.rvbbit(&["training", "migrate", "-q"]).expect_code(0);
-    let applied = status(&db);
-    assert_eq!(applied["up_to_date"], true, "{applied:#}");
-    assert_eq!(applied["lease"], Value::Null, "{applied:#}");
+    let document = rvbbit_tests::ledger_fixture::status_document(&db);
     assert!(
-        applied["server_version"]
+        document["server_version"]
             .as_str()
             .is_some_and(|v| !v.is_empty()),
-        "{applied:#}"
+        "{document:#}"
     );
+    let applied = document["data"].clone();
+    assert_eq!(applied["up_to_date"], true, "{applied:#}");
+    assert_eq!(applied["lease"], Value::Null, "{applied:#}");
     let migrations = applied["migrations"].as_array().unwrap();
     let totals = migration_steps();
     for ((m, (version, name, sum)), total) in migrations.iter().zip(&files).zip(totals) {

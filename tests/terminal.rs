@@ -4,7 +4,7 @@
 use rvbbit_tests::logs::{insert, LogRow};
 use rvbbit_tests::{
     assert_snapshot, run, run_in_terminal, run_in_terminal_of, rvbbit, screen_lines,
-    spawn_in_terminal_of, TestDb,
+    type_when_shown, TestDb,
 };
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
@@ -154,7 +154,7 @@ t-3
 ",
     );
     out.expect_code(0);
-    let json: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
+    let json = rvbbit_tests::json_data(&out);
     let ids: Vec<&str> = json["annotated"]
         .as_array()
         .unwrap()
@@ -221,7 +221,7 @@ async fn stats_as_table_and_json() {
         "json",
     ]);
     json.expect_code(0);
-    let rows: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let rows = rvbbit_tests::json_data(&json);
     assert_eq!(
         rows,
         serde_json::json!([
@@ -413,8 +413,7 @@ async fn migrate_and_test_annotation_speak_json() {
     insert(&db.client, &[LogRow::simple("j-1", "c", "x", "q", "r")]).await;
     let first = db.rvbbit(&["training", "migrate", "--format", "json"]);
     first.expect_code(0);
-    let report: serde_json::Value =
-        serde_json::from_str(&first.stdout).expect("migrate prints one JSON object");
+    let report = rvbbit_tests::json_data(&first);
     assert_eq!(report["backfilled_examples"], 1);
     assert_eq!(report["verify"]["ok"], true);
     let created: Vec<&str> = report["actions"]
@@ -424,7 +423,7 @@ async fn migrate_and_test_annotation_speak_json() {
         .filter(|a| a["action"] == "created")
         .map(|a| a["object"].as_str().unwrap())
         .collect();
-    assert_eq!(created.len(), 11, "{created:?}");
+    assert_eq!(created.len(), 13, "{created:?}");
     assert!(
         !created
             .iter()
@@ -435,8 +434,7 @@ async fn migrate_and_test_annotation_speak_json() {
     // A second migrate finds everything installed and does nothing.
     let second = db.rvbbit(&["training", "migrate", "--format", "json"]);
     second.expect_code(0);
-    let again: serde_json::Value =
-        serde_json::from_str(&second.stdout).expect("migrate prints one JSON object");
+    let again = rvbbit_tests::json_data(&second);
     assert_eq!(again["found"], "installed", "{again}");
     assert_eq!(again["findings"], serde_json::json!([]), "{again}");
     assert_eq!(again["actions"], serde_json::json!([]), "{again}");
@@ -445,8 +443,7 @@ async fn migrate_and_test_annotation_speak_json() {
 
     let test = db.rvbbit(&["training", "test-annotation", "--format", "json"]);
     test.expect_code(0);
-    let outcome: serde_json::Value =
-        serde_json::from_str(&test.stdout).expect("test-annotation prints one JSON object");
+    let outcome = rvbbit_tests::json_data(&test);
     assert_eq!(outcome["passed"], true);
     assert_eq!(outcome["kept"], false);
     let steps = outcome["steps"].as_array().unwrap();
@@ -505,7 +502,7 @@ async fn examples_returns_what_rvbbit_retrieval_returns() {
         all.extend_from_slice(args);
         let run = db.rvbbit(&all);
         run.expect_code(0);
-        let rows: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+        let rows = rvbbit_tests::json_data(&run);
         rows.as_array()
             .unwrap()
             .iter()
@@ -538,7 +535,7 @@ async fn examples_returns_what_rvbbit_retrieval_returns() {
         "--limit",
         "1",
     ]);
-    let first: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let first = rvbbit_tests::json_data(&run);
     assert_eq!(first[0]["user_input"], "question 6");
     assert_eq!(first[0]["assistant_output"], "answer 6");
     assert!((first[0]["confidence"].as_f64().unwrap() - 0.8).abs() < 1e-6);
@@ -618,13 +615,16 @@ async fn reports_fit_an_80_column_terminal_names_whole() {
         "0001_universal_training_system",
         "0002_annotated_examples",
         "0003_trainable_examples",
+        "0004_cheap_worker_inserts",
     ] {
         let row = status
             .iter()
             .find(|l| l.contains(name))
             .unwrap_or_else(|| panic!("{name} whole on one line: {status:#?}"));
         assert_eq!(
-            row.find("8/8").or_else(|| row.find("7/7")),
+            row.find("8/8")
+                .or_else(|| row.find("7/7"))
+                .or_else(|| row.find("5/5")),
             Some(steps),
             "{status:#?}"
         );
@@ -632,8 +632,10 @@ async fn reports_fit_an_80_column_terminal_names_whole() {
     // verify: every check's name whole on the line of its mark.
     let verify = screen_lines(&on_80(&["training", "verify"]));
     assert!(
-        verify.iter().any(|l| l.trim_end()
-            == "  ok   materialized view training_trainable_examples_by_annotation_mv"),
+        verify
+            .iter()
+            .any(|l| l.trim_end()
+                == "  ok   materialized view training_trainable_examples_by_mark_mv"),
         "{verify:#?}"
     );
     // annotate: trace ids whole, the confidence as set, the notes give way.
@@ -661,25 +663,9 @@ async fn the_progress_line_fits_80_columns_and_ctrl_c_ends_it_on_a_line_of_its_o
         "--database",
         &db.name,
     ]);
-    let mut child = spawn_in_terminal_of(&command, 80);
-    let mut stdout = child.stdout.take().expect("piped");
-    let mut seen = Vec::new();
-    let mut buffer = [0u8; 4096];
-    // Until the bar has drawn a rate, then Ctrl-C typed on the terminal.
-    while !String::from_utf8_lossy(&seen).contains("/s  ETA") {
-        let n = std::io::Read::read(&mut stdout, &mut buffer).expect("read the terminal");
-        assert!(
-            n > 0,
-            "the terminal closed before the progress bar showed:\n{}",
-            String::from_utf8_lossy(&seen)
-        );
-        seen.extend_from_slice(&buffer[..n]);
-    }
-    std::io::Write::write_all(child.stdin.as_mut().expect("piped"), b"\x03").expect("type Ctrl-C");
-    std::io::Read::read_to_end(&mut stdout, &mut seen).expect("read the rest");
-    let status = child.wait().expect("script ends");
-    let screen = String::from_utf8_lossy(&seen).replace("\r\n", "\n");
-    assert_eq!(status.code(), Some(130), "{screen}");
+    // Once the bar has drawn a rate, Ctrl-C typed on the terminal.
+    let (code, screen) = type_when_shown(&command, 80, "/s  ETA", b"\x03");
+    assert_eq!(code, Some(130), "{screen}");
     assert_fits(&screen, 80, "migrate's progress");
     let lines = screen_lines(&screen);
     let bar = lines
@@ -701,4 +687,284 @@ async fn the_progress_line_fits_80_columns_and_ctrl_c_ends_it_on_a_line_of_its_o
         "the error starts a line of its own:\n{screen}"
     );
     db.drop().await;
+}
+
+/// The names of this version's migrations, `NNNN_name`.
+const MIGRATION_NAMES: [&str; 3] = [
+    "0001_universal_training_system",
+    "0002_annotated_examples",
+    "0003_trainable_examples",
+];
+
+/// `status` under a terminal `columns` wide: every line fits, and each migration's
+/// name is on a row of its own, whole or cut with `…` (never broken onto two lines).
+fn status_fits(db: &TestDb, columns: u16) -> Vec<String> {
+    let mut command = rvbbit();
+    command.args([
+        "training",
+        "status",
+        "--url",
+        &db.url,
+        "--database",
+        &db.name,
+        "--color",
+        "always",
+    ]);
+    let run = run_in_terminal_of(&command, columns);
+    run.expect_code(0);
+    assert_fits_all(&run.stdout, usize::from(columns), "status");
+    let lines = screen_lines(&run.stdout);
+    for name in MIGRATION_NAMES {
+        let prefix = &name[..5];
+        let shown = lines
+            .iter()
+            .filter_map(|l| l.split_whitespace().next())
+            .find(|w| w.starts_with(prefix) && !w.ends_with(':'))
+            .unwrap_or_else(|| panic!("a row for {name}: {lines:#?}"));
+        assert!(
+            shown == name
+                || shown
+                    .strip_suffix('…')
+                    .is_some_and(|cut| cut.len() >= prefix.len() && name.starts_with(cut)),
+            "{name} shown as {shown}: {lines:#?}"
+        );
+    }
+    lines
+}
+
+/// Every line fits `columns`, error messages included (they are wrapped to the
+/// terminal too); the terminal's echo of Ctrl-C is not the program's.
+fn assert_fits_all(output: &str, columns: usize, what: &str) {
+    let wide: Vec<String> = screen_lines(output)
+        .into_iter()
+        .map(|l| l.replace("^C", "").trim_end().to_string())
+        .filter(|l| l.chars().count() > columns)
+        .collect();
+    assert!(
+        wide.is_empty(),
+        "{what}: lines wider than {columns} columns: {wide:#?}\n{output}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_fits_a_60_column_terminal_with_its_notes() {
+    let db = TestDb::with_logs("status60").await;
+    insert(&db.client, &[LogRow::simple("s-1", "c", "x", "q", "r")]).await;
+    // A migrate killed after its third step: an unfinished run and its note.
+    let killed = run(rvbbit()
+        .args([
+            "training",
+            "migrate",
+            "--url",
+            &db.url,
+            "--database",
+            &db.name,
+        ])
+        .env("RVBBIT_TRAINING_FAILPOINT", "exit-after-step:3"));
+    killed.expect_code(137);
+    let lines = status_fits(&db, 60);
+    let text = lines.join(" ");
+    assert!(
+        text.contains("0001_universal_training_system:") && text.contains("at step 3 of"),
+        "the note names the migration whole: {lines:#?}"
+    );
+    // Applied, then a checksum that no longer matches: the widest state and its note.
+    db.rvbbit(&["training", "migrate", "-q"]).expect_code(0);
+    db.exec(
+        "INSERT INTO _rvbbit_plugin_migrations (plugin, version, name, checksum, statements_done, statements_total, status, host, pid, \
+         started_at, finished_at, duration_ms, error, note) \
+         SELECT plugin, version, name, 'abcabcabcabcabcabc', statements_done, statements_total, status, host, pid, \
+         started_at, finished_at, duration_ms, error, note FROM _rvbbit_plugin_migrations FINAL \
+         WHERE plugin = 'training' AND version = 1",
+    )
+    .await;
+    let lines = status_fits(&db, 60);
+    let text = lines.join(" ");
+    assert!(
+        text.contains("checksum") && text.contains("mismatch") && text.contains("abcabcabcabc"),
+        "{lines:#?}"
+    );
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn migrate_verify_stats_and_examples_fit_a_60_column_terminal() {
+    let db = TestDb::with_logs("fit60").await;
+    let cascade = "a_rather_long_cascade_name_for_testing";
+    let cell = "a_cell_with_a_long_name";
+    let long = "a question long enough that it would run past the edge of any narrow terminal";
+    insert(
+        &db.client,
+        &[
+            LogRow::simple(
+                "a-very-long-trace-identifier-0001",
+                cascade,
+                cell,
+                long,
+                long,
+            ),
+            LogRow::simple(
+                "a-very-long-trace-identifier-0002",
+                cascade,
+                cell,
+                long,
+                long,
+            ),
+        ],
+    )
+    .await;
+    db.exec(&rvbbit_tests::logs::history_sql(2000)).await;
+    let on_60 = |args: &[&str]| {
+        let mut command = rvbbit();
+        command.args(args).args([
+            "--url",
+            &db.url,
+            "--database",
+            &db.name,
+            "--color",
+            "always",
+        ]);
+        let run = run_in_terminal_of(&command, 60);
+        run.expect_code(0);
+        assert_fits_all(&run.stdout, 60, &args.join(" "));
+        screen_lines(&run.stdout)
+    };
+    // migrate: its actions, the progress bar and the checks.
+    let migrate = on_60(&["training", "migrate"]);
+    assert!(
+        migrate.iter().any(|l| l.contains("backfill [")),
+        "{migrate:#?}"
+    );
+    // An object's name longer than the line's room goes below its kind, whole.
+    let name = "training_trainable_examples_by_example_mv";
+    assert!(
+        migrate.iter().any(|l| l.trim() == name),
+        "{name} whole on a line: {migrate:#?}"
+    );
+    db.rvbbit(&[
+        "training",
+        "annotate",
+        "--confidence",
+        "0.875",
+        "--by",
+        "a-rather-long-annotator-name",
+        "a-very-long-trace-identifier-0001",
+        "-q",
+    ])
+    .expect_code(0);
+    let verify = on_60(&["training", "verify"]);
+    assert!(
+        verify
+            .iter()
+            .any(|l| l.trim_end() == "  ok   materialized view")
+            && verify.iter().any(|l| l.trim() == name),
+        "{verify:#?}"
+    );
+    let stats = on_60(&["training", "stats"]);
+    let row = stats
+        .iter()
+        .find(|l| l.trim_start().starts_with("a_ra"))
+        .unwrap_or_else(|| panic!("a row for the cascade: {stats:#?}"));
+    let first = row.split_whitespace().next().unwrap_or_default();
+    assert!(
+        first == cascade
+            || first
+                .strip_suffix('…')
+                .is_some_and(|c| cascade.starts_with(c)),
+        "the cascade whole or cut with …: {stats:#?}"
+    );
+    let all = on_60(&[
+        "training",
+        "examples",
+        "--cascade",
+        cascade,
+        "--cell",
+        cell,
+        "--all",
+    ]);
+    let id = "a-very-long-trace-identifier-0001";
+    assert!(
+        all.iter().any(|l| l.split_whitespace().next() == Some(id)),
+        "the trace id whole: {all:#?}"
+    );
+    let examples = on_60(&["training", "examples", "--cascade", cascade, "--cell", cell]);
+    assert!(
+        examples.iter().any(|l| l.trim_end() == id),
+        "the trace id whole on its line, what follows it below: {examples:#?}"
+    );
+    assert!(
+        examples
+            .iter()
+            .any(|l| l.starts_with("  user:      a question") && l.ends_with('…')),
+        "free text clipped with …: {examples:#?}"
+    );
+    db.drop().await;
+}
+
+#[test]
+fn an_error_is_wrapped_to_a_60_column_terminal_and_one_line_when_piped() {
+    // Nothing listens on port 1: a long message that does not depend on the engine.
+    let args = [
+        "training",
+        "status",
+        "--url",
+        "http://127.0.0.1:1",
+        "--database",
+        "somewhere",
+    ];
+    let piped = run(rvbbit().args(args));
+    piped.expect_code(3);
+    let message: Vec<&str> = piped.stderr.lines().collect();
+    assert_eq!(message.len(), 1, "one line for a log: {}", piped.stderr);
+    assert!(message[0].starts_with("error: "), "{}", piped.stderr);
+    assert!(message[0].chars().count() > 60, "long enough to wrap");
+
+    let mut command = rvbbit();
+    command.args(args);
+    let tty = run_in_terminal_of(&command, 60);
+    tty.expect_code(3);
+    assert_fits_all(&tty.stdout, 60, "the error");
+    let lines: Vec<String> = screen_lines(&tty.stdout)
+        .into_iter()
+        .map(|l| l.trim_end().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert!(lines.len() > 1, "wrapped: {lines:#?}");
+    assert!(lines[0].starts_with("error: "), "{lines:#?}");
+    assert_eq!(lines.join(" "), message[0], "the same words");
+}
+
+/// `rvbbit plugins` on a terminal of 60 columns: each line fits, command paths whole,
+/// descriptions wrapped below themselves; piped, each entry keeps its one line.
+#[test]
+fn the_plugin_listing_fits_a_60_column_terminal() {
+    let mut command = rvbbit();
+    command.arg("plugins");
+    let tty = run_in_terminal_of(&command, 60);
+    tty.expect_code(0);
+    assert_fits_all(&tty.stdout, 60, "plugins");
+    let lines = screen_lines(&tty.stdout);
+    for path in [
+        "training migrate",
+        "training test-annotation",
+        "sql migrate training",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.trim_start().starts_with(path)),
+            "{path} whole at the start of a line: {lines:#?}"
+        );
+    }
+    let piped = run(rvbbit().arg("plugins"));
+    piped.expect_code(0);
+    assert!(
+        piped
+            .stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("training migrate")
+                && l.trim_end().ends_with(
+                    "Create or complete the training tables and views, and backfill examples"
+                )),
+        "piped, a command and its description on one line:\n{}",
+        piped.stdout
+    );
 }

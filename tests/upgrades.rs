@@ -622,8 +622,13 @@ fn retrieved(db: &TestDb, min_confidence: &str) -> Vec<(String, String, String, 
         "json",
     ]);
     run.expect_code(0);
-    let examples: Vec<Example> = serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|e| panic!("examples --format json prints JSON ({e}):\n{}", run.stdout));
+    let examples: Vec<Example> = serde_json::from_value(rvbbit_tests::json_data(&run))
+        .unwrap_or_else(|e| {
+            panic!(
+                "examples --format json prints its rows ({e}):\n{}",
+                run.stdout
+            )
+        });
     let mut out: Vec<_> = examples
         .into_iter()
         .map(|e| (e.trace_id, e.user_input, e.assistant_output, e.confidence))

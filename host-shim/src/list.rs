@@ -3,7 +3,7 @@
 
 use crate::builtins::PLUGINS;
 use crate::discovery::Registry;
-use rvbbit_plugin_api::{cli, exit};
+use rvbbit_plugin_api::{cli, exit, json};
 use std::ffi::OsString;
 
 /// Runs `rvbbit plugins` with `args` (what follows the word); `root` is the command
@@ -37,59 +37,187 @@ pub fn run(registry: &Registry, root: &clap::Command, args: &[OsString]) -> i32 
 }
 
 /// `rvbbit plugins --format json`: the loaded plugins with their commands, and the
-/// files that were not loaded with the reason.
+/// files that were not loaded with the reason, as the `data` of the JSON document every
+/// command prints (no server: `database` and `server_version` are null).
 fn plugins_json(registry: &Registry) -> String {
-    let plugins: Vec<serde_json::Value> = registry
-        .plugins
-        .iter()
-        .map(|p| {
-            serde_json::json!({
-                "name": p.name,
-                "version": p.version,
-                "abi_version": p.abi_version,
-                "abi_minor": p.abi_minor,
-                "file": p.file.display().to_string(),
-                "commands": p.commands.iter().map(|c| serde_json::json!({"path": c.path_string(), "about": c.about})).collect::<Vec<_>>(),
+    #[derive(serde::Serialize)]
+    struct Listing<'a> {
+        plugins: Vec<Plugin<'a>>,
+        not_loaded: Vec<NotLoaded<'a>>,
+    }
+    #[derive(serde::Serialize)]
+    struct Plugin<'a> {
+        name: &'a str,
+        version: &'a str,
+        abi_version: u32,
+        abi_minor: u32,
+        file: String,
+        commands: Vec<Command<'a>>,
+    }
+    #[derive(serde::Serialize)]
+    struct Command<'a> {
+        path: String,
+        about: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct NotLoaded<'a> {
+        file: String,
+        reason: &'a str,
+    }
+    let listing = Listing {
+        plugins: registry
+            .plugins
+            .iter()
+            .map(|p| Plugin {
+                name: &p.name,
+                version: &p.version,
+                abi_version: p.abi_version,
+                abi_minor: p.abi_minor,
+                file: p.file.display().to_string(),
+                commands: p
+                    .commands
+                    .iter()
+                    .map(|c| Command {
+                        path: c.path_string(),
+                        about: &c.about,
+                    })
+                    .collect(),
             })
-        })
-        .collect();
-    let not_loaded: Vec<serde_json::Value> = registry
-        .rejected
-        .iter()
-        .map(|r| serde_json::json!({"file": r.file.display().to_string(), "reason": r.reason}))
-        .collect();
-    serde_json::to_string_pretty(&serde_json::json!({"plugins": plugins, "not_loaded": not_loaded}))
+            .collect(),
+        not_loaded: registry
+            .rejected
+            .iter()
+            .map(|r| NotLoaded {
+                file: r.file.display().to_string(),
+                reason: &r.reason,
+            })
+            .collect(),
+    };
+    json::document(PLUGINS, None, None, Some(&listing), None)
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
 fn print_plugins(registry: &Registry) {
+    for line in plugin_lines(registry, width().unwrap_or(usize::MAX)) {
+        println!("{line}");
+    }
+}
+
+/// The columns the listing may use on a terminal (at least 40; 80 when it reports no
+/// size); `None` when stdout is not a terminal: then each entry stays on one line, as
+/// logs and scripts read it.
+fn width() -> Option<usize> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    Some(match terminal_size::terminal_size() {
+        Some((terminal_size::Width(columns), _)) if columns > 0 => usize::from(columns).max(40),
+        _ => 80,
+    })
+}
+
+/// The listing as lines of at most `width` columns: a plugin's file goes below its name
+/// when it does not fit beside it; a command's description wraps below itself (or below
+/// the command when the commands leave it less than 20 columns); command paths and
+/// file names are never broken.
+fn plugin_lines(registry: &Registry, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
     if registry.plugins.is_empty() {
-        println!("No plugins loaded.");
+        lines.push("No plugins loaded.".to_string());
     }
     for plugin in &registry.plugins {
-        println!(
-            "{} {} (ABI {}.{})  {}",
-            plugin.name,
-            plugin.version,
-            plugin.abi_version,
-            plugin.abi_minor,
-            plugin.file.display()
+        let head = format!(
+            "{} {} (ABI {}.{})",
+            plugin.name, plugin.version, plugin.abi_version, plugin.abi_minor
         );
-        let width = plugin
+        let file = plugin.file.display().to_string();
+        if head.chars().count() + 2 + file.chars().count() <= width {
+            lines.push(format!("{head}  {file}"));
+        } else {
+            lines.push(head);
+            lines.push(format!("    {file}"));
+        }
+        let paths = plugin
             .commands
             .iter()
-            .map(|c| c.path_string().len())
+            .map(|c| c.path_string().chars().count())
             .max()
             .unwrap_or(0);
+        let indent = 4 + paths + 2;
         for command in &plugin.commands {
-            println!("    {:width$}  {}", command.path_string(), command.about);
+            let path = command.path_string();
+            if width.saturating_sub(indent) >= 20 {
+                let about = wrap(&command.about, width.saturating_sub(indent));
+                for (i, text) in about.iter().enumerate() {
+                    if i == 0 {
+                        lines.push(format!("    {path:paths$}  {text}"));
+                    } else {
+                        lines.push(format!("{:indent$}{text}", ""));
+                    }
+                }
+            } else {
+                lines.push(format!("    {path}"));
+                for text in wrap(&command.about, width.saturating_sub(8).max(20)) {
+                    lines.push(format!("        {text}"));
+                }
+            }
         }
     }
     if !registry.rejected.is_empty() {
-        println!();
-        println!("Not loaded:");
+        lines.push(String::new());
+        lines.push("Not loaded:".to_string());
         for rejected in &registry.rejected {
-            println!("  {}: {}", rejected.file.display(), rejected.reason);
+            let whole = format!("  {}: {}", rejected.file.display(), rejected.reason);
+            if whole.chars().count() <= width {
+                lines.push(whole);
+                continue;
+            }
+            lines.push(format!("  {}:", rejected.file.display()));
+            for text in wrap(&rejected.reason, width.saturating_sub(4).max(20)) {
+                lines.push(format!("    {text}"));
+            }
+        }
+    }
+    lines
+}
+
+/// `text` broken at spaces into lines of at most `room` columns (a longer word keeps a
+/// line of its own).
+fn wrap(text: &str, room: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let needed = line.chars().count() + usize::from(!line.is_empty()) + word.chars().count();
+        if !line.is_empty() && needed > room {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn wrap_breaks_at_spaces_within_the_room() {
+        assert_eq!(wrap("one two three", 7), ["one two", "three"]);
+        assert_eq!(wrap("one two three", 80), ["one two three"]);
+        assert_eq!(wrap("a longword b", 4), ["a", "longword", "b"]);
+        assert_eq!(wrap("", 10), [""]);
+        for line in wrap(
+            "Create or complete the training tables and views, and backfill examples",
+            30,
+        ) {
+            assert!(line.chars().count() <= 30, "{line}");
         }
     }
 }

@@ -25,3 +25,54 @@ pub const BUSY: i32 = 9;
 pub const INTERNAL: i32 = 70;
 /// Interrupted by the user (Ctrl-C); the message says what was done and how to resume.
 pub const INTERRUPTED: i32 = 130;
+
+/// The snake_case name of an exit code, as JSON output names the kind of a failure
+/// (`"kind"` of the error object, see [`crate::json`]): `check_failed`, `usage`, …;
+/// `error` for a code not in the table.
+pub fn kind(code: i32) -> &'static str {
+    match code {
+        SUCCESS => "success",
+        CHECK_FAILED => "check_failed",
+        USAGE => "usage",
+        CONNECTION => "connection",
+        AUTHENTICATION => "authentication",
+        SERVER_TOO_OLD => "server_too_old",
+        MISSING_PREREQUISITE => "missing_prerequisite",
+        SERVER_ERROR => "server_error",
+        NO_SUCH_COMMAND => "no_such_command",
+        BUSY => "busy",
+        INTERNAL => "internal",
+        INTERRUPTED => "interrupted",
+        _ => "error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_its_own_kind() {
+        let codes = [
+            SUCCESS,
+            CHECK_FAILED,
+            USAGE,
+            CONNECTION,
+            AUTHENTICATION,
+            SERVER_TOO_OLD,
+            MISSING_PREREQUISITE,
+            SERVER_ERROR,
+            NO_SUCH_COMMAND,
+            BUSY,
+            INTERNAL,
+            INTERRUPTED,
+        ];
+        let mut kinds: Vec<&str> = codes.iter().map(|&c| kind(c)).collect();
+        assert!(kinds.iter().all(|k| *k != "error"));
+        kinds.sort_unstable();
+        kinds.dedup();
+        assert_eq!(kinds.len(), codes.len());
+        assert_eq!(kind(42), "error");
+        assert_eq!(kind(MISSING_PREREQUISITE), "missing_prerequisite");
+    }
+}

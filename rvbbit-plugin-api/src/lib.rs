@@ -16,6 +16,8 @@
 //! * `host` (feature `host`): loading libraries and checking them, for the `rvbbit`
 //!   binary only, so plugins do not link the loader.
 //! * [`exit`]: the exit codes every command and the host share.
+//! * `json` (feature `json`, on with `cli` and `host`): the one JSON document every
+//!   command prints under `--format json`.
 
 pub mod abi;
 #[cfg(feature = "cli")]
@@ -23,6 +25,8 @@ pub mod cli;
 pub mod exit;
 #[cfg(feature = "host")]
 pub mod host;
+#[cfg(feature = "json")]
+pub mod json;
 pub mod plugin;
 pub mod signature;
 

@@ -219,6 +219,15 @@ fn into_owned_buf(bytes: Vec<u8>) -> RvbbitOwnedBuf {
 
 thread_local! {
     static PANIC_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
+    static CURRENT_COMMAND: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
+}
+
+/// The path of the command the host is running on this thread (`"training migrate"`,
+/// or `"sql migrate training"` for the same function registered under a second path),
+/// while it runs; `None` outside [`invoke`]. For output that names the command (the
+/// `command` of the JSON envelope, [`crate::json`]).
+pub fn current_command() -> Option<&'static str> {
+    CURRENT_COMMAND.with(std::cell::Cell::get)
 }
 
 fn install_quiet_panic_hook() {
@@ -276,6 +285,7 @@ pub unsafe fn invoke(
     error_out: *mut RvbbitOwnedBuf,
 ) -> i32 {
     install_quiet_panic_hook();
+    let outer = CURRENT_COMMAND.with(|current| current.replace(Some(path)));
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
         let args: Vec<OsString> = if argv.is_null() {
             Vec::new()
@@ -288,6 +298,7 @@ pub unsafe fn invoke(
         };
         run(args)
     }));
+    CURRENT_COMMAND.with(|current| current.set(outer));
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     let failure = match outcome {
@@ -307,4 +318,33 @@ pub unsafe fn invoke(
         unsafe { *error_out = into_owned_buf(failure.message.into_bytes()) };
     }
     failure.exit_code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names_itself(_: Vec<OsString>) -> CommandResult {
+        match current_command() {
+            Some("hello greet") => Ok(()),
+            other => Err(Failure::new(1, format!("{other:?}"))),
+        }
+    }
+
+    #[test]
+    fn a_command_knows_its_path_while_it_runs() {
+        assert_eq!(current_command(), None);
+        // SAFETY: no arguments and no error buffer.
+        let code = unsafe {
+            invoke(
+                "hello greet",
+                names_itself,
+                std::ptr::null(),
+                0,
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(code, exit::SUCCESS);
+        assert_eq!(current_command(), None);
+    }
 }

@@ -369,12 +369,16 @@ pub async fn seeded(label: &str) -> (TestDb, Truth) {
 // ---------------------------------------------------------------------------------
 // Reading the outcome.
 
-/// `rvbbit training status --format json`.
-pub fn status(db: &TestDb) -> Value {
+/// The JSON document of `rvbbit training status --format json`.
+pub fn status_document(db: &TestDb) -> Value {
     let run = db.rvbbit(&["training", "status", "--format", "json"]);
     run.expect_code(0);
-    serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|e| panic!("status --format json prints JSON ({e}):\n{}", run.stdout))
+    crate::json_document(&run)
+}
+
+/// The data of `rvbbit training status --format json`.
+pub fn status(db: &TestDb) -> Value {
+    status_document(db)["data"].clone()
 }
 
 /// Every row of `table` (every column, as text), sorted: to check nothing was written.

@@ -97,7 +97,7 @@ pub fn history_sql(rows: u64) -> String {
 }
 
 /// A trace's latest annotation as `training_examples_with_annotations` shows it.
-#[derive(clickhouse::Row, serde::Deserialize, Debug, PartialEq)]
+#[derive(clickhouse::Row, serde::Deserialize, Debug, Clone, PartialEq)]
 pub struct Annotated {
     pub trace_id: String,
     pub trainable: bool,

@@ -89,6 +89,92 @@ impl Run {
     }
 }
 
+/// The keys every `--format json` document has, in their order (docs/JSON.md).
+pub const ENVELOPE_KEYS: [&str; 7] = [
+    "schema_version",
+    "command",
+    "ok",
+    "database",
+    "server_version",
+    "data",
+    "error",
+];
+
+/// A JSON object's members in the order they are written.
+struct Members(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Members;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Members, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
+}
+
+/// The members of the JSON object `text`, in the order they are written.
+pub fn ordered_members(text: &str) -> Result<Vec<(String, serde_json::Value)>, String> {
+    serde_json::from_str::<Members>(text)
+        .map(|m| m.0)
+        .map_err(|e| e.to_string())
+}
+
+/// The keys of the `data` object of the document `run` printed, in the order written
+/// (empty when `data` is not an object).
+#[track_caller]
+pub fn data_keys(run: &Run) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Document {
+        data: serde_json::Value,
+    }
+    #[derive(serde::Deserialize)]
+    struct DataObject {
+        data: Members,
+    }
+    let document: Document = serde_json::from_str(&run.stdout).expect("a JSON document");
+    if !document.data.is_object() {
+        return Vec::new();
+    }
+    let object: DataObject = serde_json::from_str(&run.stdout).expect("a JSON document");
+    object.data.0.into_iter().map(|(k, _)| k).collect()
+}
+
+/// The one JSON document a command printed under `--format json`: checks its seven
+/// keys are there in order (and nothing else on stdout), returns it.
+#[track_caller]
+pub fn json_document(run: &Run) -> serde_json::Value {
+    let members = ordered_members(&run.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is one JSON object ({e}):\n{}\nstderr:\n{}",
+            run.stdout, run.stderr
+        )
+    });
+    let keys: Vec<&str> = members.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ENVELOPE_KEYS, "the envelope's keys:\n{}", run.stdout);
+    assert_eq!(members[0].1, 1, "schema_version");
+    serde_json::Value::Object(members.into_iter().collect())
+}
+
+/// The `data` of the JSON document a command printed (see [`json_document`]).
+#[track_caller]
+pub fn json_data(run: &Run) -> serde_json::Value {
+    json_document(run)["data"].clone()
+}
+
 /// verify's checklist with each check on one line again: on a narrow terminal (80
 /// columns when output is captured) a check's detail is printed below its name,
 /// indented by seven spaces and broken at spaces; this joins those lines back.
@@ -599,6 +685,43 @@ pub fn spawn_in_terminal_of(command: &Command, columns: u16) -> std::process::Ch
         .stderr(Stdio::piped())
         .spawn()
         .expect("script starts")
+}
+
+/// `command` on a terminal `columns` wide: once it has shown `shown`, `keys` are typed
+/// on the terminal (`\x03` is Ctrl-C); returns its exit code and everything the
+/// terminal showed (`\r\n` as `\n`).
+pub fn type_when_shown(
+    command: &Command,
+    columns: u16,
+    shown: &str,
+    keys: &[u8],
+) -> (Option<i32>, String) {
+    use std::io::{Read, Write};
+    let mut child = spawn_in_terminal_of(command, columns);
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains(shown) {
+        let n = stdout.read(&mut buffer).expect("read the terminal");
+        assert!(
+            n > 0,
+            "the terminal closed before it showed {shown:?}:\n{}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buffer[..n]);
+    }
+    child
+        .stdin
+        .as_mut()
+        .expect("piped")
+        .write_all(keys)
+        .expect("type on the terminal");
+    stdout.read_to_end(&mut seen).expect("read the rest");
+    let status = child.wait().expect("script ends");
+    (
+        status.code(),
+        String::from_utf8_lossy(&seen).replace("\r\n", "\n"),
+    )
 }
 
 /// What a person sees of terminal output, line by line: escape codes removed, and a

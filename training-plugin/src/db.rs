@@ -59,6 +59,10 @@ impl Db {
         })
         .await?;
         let text = String::from_utf8_lossy(&bytes).trim().to_string();
+        if parse_version(&text).is_some() {
+            // A ClickHouse answered (even one too old): the JSON document names it.
+            crate::output::reached(&target.database, &text);
+        }
         check_version(&text, &target.address())?;
         let server = server.with_compression(Compression::Lz4);
         let client = server.clone().with_database(&target.database);
@@ -109,6 +113,29 @@ impl Db {
     pub async fn fetch_all<T: RowOwned + RowRead>(&self, query: Query) -> anyhow::Result<Vec<T>> {
         self.trace(&query);
         with_timeout(&self.target, query.fetch_all::<T>()).await
+    }
+
+    /// Starts a query whose answer is read as it arrives, in the server's `format`.
+    pub fn fetch_bytes(
+        &self,
+        query: Query,
+        format: &str,
+    ) -> anyhow::Result<clickhouse::query::BytesCursor> {
+        self.trace(&query);
+        query
+            .fetch_bytes(format)
+            .map_err(|e| classify(e, &self.target))
+    }
+
+    /// The next piece of a [`Db::fetch_bytes`] answer, `None` at its end; each piece
+    /// must arrive within `--timeout`.
+    pub async fn next_chunk(
+        &self,
+        cursor: &mut clickhouse::query::BytesCursor,
+    ) -> anyhow::Result<Option<Vec<u8>>> {
+        Ok(with_timeout(&self.target, cursor.next())
+            .await?
+            .map(|chunk| chunk.to_vec()))
     }
 
     pub async fn fetch_one<T: RowOwned + RowRead>(&self, query: Query) -> anyhow::Result<T> {

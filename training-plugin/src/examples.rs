@@ -4,7 +4,8 @@
 
 use crate::db::Db;
 use crate::schema::{
-    example_columns, ANNOTATIONS, EXAMPLES_MV, EXAMPLES_TABLE, LOGS, TRAINABLE_EXAMPLES,
+    example_columns, ANNOTATIONS, EXAMPLES_MV, EXAMPLES_TABLE, LOGS, TRAINABLE_ANNOTATIONS,
+    TRAINABLE_EXAMPLES,
 };
 use anyhow::Context;
 
@@ -196,6 +197,21 @@ pub async fn copy_trainable(db: &Db) -> anyhow::Result<()> {
     db.execute(db.query(&sql))
         .await
         .with_context(|| format!("copying trainable examples into {TRAINABLE_EXAMPLES}"))
+}
+
+/// Sends through `training_trainable_annotations` every annotation the trainable copies
+/// have not seen (trainable, or of a trace already copied, and newer than its copy):
+/// the last statement of the migration that created the relay.
+pub async fn catch_up_annotations(db: &Db) -> anyhow::Result<()> {
+    let sql = crate::migrations::fill_statement(TRAINABLE_ANNOTATIONS).ok_or_else(|| {
+        crate::failure::classified(
+            rvbbit_plugin_api::exit::INTERNAL,
+            format!("no migration fills {TRAINABLE_ANNOTATIONS}"),
+        )
+    })?;
+    db.execute(db.query(&sql)).await.with_context(|| {
+        format!("catching {TRAINABLE_EXAMPLES} up with the annotations it has not seen")
+    })
 }
 
 /// After annotations of `trace_id` were deleted: drops its copies and copies it

@@ -42,6 +42,8 @@ pub struct Holder {
     pub token: String,
     pub host: String,
     pub pid: u32,
+    /// UTC; RFC 3339 in JSON.
+    #[serde(serialize_with = "crate::output::utc")]
     pub acquired_at: String,
     /// Seconds until the claim expires unless renewed.
     pub expires_in: i64,
@@ -64,7 +66,7 @@ pub async fn holders(db: &Db) -> anyhow::Result<Vec<Holder>> {
     }
     let q = db
         .query(&format!(
-            "SELECT token, host, pid, toString(acquired_at) AS acquired_at, toInt64(dateDiff('second', now64(6), expires_at)) AS expires_in \
+            "SELECT token, host, pid, toString(acquired_at, 'UTC') AS acquired_at, toInt64(dateDiff('second', now64(6), expires_at)) AS expires_in \
              FROM {LEASES} FINAL WHERE plugin = {{plugin:String}} AND released = 0 AND expires_at > now64(6) \
              ORDER BY acquired_at, token"
         ))

@@ -78,7 +78,7 @@ pub async fn read(db: &Db) -> anyhow::Result<Vec<Entry>> {
     let q = db
         .query(&format!(
             "SELECT version, name, checksum, statements_done, statements_total, toString(status) AS status, host, pid, \
-             toString(started_at) AS started_at, if(finished_at IS NULL, NULL, toString(finished_at)) AS finished_at, duration_ms, error, note \
+             toString(started_at, 'UTC') AS started_at, if(finished_at IS NULL, NULL, toString(finished_at, 'UTC')) AS finished_at, duration_ms, error, note \
              FROM {LEDGER} FINAL WHERE plugin = {{plugin:String}} ORDER BY version"
         ))
         .param("plugin", PLUGIN);
@@ -126,7 +126,7 @@ impl<'a> Run<'a> {
         note: &str,
     ) -> anyhow::Result<Run<'a>> {
         let started_at = db
-            .fetch_one::<String>(db.query("SELECT toString(now64(6))"))
+            .fetch_one::<String>(db.query("SELECT toString(now64(6), 'UTC')"))
             .await?;
         let run = Run {
             db,
@@ -168,7 +168,7 @@ impl<'a> Run<'a> {
             .query(&format!(
                 "INSERT INTO {LEDGER} (plugin, version, name, checksum, statements_done, statements_total, status, host, pid, started_at, finished_at, duration_ms, error, note) \
                  SELECT {{plugin:String}}, {{version:UInt32}}, {{name:String}}, {{checksum:String}}, {{done:UInt32}}, {{total:UInt32}}, {{status:String}}, \
-                 {{host:String}}, {{pid:UInt32}}, toDateTime64({{started:String}}, 6), if({{finished:UInt8}} = 1, now64(6), NULL), {{ms:UInt64}}, {{error:String}}, {{note:String}}"
+                 {{host:String}}, {{pid:UInt32}}, toDateTime64({{started:String}}, 6, 'UTC'), if({{finished:UInt8}} = 1, now64(6), NULL), {{ms:UInt64}}, {{error:String}}, {{note:String}}"
             ))
             .param("plugin", PLUGIN)
             .param("version", self.version)

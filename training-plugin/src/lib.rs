@@ -1,9 +1,11 @@
 //! The `training` plugin for rvbbit: sets up, checks and tests rvbbit's universal
 //! training system in ClickHouse.
 //!
-//! One module per command under [`commands`]; each has its own `Args` and `exec`, and
-//! leaves the work to the engine under `ops` (the migration planner, applier and
-//! backfill, the checks of verify), in the vocabulary of `model`.
+//! One module per command under [`commands`]; each has its own `Args` and a short
+//! `exec` that turns them into an options struct and leaves the work to `ops`: one
+//! module per command's logic (annotate, examples, export, review, stats, status,
+//! test-annotation, uninstall), and the engine of migrate and verify (the planner,
+//! applier and backfill, the checks), in the vocabulary of `model`.
 //! The SQL lives in `migrations/` at the workspace root and is embedded at build time.
 
 #[cfg(test)]

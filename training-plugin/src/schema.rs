@@ -14,6 +14,17 @@ pub struct Expected {
     pub columns: &'static [(&'static str, &'static str)],
 }
 
+const ANNOTATION_COLUMNS: &[(&str, &str)] = &[
+    ("trace_id", "String"),
+    ("trainable", "Bool"),
+    ("verified", "Bool"),
+    ("confidence", "Nullable(Float32)"),
+    ("notes", "String"),
+    ("tags", "Array(String)"),
+    ("annotated_at", "DateTime64(6)"),
+    ("annotated_by", "String"),
+];
+
 const EXAMPLE_COLUMNS: &[(&str, &str)] = &[
     ("trace_id", "String"),
     ("timestamp", "DateTime64(6)"),
@@ -82,6 +93,8 @@ pub const JOINED_VIEW_COLUMNS: &[(&str, &str)] = &[
 
 pub const ANNOTATIONS: &str = "training_annotations";
 pub const TRAINABLE_EXAMPLES: &str = "training_trainable_examples";
+/// The annotations on their way into `training_trainable_examples` (engine Null).
+pub const TRAINABLE_ANNOTATIONS: &str = "training_trainable_annotations";
 pub const JOINED_VIEW: &str = "training_examples_with_annotations";
 pub const EXAMPLES_TABLE: &str = "training_examples";
 pub const EXAMPLES_MV: &str = "training_examples_mv";
@@ -92,16 +105,7 @@ pub const OBJECTS: &[Expected] = &[
         name: ANNOTATIONS,
         engine: "ReplacingMergeTree",
         kind: Kind::Table,
-        columns: &[
-            ("trace_id", "String"),
-            ("trainable", "Bool"),
-            ("verified", "Bool"),
-            ("confidence", "Nullable(Float32)"),
-            ("notes", "String"),
-            ("tags", "Array(String)"),
-            ("annotated_at", "DateTime64(6)"),
-            ("annotated_by", "String"),
-        ],
+        columns: ANNOTATION_COLUMNS,
     },
     Expected {
         name: EXAMPLES_TABLE,
@@ -122,7 +126,19 @@ pub const OBJECTS: &[Expected] = &[
         columns: TRAINABLE_EXAMPLE_COLUMNS,
     },
     Expected {
-        name: "training_trainable_examples_by_annotation_mv",
+        name: TRAINABLE_ANNOTATIONS,
+        engine: "Null",
+        kind: Kind::Table,
+        columns: ANNOTATION_COLUMNS,
+    },
+    Expected {
+        name: "training_trainable_annotations_mv",
+        engine: "MaterializedView",
+        kind: Kind::MaterializedView,
+        columns: ANNOTATION_COLUMNS,
+    },
+    Expected {
+        name: "training_trainable_examples_by_mark_mv",
         engine: "MaterializedView",
         kind: Kind::MaterializedView,
         columns: TRAINABLE_EXAMPLE_COLUMNS,

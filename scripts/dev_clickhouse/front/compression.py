@@ -378,6 +378,52 @@ HTTP_ENCODERS = {
 }
 
 
+class StreamEncoder:
+    """An HTTP Content-Encoding of a body sent in parts, as the server's compressing write
+    buffers make it: encode() takes each part and returns what the compressor has ready
+    (nothing is flushed between parts), finish() ends the stream.  The parts decompress,
+    together, to what HTTP_ENCODERS makes of the whole body (the compressed bytes differ:
+    a zstd or lz4 frame of a stream does not announce its content size)."""
+
+    def __init__(self, name, level):
+        start = b""
+        if name in ("gzip", "deflate"):
+            compressor = zlib.compressobj(min(max(level, 0), 9), zlib.DEFLATED, 31 if name == "gzip" else 15)
+            self._encode, self._finish = compressor.compress, compressor.flush
+        elif name == "zstd":
+            compressor = zstandard.ZstdCompressor(level=level).compressobj()
+            self._encode, self._finish = compressor.compress, compressor.flush
+        elif name == "br":
+            compressor = brotli.Compressor(quality=min(max(level, 0), 11))
+            self._encode, self._finish = compressor.process, compressor.finish
+        elif name == "lz4":
+            compressor = lz4.frame.LZ4FrameCompressor(compression_level=level)
+            start = compressor.begin()
+            self._encode, self._finish = compressor.compress, compressor.flush
+        elif name == "xz":
+            compressor = lzma.LZMACompressor(preset=min(max(level, 0), 9))
+            self._encode, self._finish = compressor.compress, compressor.flush
+        elif name == "bz2":
+            compressor = bz2.BZ2Compressor(min(max(level, 1), 9))
+            self._encode, self._finish = compressor.compress, compressor.flush
+        else:
+            raise ValueError(f"no stream encoder for {name}")
+        self._start = start
+        self.finished = False
+
+    def encode(self, data):
+        out = self._start + (self._encode(data) if data else b"")
+        self._start = b""
+        return out
+
+    def finish(self):
+        """The end of the stream (once; then nothing)."""
+        if self.finished:
+            return b""
+        self.finished = True
+        return self._start + self._finish()
+
+
 # ClickHouse's preference when several are accepted (snappy is not offered here).
 HTTP_PREFERENCE = ("zstd", "br", "lz4", "gzip", "deflate", "xz", "bz2")
 

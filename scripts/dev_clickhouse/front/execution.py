@@ -16,7 +16,8 @@ import uuid
 from contextlib import nullcontext
 
 from .engines import open_engine_api
-from .engines.base import CheckFailed, EngineError, Plan
+from .engines.base import CheckFailed, Ending, EngineError, Plan
+from .engines.connection import JSON_ENVELOPE_FORMATS
 from .errors import ClickHouseError
 from .params import parse_bool
 from .sessions import _CREATE_TEMPORARY
@@ -40,20 +41,21 @@ _FORMAT_CLAUSE = re.compile(r"\nFORMAT (\S+)(?=\n|$)")
 _SCOPES_OF_CHECK = (": In scope SELECT formatQuery(", ": While processing formatQuery(")
 
 
-def _ending(chunks, cleanup):
-    try:
-        yield from chunks
-    finally:
-        chunks.close()
-        cleanup()
-
-
 # Output formats whose output is the concatenation of their blocks' outputs (no prefix or
 # suffix): the only ones the engine's streaming query writes right, a block at a time.
 STREAMED_FORMATS = frozenset(name.lower() for name in (
     "TabSeparated", "TSV", "TabSeparatedRaw", "TSVRaw", "CSV", "Values", "JSONEachRow", "JSONLines", "NDJSON",
     "JSONCompactEachRow", "JSONStringsEachRow", "JSONCompactStringsEachRow", "RowBinary", "Native",
-    "LineAsString", "RawBLOB"))
+    "LineAsString", "RawBLOB",
+    # (the header once, then the rows; the Raw variants, whose names may hold a newline, are sent whole)
+    "TabSeparatedWithNames", "TSVWithNames", "TabSeparatedWithNamesAndTypes", "TSVWithNamesAndTypes",
+    "CSVWithNames", "CSVWithNamesAndTypes")) | JSON_ENVELOPE_FORMATS
+# (JSON, JSONCompact, JSONStrings, JSONCompactStrings: the meta once, the rows of every block, then the
+# row count and statistics of the whole result; see engines/connection.py.  Not when the document
+# would have sections that its blocks cannot tell: totals, extremes, rows_before_limit_at_least,
+# rows_before_aggregation, rows skipped by the `offset` setting.  Words of the statement that may ask
+# for them send the result whole; so do such settings, which the adapter probes on the connection.)
+_JSON_SECTION_WORDS = re.compile(r"\b(?:LIMIT|OFFSET|FETCH|TOTALS|EXTREMES|ROWS_BEFORE_AGGREGATION)\b", re.I)
 
 
 class QueryResult:
@@ -187,14 +189,7 @@ class Engine:
 
     def _then(self, chunks, cleanup):
         """`chunks`, engine errors as ClickHouseErrors, and cleanup() once they end or are dropped."""
-        try:
-            for chunk in chunks:
-                yield chunk
-        except EngineError as exc:
-            raise self.from_engine(exc) from None
-        finally:
-            chunks.close()
-            cleanup()
+        return Ending(chunks, cleanup, self.from_engine)
 
     def _run_in_engine(self, job, named, client_gone):
         with self._serialised():
@@ -212,7 +207,8 @@ class Engine:
             try:
                 result = self._run(session, job, named, client_gone)
                 if result.rest is not None:  # (engines that run queries at once: no lock is held)
-                    result.rest = self._then(result.rest, session.close)
+                    kept = named is not None and session is named.kept  # (it stays open for the session)
+                    result.rest = self._then(result.rest, (lambda: None) if kept else session.close)
                     handed_on = True
                 return result
             except EngineError as exc:
@@ -287,23 +283,37 @@ class Engine:
             output_format = (given.get("output_format") or given.get("format")
                              or (clause[-1].strip("`") if clause else default_format))
         # (The engine streams SELECT queries only.)
-        if (self.concurrent and named is None and job.stream_after is not None and output_format is not None
+        if (self.concurrent and not replayed and job.stream_after is not None and output_format is not None
                 and output_format.lower() in STREAMED_FORMATS
-                and leading_keyword(normalized.encode()) in ("SELECT", "WITH", "FROM")):
+                and leading_keyword(normalized.encode()) in ("SELECT", "WITH", "FROM")
+                and not (output_format.lower() in JSON_ENVELOPE_FORMATS and _JSON_SECTION_WORDS.search(normalized))):
             plan.stream_after = job.stream_after
+            plan.stream_format = output_format
 
         watch = reporter = None
-        # The engine runs the query under an id of its own; the front finds it by a tag.
-        tag = f"dev-clickhouse-{uuid.uuid4()}" if self.concurrent and "log_comment" not in given else None
-        if (client_gone is not None and tag and not insert
+        # The engine runs the query under an id of its own; the front finds it in
+        # system.processes by a log_comment tag of its own, or, when the client set its own
+        # log_comment (kept untouched), by that comment among the queries not yet running.
+        tag = match = None
+        wanted = job.progress is not None or (
+            client_gone is not None and not insert
+            and parse_bool(given.get("cancel_http_readonly_queries_on_client_close", "0"))
+            and session.read_only(job.sql))
+        if self.concurrent and wanted:
+            if "log_comment" in given:
+                match = _match_own_comment(self.api, given["log_comment"])
+            else:
+                tag = f"dev-clickhouse-{uuid.uuid4()}"
+                match = f"Settings['log_comment'] = {quote_string(tag)}"
+        if (client_gone is not None and match and not insert
                 and parse_bool(given.get("cancel_http_readonly_queries_on_client_close", "0"))
                 and session.read_only(job.sql)):
-            watch = CancelOnClose(self.api, tag, client_gone)
-        if job.progress is not None and tag:
+            watch = CancelOnClose(self.api, match, client_gone)
+        if job.progress is not None and match:
             fmt = output_format
-            reporter = ProgressReporter(self.api, tag, job.progress_interval,
+            reporter = ProgressReporter(self.api, match, job.progress_interval,
                                         lambda progress: job.progress(fmt, progress))
-        if watch or reporter:
+        if tag and (watch or reporter):
             plan.settings.append(("log_comment", tag))
 
         started = time.monotonic_ns()
@@ -320,7 +330,7 @@ class Engine:
             if raw.rest is None:
                 watch.stop()
             else:
-                raw.rest = _ending(raw.rest, watch.stop)
+                raw.rest = Ending(raw.rest, watch.stop)
         if replayed and not insert and leading_keyword(job.sql) in ("SET", "USE"):
             for name, value in job.params.items():  # what the statement's placeholders stand for
                 named.steps.append(f"SET {quote_identifier(PARAM_PREFIX + name)} = {quote_string(value)}".encode())
@@ -332,6 +342,21 @@ class Engine:
         elapsed_ns = raw.elapsed_ns if raw.elapsed_ns is not None else time.monotonic_ns() - started
 
         return QueryResult(raw, output_format, elapsed_ns)
+
+
+def _match_own_comment(api, comment):
+    """The system.processes condition finding a query about to start with the client's own
+    log_comment: that comment, and none of the ids running with it now."""
+    conn = api.connect_raw()
+    try:
+        ids = [row[0] for row in tsv_rows(conn.query(
+            "SELECT query_id FROM system.processes "
+            f"WHERE Settings['log_comment'] = {quote_string(comment)}", "TabSeparatedRaw").bytes())]
+    finally:
+        conn.close()
+    running = ", ".join(quote_string(i) for i in ids)
+    return (f"Settings['log_comment'] = {quote_string(comment)}"
+            + (f" AND query_id NOT IN ({running})" if ids else ""))
 
 
 class ProgressReporter:
@@ -358,7 +383,7 @@ class ProgressReporter:
                 rows = tsv_rows(conn.query(
                     "SELECT read_rows, read_bytes, written_rows, written_bytes, total_rows_approx, "
                     "toUInt64(elapsed * 1e9) FROM system.processes "
-                    f"WHERE Settings['log_comment'] = {quote_string(self.tag)}", "TabSeparatedRaw").bytes())
+                    f"WHERE {self.tag}", "TabSeparatedRaw").bytes())
                 if not rows:
                     continue
                 read_rows, read_bytes, written_rows, written_bytes, total, elapsed = rows[0]
@@ -397,7 +422,7 @@ class CancelOnClose:
         while not self.done.wait(self.POLL):
             if self.client_gone():
                 try:
-                    self.api.kill_tagged(self.tag)
+                    self.api.kill_matching(self.tag)
                 except Exception as exc:  # noqa: BLE001 (a failed cancel leaves the query running)
                     sys.stderr.write(f"cannot cancel the query of a closed connection: {exc}\n")
                 return

@@ -30,7 +30,9 @@ from .compression import (
     decode_request_body,
     decompress_blocks,
     HTTP_ENCODERS,
+    StreamEncoder,
 )
+from .engines.base import Ending
 from .errors import ClickHouseError
 from .execution import ExternalTable, QueryJob
 from .params import first_value, last_value, parse_bool
@@ -184,6 +186,7 @@ class Response:
         self.body = body
         self.stream = None  # further body bytes, as produced (sent chunked), or None
         self.encode = None  # what encodes each of them
+        self.finish = None  # what ends their encoding (the last bytes of a compressed stream), or None
         self.headers = [("Content-Type", content_type), *headers]
 
 
@@ -202,6 +205,9 @@ class Handler(BaseHTTPRequestHandler):
         pass  # one line per request is written by _send
 
     def _send(self, response, started):
+        if self.command == "HEAD" and response.stream is not None:
+            # No body: whatever the result holds (the query, its session) is free before the answer is out.
+            response.stream.close()
         keep_alive = not self.close_connection
         sent = self._headers_sent
         if sent:
@@ -233,9 +239,10 @@ class Handler(BaseHTTPRequestHandler):
                          f"{response.status} {elapsed_ms:.1f}ms\n")
 
     def _send_stream(self, response):
-        """The body chunked, each part as the engine produces it.  An error after the
-        start is written into the body, and the response ends without its last chunk, so
-        that no client takes it for a whole result."""
+        """The body chunked, each part as the engine produces it (and, with HTTP compression,
+        as the compressor hands it on).  An error after the start is written into the body
+        (and the compressed stream is ended after it), and the response ends without its
+        last chunk, so that no client takes it for a whole result."""
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
 
@@ -251,11 +258,15 @@ class Handler(BaseHTTPRequestHandler):
             chunk(response.body)
             for data in response.stream:
                 chunk(response.encode(data))
+            if response.finish is not None:
+                chunk(response.finish())
             self.wfile.write(b"0\r\n\r\n")
         except ClickHouseError as err:
             self.close_connection = True
             try:
                 chunk(response.encode((err.text(self.engine.version) + "\n").encode()))
+                if response.finish is not None:
+                    chunk(response.finish())
             except (BrokenPipeError, ConnectionResetError):
                 pass
         except (BrokenPipeError, ConnectionResetError):
@@ -385,11 +396,19 @@ class Handler(BaseHTTPRequestHandler):
                                               first_value(url_params, "session_check", "") == "1")
             except ClickHouseError as err:
                 return self._error_response(err)
-        try:
+        if named is None:
             return self._query_in_session(body, url_params, named)
-        finally:
-            if named is not None:
-                self.sessions.release(user, named, parse_bool(first_value(url_params, "close_session", "0")))
+        close = parse_bool(first_value(url_params, "close_session", "0"))
+        try:
+            response = self._query_in_session(body, url_params, named)
+        except BaseException:
+            self.sessions.release(user, named, close)
+            raise
+        if response.stream is None:
+            self.sessions.release(user, named, close)
+        else:  # the session stays locked while its result is sent, as in a server
+            response.stream = Ending(response.stream, lambda: self.sessions.release(user, named, close))
+        return response
 
     def _query_in_session(self, body, url_params, named):
         engine = self.engine
@@ -418,9 +437,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             job = self._job(url_params, settings, body)
             # As the server, send the result as it is produced once it outgrows the buffer (at least
-            # buffer_size bytes, 1 MiB), unless wait_end_of_query=1.  (Not with HTTP compression:
-            # its encoders here take the whole body.)
-            if (not http_compression and self.request_version != "HTTP/1.0"
+            # buffer_size bytes, 1 MiB), unless wait_end_of_query=1.
+            if (self.request_version != "HTTP/1.0"
                     and not parse_bool(first_value(url_params, "wait_end_of_query", "0"))):
                 size = first_value(url_params, "buffer_size", "")
                 job.stream_after = max(int(size) if size.isdigit() else 0, DBMS_DEFAULT_BUFFER_SIZE)
@@ -441,9 +459,19 @@ class Handler(BaseHTTPRequestHandler):
             if result.rest is not None:
                 response.stream = result.rest
                 response.encode = encode
+                if http_compression:
+                    # One compressed stream across the parts (the held-back start, then the rest).
+                    streamer = StreamEncoder(http_compression, level)
+
+                    def encode_part(data):
+                        return streamer.encode(compress_blocks(data) if native_compression else data)
+
+                    response.body = encode_part(result.data)
+                    response.encode = encode_part
+                    response.finish = streamer.finish
             summary = {key: str(value) for key, value in result.summary.items()}
             response.headers.append(("X-ClickHouse-Summary", json.dumps(summary, separators=(",", ":"))))
-        if http_compression and response.body:
+        if http_compression and (response.body or response.stream is not None):
             response.headers.append(("Content-Encoding", http_compression))
         if parse_bool(last_value(settings, "add_http_cors_header", "0")) and self.headers.get("Origin"):
             response.headers.append(("Access-Control-Allow-Origin", "*"))

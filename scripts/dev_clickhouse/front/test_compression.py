@@ -1,13 +1,15 @@
 """Tests of compression and framing (compression.py): ClickHouse's compressed blocks both
-ways and their checksums, HTTP Content-Encoding, every frame of a body, and bodies that
-do not decode.
+ways and their checksums, HTTP Content-Encoding, every frame of a body, bodies that
+do not decode, and the encoders of streamed responses (StreamEncoderTest, no server).
 """
 
 import bz2
 import gzip
 import json
 import lzma
+import os
 import struct
+import unittest
 import zlib
 
 import brotli
@@ -15,6 +17,7 @@ import lz4.block
 import lz4.frame
 import zstandard
 
+from .compression import HTTP_ENCODERS, StreamEncoder
 from .testing import (
     ServerTestCase,
     hadoop_snappy,
@@ -169,3 +172,36 @@ class CompressionTest(ServerTestCase):
                 response = self.server.query(body, decompress="1", query="INSERT INTO native_blocks FORMAT RowBinary")
                 self.assert_error(response, status, code, name)
         self.assertEqual(self.server.ok("SELECT count() FROM native_blocks"), b"6000\n")
+
+
+class StreamEncoderTest(unittest.TestCase):
+    """StreamEncoder without a server: parts in, one stream out, as the whole body's encoding."""
+
+    DECODE = {
+        "gzip": lambda d: zlib.decompressobj(31).decompress(d),
+        "deflate": zlib.decompress,
+        "br": brotli.decompress,
+        "zstd": lambda d: zstandard.ZstdDecompressor().decompressobj().decompress(d),
+        "lz4": lz4.frame.decompress,
+        "xz": lzma.decompress,
+        "bz2": bz2.decompress,
+    }
+
+    def test_parts_decode_to_the_whole(self):
+        parts = [os.urandom(3000) + b"row\t%d\n" % i * 20000 for i in range(4)] + [b"", b"end\n"]
+        whole = b"".join(parts)
+        self.assertEqual(set(self.DECODE), set(HTTP_ENCODERS))
+        for name, decode in self.DECODE.items():
+            for level in (1, 3, 20, -5):
+                with self.subTest(name=name, level=level):
+                    encoder = StreamEncoder(name, level)
+                    body = b"".join(encoder.encode(part) for part in parts) + encoder.finish()
+                    self.assertEqual(decode(body), whole)
+                    self.assertEqual(encoder.finish(), b"")  # once
+                    self.assertEqual(decode(HTTP_ENCODERS[name](whole, level)), whole)
+
+    def test_empty_stream(self):
+        for name, decode in self.DECODE.items():
+            with self.subTest(name=name):
+                encoder = StreamEncoder(name, 3)
+                self.assertEqual(decode(encoder.encode(b"") + encoder.finish()), b"")

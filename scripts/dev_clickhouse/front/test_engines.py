@@ -1,6 +1,7 @@
 """Tests of what the engine adapters (engines/) hide of each chdb release: relative file()
-paths, DROP ... SYNC, Memory tables across requests, and the settings each request
-starts with (FreshSettingsTest).
+paths, DROP ... SYNC, Memory tables across requests, the settings each request
+starts with (FreshSettingsTest), and how 26.x's per-block JSON documents make one
+(JsonEnvelopeTest, no server).
 """
 
 import os
@@ -8,6 +9,8 @@ import shutil
 import tempfile
 import unittest
 
+from .engines.base import EngineError
+from .engines.connection import _float_text, _JsonEnvelope
 from .testing import Server, ServerTestCase
 
 
@@ -82,3 +85,41 @@ class FreshSettingsTest(unittest.TestCase):
         # A request's own settings still apply.
         self.assertEqual(self.server.ok("SELECT value FROM system.settings WHERE name = 'join_use_nulls'",
                                         join_use_nulls="1").decode().strip(), "1")
+
+
+class JsonEnvelopeTest(unittest.TestCase):
+    """Stitching the per-block JSON documents of the engine's streaming query, without a server."""
+
+    HEAD = b'{\n\t"meta":\n\t[\n\t\t{\n\t\t\t"name": "x",\n\t\t\t"type": "String"\n\t\t}\n\t],\n\n\t"data":\n\t[\n'
+
+    def block(self, rows, elapsed="0.000123"):
+        data = ",\n".join(f"\t\t[{row}]" for row in rows).encode()
+        return (self.HEAD + data + b'\n\t],\n\n\t"rows": %d,\n\n\t"statistics":\n\t{\n\t\t"elapsed": %s,'
+                b'\n\t\t"rows_read": 0,\n\t\t"bytes_read": 0\n\t}\n}\n' % (len(rows), elapsed.encode()))
+
+    def test_blocks_make_one_document(self):
+        envelope = _JsonEnvelope()
+        blocks = [['"a"', '"\\n\\t]"'], [], ['"c"']]  # (an empty block adds nothing)
+        out = b"".join(envelope.part(self.block(rows)) for rows in blocks)
+        out += envelope.end(1_500_000_000, 30, 240)
+        whole = self.block(['"a"', '"\\n\\t]"', '"c"'], "1.5").replace(b'"rows_read": 0', b'"rows_read": 30')
+        self.assertEqual(out, whole.replace(b'"bytes_read": 0', b'"bytes_read": 240'))
+
+    def test_no_rows(self):
+        envelope = _JsonEnvelope()
+        out = envelope.part(self.block([])) + envelope.end(2_000_000, 0, 0)
+        self.assertEqual(out, self.block([], "0.002"))
+        self.assertIn(b'"data":\n\t[\n\n\t],', out)
+
+    def test_blocks_that_do_not_fit_are_errors(self):
+        envelope = _JsonEnvelope()
+        envelope.part(self.block(['"a"']))
+        with self.assertRaises(EngineError):
+            envelope.part(self.block(['"b"']).replace(b'"x"', b'"y"'))  # other meta
+        with self.assertRaises(EngineError):
+            _JsonEnvelope().part(b"x\n")
+
+    def test_float_text(self):
+        for value, text in ((0.003330826, "0.003330826"), (12.5, "12.5"), (1.0, "1"), (0.13648122, "0.13648122"),
+                            (0.00001234, "0.00001234")):
+            self.assertEqual(_float_text(value), text)

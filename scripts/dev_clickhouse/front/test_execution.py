@@ -1,18 +1,47 @@
 """Tests of running statements (execution.py): elapsed time, queries at once and KILL QUERY,
-cancelling when the client goes away, streamed results, progress headers, the busy
-/ping, the parse checks, and INSERTs with inline data.
+cancelling when the client goes away, streamed results (plain, HTTP-compressed, JSON
+formats, in sessions), progress headers, the busy /ping, the parse checks, and INSERTs
+with inline data.
 """
 
+import bz2
+import gzip
 import http.client
 import json
+import lzma
 import os
+import re
 import shutil
 import struct
 import tempfile
 import time
 import urllib.parse
+import uuid
+import zlib
+
+import brotli
+import lz4.frame
+import zstandard
 
 from .testing import Server, ServerTestCase, native_compress, native_decompress, row_binary_string
+
+
+# Content-Encoding -> what decodes a whole body of it (a streamed zstd frame does not announce its size).
+HTTP_DECODE = {
+    "gzip": lambda d: zlib.decompressobj(31).decompress(d),
+    "deflate": lambda d: zlib.decompressobj(15).decompress(d),
+    "br": lambda d: brotli.Decompressor().process(d),
+    "zstd": lambda d: zstandard.ZstdDecompressor().decompressobj().decompress(d),
+    "lz4": lambda d: lz4.frame.LZ4FrameDecompressor().decompress(d),
+    "xz": lambda d: lzma.LZMADecompressor().decompress(d),
+    "bz2": lambda d: bz2.BZ2Decompressor().decompress(d),
+}
+# The only part of a JSON document that differs from one run of a query to the next.
+JSON_ELAPSED = re.compile(rb'(\n\t\t"elapsed": )\d+(?:\.\d+)?(?=,\n)')
+# A result of 5.3 MB (several blocks, past the 1 MiB held back before a response starts).
+LARGE = "SELECT number, toString(number) AS s, [number, 1] AS a FROM numbers(300000) SETTINGS max_block_size = 20000"
+# A query that runs until it is cancelled, producing all the time.
+ENDLESS = "SELECT number, toString(number) AS s FROM system.numbers"
 
 
 class ExecutionTest(ServerTestCase):
@@ -89,6 +118,35 @@ class ExecutionTest(ServerTestCase):
         finally:
             self.server.ok("KILL QUERY WHERE query LIKE '%number * 3 = 13%' AND query NOT LIKE '%KILL%' SYNC")
 
+    def test_client_log_comment_is_kept_with_progress_and_cancel(self):
+        self.require_concurrent_engine()
+        # Another query with the same comment already running is left alone.
+        other = self.start_long_query(15, log_comment="mine")
+        try:
+            self.wait_running(15, 1)
+            conn = self.start_long_query(14, log_comment="mine", cancel_http_readonly_queries_on_client_close="1")
+            self.wait_running(14, 1)
+            self.assertEqual(self.server.ok("SELECT Settings['log_comment'] FROM system.processes "
+                                            "WHERE query LIKE '%number * 3 = 14%' AND query NOT LIKE '%system.processes%'"),
+                             b"mine\n")
+            conn.close()
+            self.wait_running(14, 0)
+            self.assertEqual(self.running(15), 1)
+        finally:
+            other.close()
+            self.server.ok("KILL QUERY WHERE query LIKE '%number * 3 = 15%' AND query NOT LIKE '%KILL%' SYNC")
+        conn = self.server.connection()
+        try:
+            conn.request("POST", "/?send_progress_in_http_headers=1&http_headers_progress_interval_ms=50&log_comment=mine",
+                         body=b"SELECT count() FROM numbers(400000000) WHERE number * 3 = 1")
+            response = conn.getresponse()
+            progress = [json.loads(value) for name, value in response.getheaders() if name == "X-ClickHouse-Progress"]
+            self.assertEqual((response.status, response.read()), (200, b"0\n"))
+        finally:
+            conn.close()
+        self.assertGreaterEqual(len(progress), 1)
+        self.assertTrue(0 < int(progress[-1]["read_rows"]) <= 400000000)
+
     def test_large_results_are_sent_as_produced(self):
         self.require_concurrent_engine()
         sql = "SELECT number FROM numbers(400000)"  # 2.6 MB
@@ -100,6 +158,11 @@ class ExecutionTest(ServerTestCase):
         status, headers, body = self.server.query(sql, wait_end_of_query="1")
         self.assertEqual((status, headers.get("Content-Length"), body == expected), (200, str(len(expected)), True))
         self.assertIn("Content-Length", self.server.query("SELECT 1")[1])
+        # A format with a header: the header once, then the rows.
+        for fmt, header in (("TSVWithNames", "number\n"), ("CSVWithNamesAndTypes", '"number"\n"UInt64"\n')):
+            status, headers, body = self.server.query(sql + " FORMAT " + fmt)
+            self.assertEqual((status, headers.get("Transfer-Encoding")), (200, "chunked"))
+            self.assertEqual(body, header.encode() + expected)
         # Native compression, block by block.
         self.assertEqual(native_decompress(self.server.query(sql, compress="1")[2]), expected)
         # An error after the response started ends it without its last chunk.
@@ -114,6 +177,229 @@ class ExecutionTest(ServerTestCase):
             self.assertIn(b"(FUNCTION_THROW_IF_VALUE_IS_NON_ZERO)", caught.exception.partial)
         finally:
             conn.close()
+
+    def streams(self):
+        """Whether this engine streams results (26.x); older ones send every result whole."""
+        return self.version >= (26, 0)
+
+    def assert_streamed(self, headers, streamed=True):
+        self.assertEqual(headers.get("Transfer-Encoding") == "chunked", streamed and self.streams(), headers)
+        self.assertEqual("Content-Length" in headers, not (streamed and self.streams()), headers)
+
+    def test_http_compressed_results_are_streamed(self):
+        expected = self.server.ok(LARGE, wait_end_of_query="1")
+        for encoding, decode in HTTP_DECODE.items():
+            with self.subTest(encoding=encoding):
+                headers = {"Accept-Encoding": encoding}
+                status, got, body = self.server.query(LARGE, headers=headers, enable_http_compression="1")
+                self.assertEqual((status, got.get("Content-Encoding")), (200, encoding))
+                self.assert_streamed(got)
+                self.assertEqual(decode(body), expected)
+                # The same bytes as the whole (buffered) answer, once decompressed.
+                status, got, whole = self.server.query(LARGE, headers=headers, enable_http_compression="1",
+                                                       wait_end_of_query="1")
+                self.assertEqual((status, got.get("Content-Encoding")), (200, encoding))
+                self.assert_streamed(got, False)
+                self.assertEqual(decode(whole), expected)
+        # HTTP compression around ClickHouse's compressed blocks (compress=1).
+        status, got, body = self.server.query(LARGE, headers={"Accept-Encoding": "gzip"},
+                                              enable_http_compression="1", compress="1")
+        self.assert_streamed(got)
+        self.assertEqual(native_decompress(gzip.decompress(body)), expected)
+
+    def test_http_compressed_stream_error(self):
+        self.require_concurrent_engine()
+        # An error after the response started: its text ends the compressed stream, and the
+        # response ends without its last chunk.
+        conn = self.server.connection()
+        try:
+            conn.request("POST", "/?enable_http_compression=1", headers={"Accept-Encoding": "gzip"},
+                         body=b"SELECT number, throwIf(number = 390000) FROM numbers(400000) "
+                              b"SETTINGS max_block_size = 10000, max_threads = 1")
+            response = conn.getresponse()
+            self.assertEqual((response.status, response.getheader("Content-Encoding")), (200, "gzip"))
+            with self.assertRaises(http.client.IncompleteRead) as caught:
+                response.read()
+        finally:
+            conn.close()
+        text = gzip.decompress(caught.exception.partial)  # a whole gzip member
+        rows = "".join(f"{i}\t0\n" for i in range(200000)).encode()  # (more than the 1 MiB held back)
+        self.assertTrue(text.startswith(rows), text[:100])
+        self.assertRegex(text[-400:].decode(), r"\nCode: 395\. DB::Exception: .*\(FUNCTION_THROW_IF_VALUE_IS_NON_ZERO\) "
+                                               r"\(version [\d.]+\)\n$")
+
+    def first_bytes_of_endless(self, fmt, path_params, headers=None, size=1 << 21):
+        """The first `size` bytes of ENDLESS in `fmt` (a result that only a stream can start
+        sending), read within 20 s; the client then closes, and the query is cancelled."""
+        params = dict(path_params, cancel_http_readonly_queries_on_client_close="1")
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=20)
+        tag = uuid.uuid4().hex
+        try:
+            conn.request("POST", "/?" + urllib.parse.urlencode(params), headers=headers or {},
+                         body=f"{ENDLESS} WHERE '{tag}' != '' FORMAT {fmt}".encode())
+            response = conn.getresponse()
+            self.assertEqual((response.status, response.getheader("Transfer-Encoding")), (200, "chunked"))
+            data = b""
+            while len(data) < size:
+                data += response.read1(size - len(data))
+            return response, data
+        finally:
+            conn.close()
+            deadline = time.monotonic() + 10
+            while int(self.server.ok(f"SELECT count() FROM system.processes WHERE query LIKE '%{tag}%' "
+                                     "AND query NOT LIKE '%system.processes%'")):
+                self.assertLess(time.monotonic(), deadline, "the endless query was not cancelled")
+                time.sleep(0.1)
+
+    def test_first_bytes_come_before_the_query_ends(self):
+        self.require_concurrent_engine()
+        _, data = self.first_bytes_of_endless("JSONCompact", {})
+        self.assertTrue(data.startswith(b'{\n\t"meta":\n\t[\n'), data[:100])
+        self.assertIn(b'\n\t"data":\n\t[\n\t\t[0, "0"],\n\t\t[1, "1"],\n', data)
+        response, data = self.first_bytes_of_endless("TSV", {"enable_http_compression": "1"},
+                                                     {"Accept-Encoding": "gzip"})
+        self.assertEqual(response.getheader("Content-Encoding"), "gzip")
+        self.assertTrue(zlib.decompressobj(31).decompress(data).startswith(b"0\t0\n1\t1\n2\t2\n"))
+        sid = f"endless-{uuid.uuid4()}"
+        _, data = self.first_bytes_of_endless("TSV", {"session_id": sid})
+        self.assertTrue(data.startswith(b"0\t0\n1\t1\n"))
+        # The session is free again once its stream is over.
+        deadline = time.monotonic() + 10
+        while self.server.query("SELECT 1", session_id=sid)[0] != 200:
+            self.assertLess(time.monotonic(), deadline, "the session stayed locked")
+            time.sleep(0.1)
+
+    def assert_same_json(self, streamed, whole):
+        """The same document but for the elapsed time (a timing), which is a positional Float64."""
+        self.assertEqual(JSON_ELAPSED.sub(rb"\1E", streamed), JSON_ELAPSED.sub(rb"\1E", whole))
+        self.assertEqual(len(JSON_ELAPSED.findall(streamed)), len(JSON_ELAPSED.findall(whole)))
+
+    def test_json_formats_are_streamed(self):
+        queries = [
+            (LARGE, {}),
+            (LARGE, {"output_format_json_quote_64bit_integers": "1"}),
+            (LARGE, {"output_format_write_statistics": "0"}),
+            (LARGE.replace("numbers(300000)", "numbers(2)"), {}),  # small: sent whole, the same document
+            (LARGE.replace("numbers(300000)", "numbers(0)"), {}),
+            ("SELECT number AS `we\"ird\n\tname`, 'a\n\t]b' AS s FROM numbers(200000)", {}),
+        ]
+        for fmt in ("JSON", "JSONCompact", "JSONStrings", "JSONCompactStrings"):
+            for sql, settings in queries:
+                with self.subTest(fmt=fmt, sql=sql[:60], settings=settings):
+                    status, headers, streamed = self.server.query(f"{sql} FORMAT {fmt}", **settings)
+                    self.assertEqual(status, 200, streamed)
+                    self.assert_streamed(headers, len(streamed) > 1 << 20)
+                    status, headers, whole = self.server.query(f"{sql} FORMAT {fmt}", wait_end_of_query="1",
+                                                               **settings)
+                    self.assertEqual(status, 200, whole)
+                    self.assertIn("Content-Length", headers)
+                    self.assert_same_json(streamed, whole)
+                    if "output_format_write_statistics" not in settings:
+                        self.assertRegex(streamed[-120:].decode(), r'\n\t\t"elapsed": \d+\.\d+,\n\t\t"rows_read": \d+,'
+                                                                   r'\n\t\t"bytes_read": \d+\n\t}\n}\n$')
+        status, headers, body = self.server.query(LARGE + " FORMAT JSON", database="system",
+                                                  headers={"Accept-Encoding": "zstd"}, enable_http_compression="1")
+        self.assert_streamed(headers)
+        self.assert_same_json(HTTP_DECODE["zstd"](body), self.server.ok(LARGE + " FORMAT JSON", wait_end_of_query="1"))
+
+    def test_json_sections_that_blocks_cannot_tell_are_sent_whole(self):
+        # totals, extremes, rows_before_limit_at_least, rows_before_aggregation: the whole result,
+        # as the engine writes it.
+        group = ("SELECT number % 100000 AS k, count() AS c FROM numbers(300000) GROUP BY k WITH TOTALS "
+                 "ORDER BY k FORMAT JSONCompact")
+        cases = [
+            (group, {}, b'"totals": [0, 300000]'),
+            (LARGE + ", extremes = 1 FORMAT JSONCompact", {}, b'"extremes":'),
+            (LARGE + " FORMAT JSONCompact", {"extremes": "1"}, b'"extremes":'),
+            ("SELECT number, toString(number) FROM numbers(300000) LIMIT 299999 FORMAT JSONCompact", {},
+             b'"rows_before_limit_at_least": '),
+            (LARGE + " FORMAT JSONCompact", {"limit": "299999"}, b'"rows_before_limit_at_least": '),
+            (LARGE + " FORMAT JSONCompact", {"offset": "1"}, b'"rows": 299999'),
+        ]
+        if self.server.ok("SELECT count() FROM system.settings WHERE name = 'rows_before_aggregation'").strip() == b"1":
+            cases.append((LARGE + " FORMAT JSONCompact", {"rows_before_aggregation": "1"}, b'"statistics"'))
+        for sql, settings, part in cases:
+            with self.subTest(sql=sql[-60:], settings=settings):
+                status, headers, body = self.server.query(sql, **settings)
+                self.assertEqual(status, 200, body[-300:])
+                self.assert_streamed(headers, False)
+                self.assertIn(part, body)
+                self.assert_same_json(body, self.server.ok(sql, wait_end_of_query="1", **settings))
+
+    def test_json_stream_error(self):
+        self.require_concurrent_engine()
+        sid = f"json-error-{uuid.uuid4()}"
+        for params in ({}, {"session_id": sid}):
+            with self.subTest(params=params):
+                conn = self.server.connection()
+                try:
+                    conn.request("POST", "/?" + urllib.parse.urlencode(params),
+                                 body=b"SELECT number, throwIf(number = 390000) FROM numbers(400000) "
+                                      b"SETTINGS max_block_size = 10000, max_threads = 1 FORMAT JSONCompact")
+                    response = conn.getresponse()
+                    self.assertEqual(response.status, 200)
+                    with self.assertRaises(http.client.IncompleteRead) as caught:
+                        response.read()
+                finally:
+                    conn.close()
+                partial = caught.exception.partial
+                self.assertTrue(partial.startswith(b'{\n\t"meta":\n\t[\n'), partial[:100])
+                # The rows so far, the error text right after the last, no end of the document.
+                self.assertRegex(partial[-600:].decode(), r'\n\t\t\[\d+, 0\]Code: 395\. DB::Exception: .*'
+                                                          r'\(FUNCTION_THROW_IF_VALUE_IS_NON_ZERO\) \(version [\d.]+\)\n$')
+        # The session's next streamed JSON result is whole and starts afresh (the engine keeps
+        # the end of the failed document for the connection's next stream unless cleared).
+        sql = LARGE + " FORMAT JSONCompact"
+        status, headers, body = self.server.query(sql, session_id=sid)
+        self.assert_streamed(headers)
+        self.assert_same_json(body, self.server.ok(sql, wait_end_of_query="1"))
+
+    def test_results_in_sessions_are_streamed(self):
+        sid = f"streamed-{uuid.uuid4()}"
+        if self.streams():
+            self.server.ok("CREATE TEMPORARY TABLE big AS SELECT number, toString(number) AS s FROM numbers(300000)",
+                           session_id=sid)
+            source = "big"
+        else:
+            source = "numbers(300000)"  # (older engines keep no temporary table in a session)
+        self.server.ok("SET max_block_size = 1000", session_id=sid)
+        expected = "".join(f"{i}\t{i}\t1000\t3\n" for i in range(300000)).encode()
+        sql = f"SELECT number, toString(number), getSetting('max_block_size'), getSetting('max_threads') FROM {source}"
+        status, headers, body = self.server.query(sql + " ORDER BY number", session_id=sid, max_threads="3")
+        self.assertEqual(status, 200, body[:300])
+        self.assert_streamed(headers)
+        self.assertEqual(body, expected)
+        # The URL setting was the request's only; the session's own stays.
+        self.assertEqual(self.server.ok("SELECT getSetting('max_block_size'), getSetting('max_threads') = 3",
+                                        session_id=sid), b"1000\t0\n")
+        # JSON, compressed, in a session: the same document as outside it.
+        sql = LARGE + " FORMAT JSONStrings"
+        status, headers, body = self.server.query(sql, session_id=sid, headers={"Accept-Encoding": "br"},
+                                                  enable_http_compression="1")
+        self.assert_streamed(headers)
+        self.assert_same_json(brotli.decompress(body), self.server.ok(sql, wait_end_of_query="1"))
+        # A HEAD request sends no body: its stream is dropped unread, and the session is free.
+        status, headers, body = self.server.query(None, method="HEAD", query=LARGE, session_id=sid)
+        self.assertEqual((status, body), (200, b""))
+        self.assertEqual(self.server.ok("SELECT 2", session_id=sid, query_id=f"q-{sid}"), b"2\n")
+        self.assertEqual(self.server.ok("SELECT 3", query_id=f"q-{sid}"), b"3\n")
+
+    def test_stream_holds_its_session(self):
+        self.require_concurrent_engine()
+        sid = f"held-{uuid.uuid4()}"
+        params = {"session_id": sid, "cancel_http_readonly_queries_on_client_close": "1"}
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=20)
+        try:
+            conn.request("POST", "/?" + urllib.parse.urlencode(params), body=ENDLESS.encode())
+            response = conn.getresponse()
+            self.assertEqual(response.read1(1 << 20)[:4], b"0\t0\n")
+            self.assert_error(self.server.query("SELECT 1", session_id=sid), 500, 373, "SESSION_IS_LOCKED")
+        finally:
+            conn.close()
+        deadline = time.monotonic() + 10
+        while self.server.query("SELECT 1", session_id=sid)[0] != 200:
+            self.assertLess(time.monotonic(), deadline, "the session stayed locked")
+            time.sleep(0.1)
 
     def test_progress_headers(self):
         self.require_concurrent_engine()

@@ -370,10 +370,17 @@ impl<'a> Parsed<'a> {
         let path = string_literal(&format!("{ZOOKEEPER_PATH_PREFIX}{table}"));
         let replica = string_literal(REPLICA_NAME);
         let tok = self.toks[k];
+        // A quoted name may touch the word before it (ENGINE`MergeTree`); written
+        // bare, it needs a space not to run into that word.
+        let touches_word = self.text[..tok.start]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_');
+        let space = if touches_word { " " } else { "" };
         let mut edits = vec![Edit {
             start: tok.start,
             end: tok.end,
-            text: EditText::Literal(format!("Replicated{engine_name}")),
+            text: EditText::Literal(format!("{space}Replicated{engine_name}")),
         }];
         if self.punct(k + 1, b'(') {
             let at = self.toks[k + 1].end;
@@ -492,6 +499,15 @@ mod tests {
         // `ENGINE MergeTree` without `=`, and no space before the column list.
         assert_eq!(
             r("CREATE TABLE t(x UInt8) ENGINE MergeTree ORDER BY x"),
+            format!(
+                "CREATE TABLE t ON CLUSTER 'rvbbit_cluster' (x UInt8) ENGINE ReplicatedMergeTree({}) ORDER BY x",
+                path("t")
+            )
+        );
+        // A quoted name touching ENGINE gets a space, not `ENGINEReplicatedMergeTree`
+        // (found by the cluster fuzz target).
+        assert_eq!(
+            r("CREATE TABLE t (x UInt8) ENGINE`MergeTree` ORDER BY x"),
             format!(
                 "CREATE TABLE t ON CLUSTER 'rvbbit_cluster' (x UInt8) ENGINE ReplicatedMergeTree({}) ORDER BY x",
                 path("t")

@@ -73,6 +73,7 @@ fn every_commands_examples_parse() {
     check::<super::annotate::Args>("annotate");
     check::<super::examples::Args>("examples");
     check::<super::migrate::Args>("migrate");
+    check::<super::review::Args>("review");
     check::<super::stats::Args>("stats");
     check::<super::status::Args>("status");
     check::<super::test_annotation::Args>("test-annotation");

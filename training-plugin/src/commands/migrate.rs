@@ -48,26 +48,31 @@ pub struct Args {
 }
 
 pub fn exec(args: Args) -> CommandResult {
-    run(&args.connection, &args.output, |target| async move {
-        if let Some(cluster) = &args.cluster {
-            // A bad name is a usage error, found before anything is sent.
-            rvbbit_sql_text::cluster::render(ledger::CREATE_LEDGER, cluster)
-                .map_err(|e| classified(exit::USAGE, format!("--cluster: {e}")))?;
-        }
-        let mut interrupt = Interrupt::new()?;
-        let options = Options {
-            create_database: args.create_database,
-            format: args.format,
-            dry_run: args.dry_run,
-            repair: args.repair,
-            cluster: args.cluster.as_deref(),
-            wait: std::time::Duration::from_secs(args.wait),
-            limits: examples::BackfillLimits {
-                max_memory: args.backfill_max_memory,
-            },
-        };
-        ops::migrate(Db::connect(target).await?, &options, &mut interrupt).await
-    })
+    run(
+        args.format,
+        &args.connection,
+        &args.output,
+        |target| async move {
+            if let Some(cluster) = &args.cluster {
+                // A bad name is a usage error, found before anything is sent.
+                rvbbit_sql_text::cluster::render(ledger::CREATE_LEDGER, cluster)
+                    .map_err(|e| classified(exit::USAGE, format!("--cluster: {e}")))?;
+            }
+            let mut interrupt = Interrupt::new()?;
+            let options = Options {
+                create_database: args.create_database,
+                format: args.format,
+                dry_run: args.dry_run,
+                repair: args.repair,
+                cluster: args.cluster.as_deref(),
+                wait: std::time::Duration::from_secs(args.wait),
+                limits: examples::BackfillLimits {
+                    max_memory: args.backfill_max_memory,
+                },
+            };
+            ops::migrate(Db::connect(target).await?, &options, &mut interrupt).await
+        },
+    )
 }
 
 rvbbit_plugin_api::register_command!(path: "training migrate", args: Args, run: exec);

@@ -24,16 +24,21 @@ pub struct Args {
 }
 
 pub fn exec(args: Args) -> CommandResult {
-    run(&args.connection, &args.output, |target| async move {
-        let db = Db::connect(target).await?;
-        let report = checks(&db).await?;
-        report.print(args.format)?;
-        Ok(if report.ok {
-            exit::SUCCESS
-        } else {
-            exit::CHECK_FAILED
-        })
-    })
+    run(
+        args.format,
+        &args.connection,
+        &args.output,
+        |target| async move {
+            let db = Db::connect(target).await?;
+            let report = checks(&db).await?;
+            report.print(args.format)?;
+            Ok(if report.ok {
+                exit::SUCCESS
+            } else {
+                exit::CHECK_FAILED
+            })
+        },
+    )
 }
 
 rvbbit_plugin_api::register_command!(path: "training verify", args: Args, run: exec);

@@ -15,7 +15,7 @@ use crate::failure::classified;
 use crate::ledger;
 use crate::migrations::{creates, Creates, MIGRATIONS};
 use crate::model::{Action, Fix, Found, Problem};
-use crate::output::Format;
+use crate::output::{self, Format};
 use crate::say;
 use crate::schema::OBJECTS;
 use anyhow::Context;
@@ -73,11 +73,15 @@ pub async fn apply(
 
 /// Says, for people, what was found and what is resumed.
 fn announce(plan: &Plan) {
+    let width = output::width();
     match plan.found {
         Found::HandApplied => {
-            say!("  found a hand-applied install (made by hand from an earlier version of the training SQL):");
+            say!("  {}", output::hanging("found a hand-applied install (made by hand from an earlier version of the training SQL):", 2, width));
             for f in &plan.findings {
-                say!("    {}: {}", f.object, f.problem);
+                say!(
+                    "    {}",
+                    output::hanging_after(&format!("{}: {}", f.object, f.problem), 4, 6, width)
+                );
             }
             say!("  upgrading it in place; every annotation is kept");
         }
@@ -85,7 +89,10 @@ fn announce(plan: &Plan) {
         Found::Installed => {}
     }
     for line in &plan.resuming {
-        say!("  resuming: {line}");
+        say!(
+            "  {}",
+            output::hanging_after(&format!("resuming: {line}"), 2, 4, width)
+        );
     }
 }
 
@@ -269,12 +276,14 @@ impl Applier<'_, '_> {
             self.added +=
                 backfill::refill(db, Refill::Examples, self.options.limits, self.interrupt).await?;
         }
-        if db
-            .objects()
-            .await?
-            .contains_key(crate::schema::TRAINABLE_EXAMPLES)
-        {
+        let objects = db.objects().await?;
+        if objects.contains_key(crate::schema::TRAINABLE_EXAMPLES) {
             examples::copy_trainable(db).await?;
+            // Annotations written while the filter view was missing (dropped, or not
+            // yet created) reach the copies through the relay (0004's catch-up).
+            if objects.contains_key(crate::schema::TRAINABLE_ANNOTATIONS) {
+                examples::catch_up_annotations(db).await?;
+            }
             examples::refresh_values(db).await?;
         }
         Ok(())

@@ -39,26 +39,54 @@ pub async fn examples_from_history(
     backfill(db, &view_query, limits, interrupt).await
 }
 
-/// Backfills month by month, showing progress: a bar on a terminal, one line per
-/// month otherwise, nothing with `-q`. Returns the number of examples added.
-async fn backfill(
-    db: &Db,
-    view_query: &str,
-    limits: examples::BackfillLimits,
-    interrupt: &mut Interrupt,
-) -> anyhow::Result<u64> {
-    let before = examples::count(db).await?;
-    let months = examples::log_months(db).await?;
-    let total: u64 = months.iter().map(|(_, rows)| rows).sum();
-    let bar = (!output::quiet() && std::io::stderr().is_terminal()).then(|| {
+/// The widest a rate is drawn (`9,999,999/s`), an ETA (`59m`) and a month (`2026-05`).
+const RATE_COLUMNS: usize = 11;
+const ETA_COLUMNS: usize = 3;
+const MONTH_COLUMNS: usize = 7;
+
+/// The progress bar's template for a terminal `width` columns wide and `total` log
+/// rows: the bar 12 columns wide when the line fits, narrower (to 4) when not; then
+/// the month, the ETA and the rate are left out, in that order, until it fits.
+/// `label` names the bar (`backfill`, `export`).
+pub fn labelled_bar_template(label: &str, width: usize, total: u64) -> String {
+    let count = indicatif::HumanCount(total).to_string().chars().count();
+    // "  LABEL [", "] ", then "done/total".
+    let base = label.chars().count() + 4 + 2 + 2 * count + 1;
+    let tiers = [
+        (
+            base + 2 + RATE_COLUMNS + 6 + ETA_COLUMNS + 2 + MONTH_COLUMNS,
+            "  {rate}  ETA {eta}  {msg}",
+        ),
+        (
+            base + 2 + RATE_COLUMNS + 6 + ETA_COLUMNS,
+            "  {rate}  ETA {eta}",
+        ),
+        (base + 2 + RATE_COLUMNS, "  {rate}"),
+        (base, ""),
+    ];
+    let (bar, tail) = tiers
+        .iter()
+        .find(|(columns, _)| columns + 4 <= width)
+        .map_or((4, ""), |(columns, tail)| {
+            ((width - columns).min(12), *tail)
+        });
+    format!("  {label} [{{bar:{bar}}}] {{human_pos}}/{{human_len}}{tail}")
+}
+
+/// A progress bar named `label` over `total` on stderr when it is a terminal (and not
+/// `-q`): as wide as the terminal allows ([`labelled_bar_template`]), with a rate in
+/// whole units a second.
+pub fn terminal_bar(label: &str, total: u64) -> Option<indicatif::ProgressBar> {
+    (!output::quiet() && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(total);
         bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "  backfill [{bar:12}] {human_pos}/{human_len}  {rate}  ETA {eta}  {msg}",
-            )
+            indicatif::ProgressStyle::with_template(&labelled_bar_template(
+                label,
+                output::stderr_width().unwrap_or(80),
+                total,
+            ))
             .map(|style| {
-                // A whole number of log rows a second (indicatif's own shows 4
-                // decimals). At 10M rows the line is 77 columns.
+                // A whole number a second (indicatif's own shows 4 decimals).
                 style.with_key(
                     "rate",
                     |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
@@ -70,7 +98,21 @@ async fn backfill(
             .progress_chars("=> "),
         );
         bar
-    });
+    })
+}
+
+/// Backfills month by month, showing progress: a bar on a terminal, one line per
+/// month otherwise, nothing with `-q`. Returns the number of examples added.
+async fn backfill(
+    db: &Db,
+    view_query: &str,
+    limits: examples::BackfillLimits,
+    interrupt: &mut Interrupt,
+) -> anyhow::Result<u64> {
+    let before = examples::count(db).await?;
+    let months = examples::log_months(db).await?;
+    let total: u64 = months.iter().map(|(_, rows)| rows).sum();
+    let bar = terminal_bar("backfill", total);
     for (done, (month, rows)) in months.iter().enumerate() {
         let label = format!("{}-{:02}", month / 100, month % 100);
         if let Some(bar) = &bar {
@@ -107,6 +149,63 @@ async fn backfill(
     }
     if let Some(bar) = bar {
         bar.finish_with_message("done");
+        // The bar leaves the cursor at the right edge of its line, relying on the
+        // terminal to wrap what comes next; a line break of our own ends it for
+        // every terminal (and for anything reading the screen's output).
+        eprintln!();
     }
     Ok(examples::count(db).await?.saturating_sub(before))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The template drawn at its widest: every field as wide as it gets.
+    fn widest_line(template: &str, total: u64) -> String {
+        let count = indicatif::HumanCount(total).to_string();
+        let bar: usize = template
+            .split("{bar:")
+            .nth(1)
+            .and_then(|rest| rest.split('}').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        template
+            .replace(&format!("{{bar:{bar}}}"), &"=".repeat(bar))
+            .replace("{human_pos}", &count)
+            .replace("{human_len}", &count)
+            .replace("{rate}", &"9".repeat(RATE_COLUMNS))
+            .replace("{eta}", &"9".repeat(ETA_COLUMNS))
+            .replace("{msg}", &"9".repeat(MONTH_COLUMNS))
+    }
+
+    #[test]
+    fn on_80_columns_the_bar_has_everything() {
+        let template = labelled_bar_template("backfill", 80, 10_000_000);
+        assert_eq!(
+            template,
+            "  backfill [{bar:12}] {human_pos}/{human_len}  {rate}  ETA {eta}  {msg}"
+        );
+        assert!(widest_line(&template, 10_000_000).chars().count() <= 80);
+    }
+
+    #[test]
+    fn the_bar_line_fits_every_width_giving_way_in_order() {
+        for total in [1, 2_002, 200_000, 10_000_000] {
+            for width in 40..=160 {
+                let template = labelled_bar_template("backfill", width, total);
+                let line = widest_line(&template, total);
+                assert!(
+                    line.chars().count() <= width,
+                    "{total} rows at {width}: {line}"
+                );
+                assert!(template.starts_with("  backfill ["), "{template}");
+            }
+        }
+        let narrow = labelled_bar_template("backfill", 60, 200_000);
+        assert!(
+            narrow.contains("{rate}  ETA {eta}") && !narrow.contains("{msg}"),
+            "{narrow}"
+        );
+    }
 }

@@ -202,36 +202,23 @@ fn print_sql(dry: &DryRun) {
     }
 }
 
-/// Prints the dry run of `plan` in `format`; JSON carries `database` and
-/// `server_version` like every other command's.
-pub fn print(
-    plan: &Plan,
-    cluster: Option<&str>,
-    format: Format,
-    database: &str,
-    server_version: &str,
-) -> anyhow::Result<()> {
+/// Prints the dry run of `plan` in `format`: the statements as SQL, or the plan as
+/// the data of the JSON document (nothing else on stdout).
+pub fn print(plan: &Plan, cluster: Option<&str>, format: Format) -> anyhow::Result<()> {
     let dry = describe(plan, cluster)?;
     match format {
         Format::Table => print_sql(&dry),
         Format::Json => {
             #[derive(Serialize)]
             struct Document<'a> {
-                database: &'a str,
-                server_version: &'a str,
                 dry_run: bool,
                 #[serde(flatten)]
                 plan: &'a DryRun,
             }
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&Document {
-                    database,
-                    server_version,
-                    dry_run: true,
-                    plan: &dry,
-                })?
-            );
+            crate::output::print_json(&Document {
+                dry_run: true,
+                plan: &dry,
+            })?;
         }
     }
     Ok(())

@@ -25,6 +25,18 @@ impl Interrupt {
         step: impl Future<Output = anyhow::Result<T>>,
         what_was_done: impl FnOnce() -> String,
     ) -> anyhow::Result<T> {
+        self.race(step, || {
+            format!("interrupted: {}. Nothing is half-applied: run `rvbbit training migrate` again to resume.", what_was_done())
+        })
+        .await
+    }
+
+    /// Runs `step`; if Ctrl-C comes first, returns an interruption error saying `message`.
+    pub async fn race<T>(
+        &mut self,
+        step: impl Future<Output = anyhow::Result<T>>,
+        message: impl FnOnce() -> String,
+    ) -> anyhow::Result<T> {
         #[cfg(unix)]
         let ctrl_c = self.signal.recv();
         #[cfg(not(unix))]
@@ -37,10 +49,7 @@ impl Interrupt {
                 if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
                     eprintln!();
                 }
-                Err(classified(
-                exit::INTERRUPTED,
-                format!("interrupted: {}. Nothing is half-applied: run `rvbbit training migrate` again to resume.", what_was_done()),
-            ))
+                Err(classified(exit::INTERRUPTED, message()))
             }
         }
     }

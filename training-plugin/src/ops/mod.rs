@@ -1,28 +1,45 @@
-//! The engine under the commands. `migrate` applies the embedded migrations statement
-//! by statement, backfills examples from history one month at a time (with progress),
-//! and ends with the verification report. Ctrl-C stops between steps; everything done
-//! so far is kept and a re-run resumes.
+//! The engine under the commands: each command's logic, in a function taking a plain
+//! options struct (no clap), which `commands/<cmd>.rs` fills from its flags. `migrate`
+//! applies the embedded migrations statement by statement, backfills examples from
+//! history one month at a time (with progress), and ends with the verification report.
+//! Ctrl-C stops between steps; everything done so far is kept and a re-run resumes.
 //!
-//! | module        | what it holds                                                   |
-//! |---------------|-----------------------------------------------------------------|
-//! | [`plan`]      | the pure planner: live state, ledger and migrations in, steps out |
-//! | [`apply`]     | runs a plan under the lease, writing the ledger around each step |
-//! | [`backfill`]  | the month-by-month backfill and the refills after a repair      |
-//! | [`dry_run`]   | `--dry-run`'s printer                                           |
-//! | [`report`]    | the actions and the closing report of a run, and their printer  |
-//! | [`verify`]    | the checks of `verify`, and their printer                       |
-//! | [`interrupt`] | Ctrl-C between steps                                            |
+//! | module              | what it holds                                                   |
+//! |---------------------|-----------------------------------------------------------------|
+//! | this module         | `training migrate`: [`migrate`] behind [`Options`]              |
+//! | [`plan`]            | the pure planner: live state, ledger and migrations in, steps out |
+//! | [`apply`]           | runs a plan under the lease, writing the ledger around each step |
+//! | [`backfill`]        | the month-by-month backfill and the refills after a repair      |
+//! | [`dry_run`]         | `--dry-run`'s printer                                           |
+//! | [`report`]          | the actions and the closing report of a run, and their printer  |
+//! | [`verify`]          | the checks of `verify`, and their printer                       |
+//! | [`interrupt`]       | Ctrl-C between steps                                            |
+//! | [`annotate`]        | `training annotate`: the current annotations read, the new rows decided and written |
+//! | [`test_annotation`] | `training test-annotation`: the test row inserted, read back through the views, removed |
+//! | [`stats`]           | `training stats`: Studio's KPI numbers per cascade and cell, read and printed |
+//! | [`examples`]        | `training examples`: rvbbit's few-shot retrieval query (or `--all`'s listing) and its printer |
+//! | [`status`]          | `training status`: the migrations against the ledger and the lease, and their printer |
+//! | [`export`]          | `training export`: the curated examples streamed as a dataset (JSONL, OpenAI, Parquet) |
+//! | [`review`]          | `training review`: the review queue, its state machine and its screen ([`review::ui`]) |
+//! | [`uninstall`]       | `training uninstall`: what migrate created, dropped newest first, and this plugin's ledger and lease rows |
 
+pub mod annotate;
 pub mod apply;
 pub mod backfill;
 pub mod dry_run;
+pub mod examples;
+pub mod export;
 pub mod interrupt;
 pub mod plan;
 pub mod report;
+pub mod review;
+pub mod stats;
+pub mod status;
+pub mod test_annotation;
+pub mod uninstall;
 pub mod verify;
 
 use crate::db::Db;
-use crate::examples;
 use crate::failure::classified;
 use crate::lease;
 use crate::ledger;
@@ -45,7 +62,7 @@ pub struct Options<'a> {
     pub repair: bool,
     pub cluster: Option<&'a str>,
     pub wait: std::time::Duration,
-    pub limits: examples::BackfillLimits,
+    pub limits: crate::examples::BackfillLimits,
 }
 
 /// Brings the database to this version (or, with `dry_run`, prints how); returns the
@@ -60,15 +77,20 @@ pub async fn migrate(
     let database = db.target.database.clone();
     let mut actions = Actions::new(format);
     if format == Format::Table {
-        say!(
-            "{}ClickHouse {} at {}, database {database}{}",
-            if options.dry_run { "-- " } else { "" },
+        let header = format!(
+            "ClickHouse {} at {}, database {database}{}",
             db.version,
             db.target.address(),
             cluster
                 .map(|c| format!(", cluster {c}"))
                 .unwrap_or_default()
         );
+        if options.dry_run {
+            // A comment of the SQL printed below: one line, as it is.
+            say!("-- {header}");
+        } else {
+            say!("{}", output::heading(&header));
+        }
     }
     if !db.database_exists().await? {
         // Creating it would not help: migrate needs rvbbit's unified_logs in it, which
@@ -98,7 +120,7 @@ pub async fn migrate(
     )?;
     refuse(&db, &first, options.repair)?;
     if options.dry_run {
-        dry_run::print(&first, cluster, format, &database, &db.version)?;
+        dry_run::print(&first, cluster, format)?;
         return Ok(exit::SUCCESS);
     }
 
@@ -122,8 +144,6 @@ pub async fn migrate(
     let report = verify::checks(&db).await?;
     let ok = report.ok;
     let outcome = Outcome {
-        database,
-        server_version: db.version.clone(),
         found: plan.found,
         findings: plan
             .findings

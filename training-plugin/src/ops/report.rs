@@ -31,12 +31,15 @@ impl Actions {
     /// Records an action, and prints it for people in table format.
     pub fn act(&mut self, action: Action, object: String) {
         if self.format == Format::Table {
+            // Every action's word takes the same 11 columns; what it acted on is
+            // broken at spaces below it, a name wider than the line cut with `…`.
+            let text = output::hanging(&object, 11, output::width());
             match action {
-                Action::Created => say!("  {}  {object}", output::green("created")),
-                Action::Exists => say!("  {}   {object}", output::dim("exists")),
-                Action::Skipped => say!("  {}  {object}", output::dim("skipped")),
-                Action::Absent => say!("  {}   {object}", output::dim("absent")),
-                _ => say!("  {action:8} {object}"),
+                Action::Created => say!("  {}  {text}", output::green("created")),
+                Action::Exists => say!("  {}   {text}", output::dim("exists")),
+                Action::Skipped => say!("  {}  {text}", output::dim("skipped")),
+                Action::Absent => say!("  {}   {text}", output::dim("absent")),
+                _ => say!("  {action:8} {text}"),
             }
         }
         self.done.push(Acted { action, object });
@@ -46,8 +49,6 @@ impl Actions {
 /// What `migrate` did, for `--format json`.
 #[derive(serde::Serialize)]
 pub struct Outcome {
-    pub database: String,
-    pub server_version: String,
     /// What migrate found before it began: "new", "installed", or "hand-applied" (an
     /// install made by hand from an earlier version of the SQL).
     pub found: Found,
@@ -65,18 +66,16 @@ impl Outcome {
                 if self.backfilled_examples == 0 {
                     say!("  backfill examples already cover {LOGS}");
                 } else {
-                    say!(
-                        "  backfill added {} examples from existing {LOGS} rows",
+                    let added = format!(
+                        "backfill added {} examples from existing {LOGS} rows",
                         self.backfilled_examples
                     );
+                    say!("  {}", output::hanging_after(&added, 2, 4, output::width()));
                 }
                 say!();
                 self.verify.print(Format::Table)
             }
-            Format::Json => {
-                println!("{}", serde_json::to_string_pretty(self)?);
-                Ok(())
-            }
+            Format::Json => output::print_json(self),
         }
     }
 }

@@ -24,8 +24,8 @@ pub struct Check {
 #[derive(Serialize, Debug)]
 pub struct Report {
     pub ok: bool,
+    #[serde(skip)] // in the JSON envelope
     pub database: String,
-    pub server_version: String,
     pub checks: Vec<Check>,
 }
 
@@ -55,7 +55,6 @@ pub async fn checks(db: &Db) -> anyhow::Result<Report> {
         return Ok(Report {
             ok: false,
             database,
-            server_version: db.version.clone(),
             checks: out,
         });
     }
@@ -161,7 +160,6 @@ pub async fn checks(db: &Db) -> anyhow::Result<Report> {
     Ok(Report {
         ok,
         database,
-        server_version: db.version.clone(),
         checks: out,
     })
 }
@@ -246,7 +244,8 @@ fn migrations_verdict(migrations: &[Migration], entries: &[ledger::Entry]) -> Ch
 /// The checklist's lines within `width` columns, each with the check's outcome on the
 /// line that carries its mark. Name and detail share a line, aligned, when every check
 /// fits; otherwise each name has a line of its own, its detail below it, indented and
-/// broken at spaces (names and ids are never broken).
+/// broken at spaces (names and ids are never broken: one wider than the line is cut
+/// with `…`).
 pub fn check_lines(checks: &[Check], width: usize) -> Vec<(String, Option<bool>)> {
     let name_width = checks
         .iter()
@@ -265,7 +264,16 @@ pub fn check_lines(checks: &[Check], width: usize) -> Vec<(String, Option<bool>)
                 Some(c.ok),
             ));
         } else {
-            lines.push((format!("  {} {}", mark(c.ok), c.name), Some(c.ok)));
+            // The name broken between its kind and the object's name when the line
+            // is too narrow for both (an object's name is cut with `…`, never broken).
+            let name = output::hanging(&c.name, 7, width);
+            for (i, part) in name.lines().enumerate() {
+                if i == 0 {
+                    lines.push((format!("  {} {part}", mark(c.ok)), Some(c.ok)));
+                } else {
+                    lines.push((part.to_string(), None));
+                }
+            }
             for part in output::wrap(&c.detail, width.saturating_sub(7).max(20)) {
                 lines.push((format!("       {part}"), None));
             }
@@ -279,7 +287,7 @@ impl Report {
     pub fn print(&self, format: Format) -> anyhow::Result<()> {
         let report = self;
         match format {
-            Format::Json => println!("{}", serde_json::to_string_pretty(report)?),
+            Format::Json => output::print_json(report)?,
             Format::Table => {
                 for (line, ok) in check_lines(&report.checks, output::width()) {
                     say!(
@@ -291,7 +299,7 @@ impl Report {
                         }
                     );
                 }
-                say!("{}", report.summary());
+                say!("{}", output::heading(&report.summary()));
             }
         }
         Ok(())
@@ -422,7 +430,6 @@ mod tests {
         let mut report = Report {
             ok: true,
             database: "rvbbit".into(),
-            server_version: "26.9".into(),
             checks: vec![check("a", true, ""), check("b", true, "")],
         };
         assert_eq!(
@@ -485,6 +492,33 @@ mod print_tests {
             lines.last().map(|(l, _)| l.trim()),
             Some("one example per trace")
         );
+    }
+
+    #[test]
+    fn on_60_columns_the_kind_gives_way_and_the_name_stays_whole() {
+        let name = "materialized view training_trainable_examples_by_annotation_mv";
+        let lines = check_lines(
+            &[c(name, false, "missing; run `rvbbit training migrate`")],
+            60,
+        );
+        let text: Vec<&str> = lines.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(
+            text,
+            vec![
+                "  FAIL materialized view",
+                "       training_trainable_examples_by_annotation_mv",
+                "       missing; run `rvbbit training migrate`",
+            ]
+        );
+        assert_eq!(lines[0].1, Some(false));
+        assert_eq!((lines[1].1, lines[2].1), (None, None));
+        for width in 40..=60 {
+            let lines = check_lines(&[c(name, true, "fine")], width);
+            assert!(
+                lines.iter().all(|(l, _)| l.chars().count() <= width),
+                "{width}: {lines:#?}"
+            );
+        }
     }
 
     #[test]

@@ -47,8 +47,8 @@ class EngineAPI:
     # front runs them one at a time.
     concurrent = False
 
-    def kill_tagged(self, tag):
-        """Cancel running queries whose log_comment is `tag` (engines that run queries at once)."""
+    def kill_matching(self, condition):
+        """Cancel running queries matching a system.processes `condition` (engines that run queries at once)."""
         raise NotImplementedError
 
     def scalar_rows(self, sql):
@@ -108,6 +108,7 @@ class Plan:
         # database and settings, on engines that cannot keep a session open (see ReplayedSession)
         self.session_steps = []
         self.stream_after = None  # see QueryJob.stream_after; None: the engine gives the whole result
+        self.stream_format = None  # the result's format when streamed (its header, or JSON's envelope, once)
 
 
 class RawResult:
@@ -128,6 +129,50 @@ class RawResult:
         self.result_bytes = result_bytes
         # An iterator of the result's further bytes (the engine still runs the query), or None.
         self.rest = None
+
+
+class Ending:
+    """An iterator over `chunks` followed by cleanup(): it runs once, when they are used up,
+    fail or are closed, started or not (closing a generator that never started skips its
+    finally clauses: a response that sends no body, as to HEAD, never starts its stream).
+    `finished` tells whether the chunks ran out.  Errors of the engine (EngineError) pass
+    through `translate` when given.  Closing it closes `chunks` first."""
+
+    def __init__(self, chunks, cleanup, translate=None):
+        self._chunks = iter(chunks)
+        self._cleanup = cleanup
+        self._translate = translate
+        self.finished = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        try:
+            return next(self._chunks)
+        except StopIteration:
+            self.finished = True
+            self.close()
+            raise
+        except EngineError as exc:
+            self.close()
+            if self._translate is None:
+                raise
+            raise self._translate(exc) from None
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        cleanup, self._cleanup = self._cleanup, None
+        if cleanup is None:
+            return
+        try:
+            close = getattr(self._chunks, "close", None)
+            if close is not None:
+                close()
+        finally:
+            cleanup()
 
 
 def engine_release():

@@ -232,7 +232,7 @@ fn a_pending_migration_is_planned_alone_and_what_exists_is_marked() {
         "no backfill: migration {BACKFILL_AFTER} is applied"
     );
     let created = plan.steps.iter().find_map(|s| match s {
-        Step::Statement { what, exists, .. } if what == "table training_trainable_examples" => {
+        Step::Statement { what, exists, .. } if what == "table training_trainable_annotations" => {
             Some(*exists)
         }
         _ => None,

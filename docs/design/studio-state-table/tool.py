@@ -9,7 +9,7 @@
 """
 import importlib.machinery, importlib.util, json, statistics, sys, time, http.client, urllib.parse, re, os
 from pathlib import Path
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]  # the repository (docs/design/<this folder>/tool.py)
 loader = importlib.machinery.SourceFileLoader("bench", str(REPO / "scripts" / "bench"))
 spec = importlib.util.spec_from_loader("bench", loader)
 bench = importlib.util.module_from_spec(spec)
