@@ -122,6 +122,28 @@ class PythonClientTest(unittest.TestCase):
             self.client.command("SELEKT 1")
         self.assertEqual((caught.exception.code, caught.exception.name), (62, "SYNTAX_ERROR"))
 
+    def test_error_after_rows_is_the_clients_exception(self):
+        # The query fails after 390,000 rows. Streamed, a 26.x server has sent rows by then
+        # (200 OK) and the error follows them in the body, framed with the response's
+        # exception tag; older engines answer it whole (500). Whole (the client's
+        # wait_end_of_query=1), the error is the answer. Either way, in the client's session.
+        sql = ("SELECT number, throwIf(number = 390000) FROM numbers(400000) "
+               "SETTINGS max_block_size = 10000, max_threads = 1")
+        for streamed in (True, False):
+            with self.subTest(streamed=streamed):
+                with self.assertRaises(DatabaseError) as caught:
+                    if streamed:
+                        with self.client.query_row_block_stream(sql) as stream:
+                            for _ in stream:
+                                pass
+                    else:
+                        self.client.query(sql)
+                self.assertIn("Code: 395. DB::Exception: Value passed to 'throwIf' function is non-zero",
+                              str(caught.exception))
+                self.assertIn("(FUNCTION_THROW_IF_VALUE_IS_NON_ZERO)", str(caught.exception))
+                # The session goes on, its next answer whole.
+                self.assertEqual(self.client.query("SELECT count() FROM numbers(400000)").result_rows, [(400000,)])
+
     def test_query_df_and_arrow(self):
         try:
             import pandas  # noqa: F401  (only some engines' virtualenvs have it)

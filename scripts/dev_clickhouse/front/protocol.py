@@ -9,6 +9,7 @@ execution.Engine as a QueryJob; body codecs are in compression.py.
 
 import base64
 import email.message
+import random
 import hmac
 import json
 import re
@@ -112,6 +113,13 @@ NOT_FOUND_TEXT = (
 TEXT_PLAIN = "text/plain; charset=UTF-8"
 EXPOSED_HEADERS = ("X-ClickHouse-Query-Id,X-ClickHouse-Summary,X-ClickHouse-Server-Display-Name,"
                    "X-ClickHouse-Format,X-ClickHouse-Timezone,X-ClickHouse-Exception-Code")
+# Since 25.11 a server names a random tag in every query's response (X-ClickHouse-Exception-Tag)
+# and frames an error that comes after the start of the body with it, so that a client can
+# tell the error from the rows: "\r\n__exception__\r\n<tag>\r\n<text>\n<length of text and
+# newline> <tag>\r\n__exception__\r\n" (the frame the official clients parse: clickhouse-rs
+# 0.15 `extract_exception_new`, clickhouse-connect 1.12 `extract_exception_with_tag`).
+EXCEPTION_TAG_SINCE = (25, 11)
+EXCEPTION_MARKER = b"__exception__"
 BINARY_FORMATS = frozenset({
     "rowbinary", "rowbinarywithnames", "rowbinarywithnamesandtypes",
     "rowbinarywithdefaults", "native", "parquet", "arrow", "arrowstream", "orc",
@@ -178,6 +186,23 @@ def content_type_for(fmt, settings):
     if name == "prometheus":
         return "text/plain; version=0.0.4; charset=UTF-8"
     return TEXT_PLAIN
+
+
+def exception_tag():
+    """A response's exception tag, as a server makes it: 16 random lowercase letters."""
+    return "".join(random.choices("abcdefghijklmnopqrstuvwxyz", k=16))
+
+
+def stream_error(text, headers):
+    """The bytes that carry an error after the start of a response's body: its text and a
+    newline, framed with the response's exception tag where it has one (25.11 and later)."""
+    message = (text + "\n").encode()
+    tag = next((value for name, value in headers if name == "X-ClickHouse-Exception-Tag"), None)
+    if tag is None:
+        return message
+    tag = tag.encode()
+    return (b"\r\n" + EXCEPTION_MARKER + b"\r\n" + tag + b"\r\n" + message
+            + b"%d " % len(message) + tag + b"\r\n" + EXCEPTION_MARKER + b"\r\n")
 
 
 class Response:
@@ -264,7 +289,7 @@ class Handler(BaseHTTPRequestHandler):
         except ClickHouseError as err:
             self.close_connection = True
             try:
-                chunk(response.encode((err.text(self.engine.version) + "\n").encode()))
+                chunk(response.encode(stream_error(err.text(self.engine.version), response.headers)))
                 if response.finish is not None:
                     chunk(response.finish())
             except (BrokenPipeError, ConnectionResetError):
@@ -418,6 +443,8 @@ class Handler(BaseHTTPRequestHandler):
         settings = self._settings(url_params)
         timezone = last_value(settings, "session_timezone") or engine.timezone
         headers = [("X-ClickHouse-Query-Id", query_id), ("X-ClickHouse-Timezone", timezone)]
+        if engine.version_tuple >= EXCEPTION_TAG_SINCE:
+            headers.append(("X-ClickHouse-Exception-Tag", exception_tag()))
 
         http_compression = None
         default_http_compression = "1" if engine.default_http_compression else "0"
@@ -475,7 +502,10 @@ class Handler(BaseHTTPRequestHandler):
             response.headers.append(("Content-Encoding", http_compression))
         if parse_bool(last_value(settings, "add_http_cors_header", "0")) and self.headers.get("Origin"):
             response.headers.append(("Access-Control-Allow-Origin", "*"))
-        response.headers.append(("Access-Control-Expose-Headers", EXPOSED_HEADERS))
+        exposed = EXPOSED_HEADERS
+        if engine.version_tuple >= EXCEPTION_TAG_SINCE:
+            exposed += ",X-ClickHouse-Exception-Tag"
+        response.headers.append(("Access-Control-Expose-Headers", exposed))
         return response
 
     def _authenticate(self, url_params):

@@ -174,9 +174,43 @@ class ExecutionTest(ServerTestCase):
             self.assertEqual(response.status, 200)
             with self.assertRaises(http.client.IncompleteRead) as caught:
                 response.read()
-            self.assertIn(b"(FUNCTION_THROW_IF_VALUE_IS_NON_ZERO)", caught.exception.partial)
+            rows = self.assert_stream_error(caught.exception.partial, response.getheaders())
+            self.assertEqual(rows, b"".join(b"%d\t0\n" % i for i in range(len(rows.splitlines()))))
         finally:
             conn.close()
+
+    def assert_stream_error(self, partial, headers):
+        """What a client reads of a response whose query failed after its body started: the
+        rows so far, then the error. From 25.11 a server frames the error with the tag it named
+        in X-ClickHouse-Exception-Tag (16 lowercase letters, on every response), so that no
+        row can pass for it; before, the text follows the rows. Returns the rows."""
+        headers = dict(headers)
+        text = (rb"Code: 395\. DB::Exception: [^\n]*\(FUNCTION_THROW_IF_VALUE_IS_NON_ZERO\) "
+                rb"\(version [\d.]+\)\n")
+        if self.version < (25, 11):
+            self.assertNotIn("X-ClickHouse-Exception-Tag", headers)
+            found = re.search(rb"(?s)^(.*?)(" + text + rb")$", partial)
+            self.assertIsNotNone(found, partial[-400:])
+            return found.group(1)
+        tag = headers.get("X-ClickHouse-Exception-Tag", "")
+        self.assertRegex(tag, r"^[a-z]{16}$")
+        self.assertIn("X-ClickHouse-Exception-Tag", headers.get("Access-Control-Expose-Headers", ""))
+        tag = re.escape(tag.encode())
+        found = re.search(rb"(?s)^(.*?)\r\n__exception__\r\n" + tag + rb"\r\n(" + text + rb")(\d+) "
+                          + tag + rb"\r\n__exception__\r\n$", partial)
+        self.assertIsNotNone(found, partial[-400:])
+        self.assertEqual(int(found.group(3)), len(found.group(2)))  # the length the clients cut by
+        return found.group(1)
+
+    def test_every_query_response_names_an_exception_tag(self):
+        # From 25.11, success and error alike, each response its own tag.
+        tags = [dict(self.server.query(sql)[1]).get("X-ClickHouse-Exception-Tag")
+                for sql in ("SELECT 1", "SELECT 1", "SELECT throwIf(1)", "SELECT * FROM no_such_table")]
+        if self.version < (25, 11):
+            self.assertEqual(tags, [None] * 4)
+        else:
+            self.assertTrue(all(re.fullmatch(r"[a-z]{16}", tag or "") for tag in tags), tags)
+            self.assertEqual(len(set(tags)), 4, tags)
 
     def streams(self):
         """Whether this engine streams results (26.x); older ones send every result whole."""
@@ -223,10 +257,9 @@ class ExecutionTest(ServerTestCase):
         finally:
             conn.close()
         text = gzip.decompress(caught.exception.partial)  # a whole gzip member
-        rows = "".join(f"{i}\t0\n" for i in range(200000)).encode()  # (more than the 1 MiB held back)
-        self.assertTrue(text.startswith(rows), text[:100])
-        self.assertRegex(text[-400:].decode(), r"\nCode: 395\. DB::Exception: .*\(FUNCTION_THROW_IF_VALUE_IS_NON_ZERO\) "
-                                               r"\(version [\d.]+\)\n$")
+        rows = self.assert_stream_error(text, response.getheaders())
+        self.assertGreaterEqual(len(rows), len("".join(f"{i}\t0\n" for i in range(200000))))  # past the 1 MiB held back
+        self.assertEqual(rows, b"".join(b"%d\t0\n" % i for i in range(len(rows.splitlines()))))
 
     def first_bytes_of_endless(self, fmt, path_params, headers=None, size=1 << 21):
         """The first `size` bytes of ENDLESS in `fmt` (a result that only a stream can start
@@ -344,9 +377,9 @@ class ExecutionTest(ServerTestCase):
                     conn.close()
                 partial = caught.exception.partial
                 self.assertTrue(partial.startswith(b'{\n\t"meta":\n\t[\n'), partial[:100])
-                # The rows so far, the error text right after the last, no end of the document.
-                self.assertRegex(partial[-600:].decode(), r'\n\t\t\[\d+, 0\]Code: 395\. DB::Exception: .*'
-                                                          r'\(FUNCTION_THROW_IF_VALUE_IS_NON_ZERO\) \(version [\d.]+\)\n$')
+                # The rows so far, the error right after the last, no end of the document.
+                rows = self.assert_stream_error(partial, response.getheaders())
+                self.assertRegex(rows[-100:].decode(), r"\n\t\t\[\d+, 0\]$")
         # The session's next streamed JSON result is whole and starts afresh (the engine keeps
         # the end of the failed document for the connection's next stream unless cleared).
         sql = LARGE + " FORMAT JSONCompact"

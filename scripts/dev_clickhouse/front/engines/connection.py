@@ -362,9 +362,10 @@ class _KeptConnectionSession(_ConnectionSession):
         return {name: (value, changed == "1") for name, value, changed in rows}
 
     def _after_broken_stream(self):
-        # After a streamed query that ended early, the engine hands what its output format
-        # wrote at the end (a JSON document's tail) to the next streamed query of the
-        # connection; a plain query takes it away.
+        # After a query that ended early (a stream cut short, a statement that failed after
+        # its output began), the engine hands what its output format wrote to the next query
+        # of the connection (a JSON document's tail, a Native block's bytes); a plain query
+        # takes it away.
         try:
             self._query("SELECT 1")
         except EngineError as exc:
@@ -412,6 +413,10 @@ class _KeptConnectionSession(_ConnectionSession):
             applied = self._values(names)
             result = self._statement(plan)
         except BaseException:
+            # A statement that failed part-way leaves what its output format wrote so far for
+            # the connection's next query (measured: a Native result's first bytes in front of
+            # the settings read back below): take it away first.
+            self._after_broken_stream()
             undo()
             raise
         return _then(result, undo)
