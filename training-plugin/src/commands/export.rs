@@ -5,6 +5,7 @@
 use super::{parse_confidence, run_db, Format};
 use crate::connection::{after_help, ConnectionArgs};
 use crate::ops::export::{export, Dataset, ExportOptions};
+use crate::ops::selection::Selection;
 use crate::output::OutputArgs;
 use clap::Parser;
 use rvbbit_plugin_api::plugin::CommandResult;
@@ -63,10 +64,13 @@ pub struct Args {
 
 pub fn exec(args: Args) -> CommandResult {
     let options = ExportOptions {
-        cascade: args.cascade,
-        cell: args.cell,
+        selection: Selection {
+            cascade: args.cascade,
+            cell: args.cell,
+            min_confidence: args.min_confidence,
+            max_confidence: None,
+        },
         verified_only: args.verified_only,
-        min_confidence: args.min_confidence,
         since: args.since,
         include_untrainable: args.include_untrainable,
         dedupe: args.dedupe,

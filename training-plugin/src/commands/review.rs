@@ -8,6 +8,7 @@ use crate::db::Db;
 use crate::ops::review::{
     check_options, check_verbose, require_terminal, review, Order as QueueOrder, ReviewOptions,
 };
+use crate::ops::selection::Selection;
 use crate::output::OutputArgs;
 use clap::Parser;
 use rvbbit_plugin_api::plugin::CommandResult;
@@ -61,11 +62,13 @@ pub struct Args {
 
 pub fn exec(args: Args) -> CommandResult {
     let options = ReviewOptions {
-        cascade: args.cascade,
-        cell: args.cell,
+        selection: Selection {
+            cascade: args.cascade,
+            cell: args.cell,
+            min_confidence: args.min_confidence,
+            max_confidence: args.max_confidence,
+        },
         all: args.all,
-        min_confidence: args.min_confidence,
-        max_confidence: args.max_confidence,
         order: match args.order {
             Order::Newest => QueueOrder::Newest,
             Order::LowestConfidence => QueueOrder::LowestConfidence,

@@ -10,6 +10,7 @@ use crate::db::Db;
 use crate::failure::classified;
 use crate::ops::backfill::terminal_bar;
 use crate::ops::interrupt::Interrupt;
+use crate::ops::selection::Selection;
 use crate::output;
 use crate::schema::LOGS;
 use anyhow::Context;
@@ -36,11 +37,9 @@ pub enum Dataset {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ExportOptions {
     pub dataset: Dataset,
-    pub cascade: Option<String>,
-    pub cell: Option<String>,
+    /// Cascade, cell and minimum confidence (export has no maximum).
+    pub selection: Selection,
     pub verified_only: bool,
-    /// Examples without an assessed confidence never qualify when set, as in rvbbit.
-    pub min_confidence: Option<f32>,
     /// Only examples logged at or after this time (any form ClickHouse's
     /// `parseDateTime64BestEffort` reads; UTC unless it says otherwise).
     pub since: Option<String>,
@@ -61,20 +60,12 @@ fn rfc3339(column: &str) -> String {
 /// `min_confidence`, `since`). Oldest first, ties by trace id: the same order every run.
 pub fn export_sql(options: &ExportOptions) -> String {
     let mut conditions = vec!["user_input != ''", "assistant_output != ''"];
-    if options.cascade.is_some() {
-        conditions.push("cascade_id = {cascade:String}");
-    }
-    if options.cell.is_some() {
-        conditions.push("cell_name = {cell:String}");
-    }
+    conditions.extend(options.selection.conditions());
     if !options.include_untrainable {
         conditions.push("trainable");
     }
     if options.verified_only {
         conditions.push("verified");
-    }
-    if options.min_confidence.is_some() {
-        conditions.push("confidence >= {min_confidence:Float32}");
     }
     if options.since.is_some() {
         conditions.push("timestamp >= parseDateTime64BestEffort({since:String}, 6, 'UTC')");
@@ -268,16 +259,7 @@ impl Sink {
 
 /// The query of `options`, its values bound.
 fn bound(db: &Db, sql: &str, options: &ExportOptions) -> clickhouse::query::Query {
-    let mut query = db.query(sql);
-    if let Some(cascade) = &options.cascade {
-        query = query.param("cascade", cascade);
-    }
-    if let Some(cell) = &options.cell {
-        query = query.param("cell", cell);
-    }
-    if let Some(min) = options.min_confidence {
-        query = query.param("min_confidence", min);
-    }
+    let mut query = options.selection.bind(db.query(sql));
     if let Some(since) = &options.since {
         query = query.param("since", since);
     }
@@ -431,10 +413,13 @@ mod tests {
         assert!(plain.ends_with("ORDER BY logged, trace_id"), "{plain}");
         assert!(!plain.contains("LIMIT 1 BY"), "{plain}");
         let all = export_sql(&ExportOptions {
-            cascade: Some("c".into()),
-            cell: Some("x".into()),
+            selection: Selection {
+                cascade: Some("c".into()),
+                cell: Some("x".into()),
+                min_confidence: Some(0.5),
+                max_confidence: None,
+            },
             verified_only: true,
-            min_confidence: Some(0.5),
             since: Some("2026-11-01".into()),
             include_untrainable: true,
             dedupe: true,

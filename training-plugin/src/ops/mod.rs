@@ -21,6 +21,7 @@
 //! | [`status`]          | `training status`: the migrations against the ledger and the lease, and their printer |
 //! | [`export`]          | `training export`: the curated examples streamed as a dataset (JSONL, OpenAI, Parquet) |
 //! | [`review`]          | `training review`: the review queue, its state machine and its screen ([`review::ui`]) |
+//! | [`selection`]         | the filters `export` and `review` share, as conditions and bound parameters |
 //! | [`uninstall`]       | `training uninstall`: what migrate created, dropped newest first, and this plugin's ledger and lease rows |
 
 pub mod annotate;
@@ -33,6 +34,7 @@ pub mod interrupt;
 pub mod plan;
 pub mod report;
 pub mod review;
+pub mod selection;
 pub mod stats;
 pub mod status;
 pub mod test_annotation;

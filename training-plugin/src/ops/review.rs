@@ -13,6 +13,7 @@ use crate::commands::parse_confidence;
 use crate::db::Db;
 use crate::failure::classified;
 use crate::ops::annotate::{self, Annotation, Change};
+use crate::ops::selection::Selection;
 use crate::output;
 use crate::say;
 use crate::schema::{ANNOTATIONS, JOINED_VIEW};
@@ -37,14 +38,10 @@ pub enum Order {
 /// What `review` was asked for, the flags of its command line.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ReviewOptions {
-    pub cascade: Option<String>,
-    pub cell: Option<String>,
+    /// Cascade, cell and the confidence's bounds.
+    pub selection: Selection,
     /// Every example, reviewed or not; otherwise only those no person annotated yet.
     pub all: bool,
-    /// Examples without an assessed confidence never qualify when set.
-    pub min_confidence: Option<f32>,
-    /// Examples without an assessed confidence never qualify when set.
-    pub max_confidence: Option<f32>,
     pub order: Order,
     /// At most this many examples in one run.
     pub limit: u32,
@@ -54,7 +51,10 @@ pub struct ReviewOptions {
 
 /// Refuses what the options cannot mean, before anything is sent.
 pub fn check_options(options: &ReviewOptions) -> anyhow::Result<()> {
-    if let (Some(min), Some(max)) = (options.min_confidence, options.max_confidence) {
+    if let (Some(min), Some(max)) = (
+        options.selection.min_confidence,
+        options.selection.max_confidence,
+    ) {
         if min > max {
             return Err(classified(
                 exit::USAGE,
@@ -146,21 +146,9 @@ impl Example {
 /// `min_confidence`, `max_confidence`, `limit`); only the conditions present and the
 /// ORDER BY, from a closed set, are part of the text.
 pub fn queue_sql(options: &ReviewOptions) -> String {
-    let mut conditions = Vec::new();
-    if options.cascade.is_some() {
-        conditions.push("cascade_id = {cascade:String}");
-    }
-    if options.cell.is_some() {
-        conditions.push("cell_name = {cell:String}");
-    }
+    let mut conditions = options.selection.conditions();
     if !options.all {
         conditions.push("(annotated_at IS NULL OR annotated_by IN {automatic:Array(String)})");
-    }
-    if options.min_confidence.is_some() {
-        conditions.push("confidence >= {min_confidence:Float32}");
-    }
-    if options.max_confidence.is_some() {
-        conditions.push("confidence <= {max_confidence:Float32}");
     }
     let filter = if conditions.is_empty() {
         String::new()
@@ -182,22 +170,11 @@ pub fn queue_sql(options: &ReviewOptions) -> String {
 
 /// The examples to review, in the queue's order.
 async fn queue(db: &Db, options: &ReviewOptions) -> anyhow::Result<Vec<Example>> {
-    let mut query = db
-        .query(&queue_sql(options))
+    let query = options
+        .selection
+        .bind(db.query(&queue_sql(options)))
         .param("automatic", AUTOMATIC.as_slice())
         .param("limit", options.limit);
-    if let Some(cascade) = &options.cascade {
-        query = query.param("cascade", cascade);
-    }
-    if let Some(cell) = &options.cell {
-        query = query.param("cell", cell);
-    }
-    if let Some(min) = options.min_confidence {
-        query = query.param("min_confidence", min);
-    }
-    if let Some(max) = options.max_confidence {
-        query = query.param("max_confidence", max);
-    }
     db.fetch_all::<Example>(query)
         .await
         .with_context(|| format!("reading the examples to review from {JOINED_VIEW}"))
@@ -210,25 +187,7 @@ pub fn nothing_to_review(options: &ReviewOptions) -> String {
     } else {
         "no unreviewed example"
     });
-    match (&options.cascade, &options.cell) {
-        (Some(cascade), Some(cell)) => {
-            what.push_str(&format!(" of cascade {cascade}, cell {cell}"))
-        }
-        (Some(cascade), None) => what.push_str(&format!(" of cascade {cascade}")),
-        (None, Some(cell)) => what.push_str(&format!(" of cell {cell}")),
-        (None, None) => {}
-    }
-    let number = |x: f32| output::confidence(f64::from(x));
-    match (options.min_confidence, options.max_confidence) {
-        (Some(min), Some(max)) => what.push_str(&format!(
-            " with confidence from {} to {}",
-            number(min),
-            number(max)
-        )),
-        (Some(min), None) => what.push_str(&format!(" with confidence >= {}", number(min))),
-        (None, Some(max)) => what.push_str(&format!(" with confidence <= {}", number(max))),
-        (None, None) => {}
-    }
+    what.push_str(&options.selection.describe());
     if !options.all {
         what.push_str(" (--all shows the reviewed ones too)");
     }

@@ -87,10 +87,12 @@ fn the_queue_query_has_a_condition_per_filter_and_the_order_asked() {
         "{all}"
     );
     let every = queue_sql(&ReviewOptions {
-        cascade: Some("c".into()),
-        cell: Some("x".into()),
-        min_confidence: Some(0.2),
-        max_confidence: Some(0.6),
+        selection: Selection {
+            cascade: Some("c".into()),
+            cell: Some("x".into()),
+            min_confidence: Some(0.2),
+            max_confidence: Some(0.6),
+        },
         order: Order::LowestConfidence,
         ..ReviewOptions::default()
     });
@@ -108,8 +110,11 @@ fn the_queue_query_has_a_condition_per_filter_and_the_order_asked() {
 #[test]
 fn options_that_cannot_mean_anything_are_refused() {
     let crossed = ReviewOptions {
-        min_confidence: Some(0.8),
-        max_confidence: Some(0.2),
+        selection: Selection {
+            min_confidence: Some(0.8),
+            max_confidence: Some(0.2),
+            ..Selection::default()
+        },
         ..ReviewOptions::default()
     };
     assert!(format!("{:#}", check_options(&crossed).unwrap_err()).contains("above"));
@@ -151,11 +156,13 @@ fn the_empty_queue_says_what_was_asked() {
     );
     assert_eq!(
         nothing_to_review(&ReviewOptions {
-            cascade: Some("c".into()),
-            cell: Some("x".into()),
+            selection: Selection {
+                cascade: Some("c".into()),
+                cell: Some("x".into()),
+                min_confidence: Some(0.5),
+                max_confidence: Some(0.75),
+            },
             all: true,
-            min_confidence: Some(0.5),
-            max_confidence: Some(0.75),
             ..ReviewOptions::default()
         }),
         "nothing to review: no example of cascade c, cell x with confidence from 0.5 to 0.75"
