@@ -3,6 +3,7 @@
 
 use crate::builtins::PLUGINS;
 use crate::discovery::Registry;
+use rvbbit_plugin_api::cli::wrap;
 use rvbbit_plugin_api::{cli, exit, json};
 use std::ffi::OsString;
 
@@ -180,44 +181,4 @@ fn plugin_lines(registry: &Registry, width: usize) -> Vec<String> {
         }
     }
     lines
-}
-
-/// `text` broken at spaces into lines of at most `room` columns (a longer word keeps a
-/// line of its own).
-fn wrap(text: &str, room: usize) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut line = String::new();
-    for word in text.split_whitespace() {
-        let needed = line.chars().count() + usize::from(!line.is_empty()) + word.chars().count();
-        if !line.is_empty() && needed > room {
-            lines.push(std::mem::take(&mut line));
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    if !line.is_empty() || lines.is_empty() {
-        lines.push(line);
-    }
-    lines
-}
-
-#[cfg(test)]
-mod tests {
-    use super::wrap;
-
-    #[test]
-    fn wrap_breaks_at_spaces_within_the_room() {
-        assert_eq!(wrap("one two three", 7), ["one two", "three"]);
-        assert_eq!(wrap("one two three", 80), ["one two three"]);
-        assert_eq!(wrap("a longword b", 4), ["a", "longword", "b"]);
-        assert_eq!(wrap("", 10), [""]);
-        for line in wrap(
-            "Create or complete the training tables and views, and backfill examples",
-            30,
-        ) {
-            assert!(line.chars().count() <= 30, "{line}");
-        }
-    }
 }

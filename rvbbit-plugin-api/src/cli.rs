@@ -6,6 +6,9 @@
 //! * A usage error prints clap's message to stderr: exit [`exit::USAGE`].
 //! * Otherwise the command's own [`CommandResult`] decides.
 //!
+//! [`wrap`] breaks a message to the terminal's width the same way for the host and the
+//! plugins.
+//!
 //! A plugin rarely calls this module itself: `register_command!(path: ..., args:
 //! Args, run: exec)` does (see [`crate::plugin`]).
 
@@ -144,10 +147,47 @@ pub fn describe<T: Parser>(about: Option<&str>) -> crate::plugin::Description {
     }
 }
 
+/// `text` broken at spaces into lines of at most `room` columns (its own line breaks
+/// kept); a word wider than `room` (an id, a name, a path) stays whole on a line of its
+/// own. Never empty: `""` is one empty line.
+pub fn wrap(text: &str, room: usize) -> Vec<String> {
+    let options = textwrap::Options::new(room.max(1))
+        .break_words(false)
+        .word_splitter(textwrap::WordSplitter::NoHyphenation);
+    let lines: Vec<String> = textwrap::wrap(text, options)
+        .into_iter()
+        .map(std::borrow::Cow::into_owned)
+        .collect();
+    if lines.is_empty() {
+        vec![String::new()]
+    } else {
+        lines
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn wrap_breaks_at_spaces_within_the_room() {
+        assert_eq!(wrap("one two three", 7), ["one two", "three"]);
+        assert_eq!(wrap("one two three", 80), ["one two three"]);
+        assert_eq!(wrap("a longword b", 4), ["a", "longword", "b"]);
+        assert_eq!(wrap("", 10), [""]);
+        assert_eq!(wrap("first line\nsecond", 80), ["first line", "second"]);
+        assert_eq!(
+            wrap("rvbbit-training-plugin x", 10),
+            ["rvbbit-training-plugin", "x"]
+        );
+        for line in wrap(
+            "Create or complete the training tables and views, and backfill examples",
+            30,
+        ) {
+            assert!(line.chars().count() <= 30, "{line}");
+        }
+    }
 
     /// Say hello
     ///

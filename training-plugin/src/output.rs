@@ -152,26 +152,7 @@ pub fn stderr_width() -> Option<usize> {
     Some(if columns > 0 { columns.max(40) } else { 80 })
 }
 
-/// `text` broken at spaces into lines of at most `room` characters; a word longer
-/// than `room` (an id, a name) stays whole on a line of its own.
-pub fn wrap(text: &str, room: usize) -> Vec<String> {
-    let mut lines: Vec<String> = Vec::new();
-    let mut line = String::new();
-    for word in text.split(' ').filter(|w| !w.is_empty()) {
-        let needed = line.chars().count() + usize::from(!line.is_empty()) + word.chars().count();
-        if !line.is_empty() && needed > room {
-            lines.push(std::mem::take(&mut line));
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    if !line.is_empty() || lines.is_empty() {
-        lines.push(line);
-    }
-    lines
-}
+pub use rvbbit_plugin_api::cli::wrap;
 
 /// A table for people: aligned, at most the terminal's width (80 when not a terminal).
 pub fn table(header: &[&str]) -> comfy_table::Table {
