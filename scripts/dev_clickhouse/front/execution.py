@@ -17,7 +17,7 @@ from contextlib import nullcontext
 
 from .engines import open_engine_api
 from .engines.base import CheckFailed, Ending, EngineError, Plan
-from .engines.connection import JSON_ENVELOPE_FORMATS
+from .engines.streaming import JSON_ENVELOPE_FORMATS
 from .errors import ClickHouseError
 from .params import parse_bool
 from .sessions import _CREATE_TEMPORARY

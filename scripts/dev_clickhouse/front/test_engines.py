@@ -10,7 +10,7 @@ import tempfile
 import unittest
 
 from .engines.base import EngineError
-from .engines.connection import _float_text, _JsonEnvelope
+from .engines.streaming import _float_text, _JsonEnvelope
 from .testing import Server, ServerTestCase
 
 
