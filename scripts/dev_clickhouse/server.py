@@ -7,9 +7,14 @@ The server is the package `front` beside this file; its docstring
 what.  Run `python server.py --help` for the command line.
 """
 
+import faulthandler
+import signal
 import sys
 
 from front.server import main
 
 if __name__ == "__main__":
+    # `kill -USR1 <pid>` writes every thread's stack to the server's stderr (its log): what
+    # a stuck server is doing.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     sys.exit(main())

@@ -40,10 +40,11 @@ How requests map onto the engine:
 * Requests run at once on 26.x (a connection each; the engine releases the
   GIL and has one process list, so KILL QUERY works across requests); on older
   engines one at a time, behind one lock.  A SELECT result past the response
-  buffer is sent as the engine produces it (26.x, see engines/connection.py):
-  HTTP-compressed as it goes (compression.StreamEncoder), in a session too
-  (locked until it is sent), and in the JSON formats as one document stitched
-  from the engine's per-block documents.
+  buffer is sent as the engine produces it (26.x and 25.8, the releases with a
+  streaming query: see engines/streaming.py; on 25.8 the engine's lock is held
+  until the result is out): HTTP-compressed as it goes (compression.StreamEncoder),
+  in a session too (locked until it is sent), and in the JSON formats as one
+  document stitched from the engine's per-block documents.
 * Relative paths of file() resolve in <data dir>/user_files, as in a server.
 
 Modules, in the order a request meets them:

@@ -82,6 +82,7 @@ class Engine:
         self.api = open_engine_api(data_dir)
         self.release = self.api.release
         self.concurrent = self.api.concurrent
+        self.streams = self.api.streams
         self._lock = threading.Lock()  # held by the running query where queries run one at a time
         self._busy_since = None  # when the query holding it started
         self._running_lock = threading.Lock()
@@ -192,7 +193,10 @@ class Engine:
         return Ending(chunks, cleanup, self.from_engine)
 
     def _run_in_engine(self, job, named, client_gone):
-        with self._serialised():
+        held = self._serialised()
+        held.__enter__()
+        handed_on = False
+        try:
             try:
                 if named is None:
                     session = self.api.session()
@@ -203,12 +207,22 @@ class Engine:
                     session = named.kept or self.api.session()
             except EngineError as exc:
                 raise self.from_engine(exc) from None
-            handed_on = False
             try:
                 result = self._run(session, job, named, client_gone)
-                if result.rest is not None:  # (engines that run queries at once: no lock is held)
-                    kept = named is not None and session is named.kept  # (it stays open for the session)
-                    result.rest = self._then(result.rest, (lambda: None) if kept else session.close)
+                if result.rest is not None:
+                    # The rest of the result comes from the engine as it is sent: the session
+                    # (unless a kept one) closes, and the engine is free again for an engine
+                    # that runs one query at a time, once it ends.
+                    kept = named is not None and session is named.kept
+
+                    def done():
+                        try:
+                            if not kept:
+                                session.close()
+                        finally:
+                            held.__exit__(None, None, None)
+
+                    result.rest = self._then(result.rest, done)
                     handed_on = True
                 return result
             except EngineError as exc:
@@ -216,6 +230,9 @@ class Engine:
             finally:
                 if not handed_on and (named is None or named.kept is None):
                     session.close()
+        finally:
+            if not handed_on:
+                held.__exit__(None, None, None)
 
     def close_session(self, named):
         if named.kept is not None:
@@ -283,7 +300,7 @@ class Engine:
             output_format = (given.get("output_format") or given.get("format")
                              or (clause[-1].strip("`") if clause else default_format))
         # (The engine streams SELECT queries only.)
-        if (self.concurrent and not replayed and job.stream_after is not None and output_format is not None
+        if (self.streams and job.stream_after is not None and output_format is not None
                 and output_format.lower() in STREAMED_FORMATS
                 and leading_keyword(normalized.encode()) in ("SELECT", "WITH", "FROM")
                 and not (output_format.lower() in JSON_ENVELOPE_FORMATS and _JSON_SECTION_WORDS.search(normalized))):

@@ -46,6 +46,7 @@ class EngineAPI:
     # Whether requests may run at once (each on its own connection); if not, the
     # front runs them one at a time.
     concurrent = False
+    streams = False  # whether its sessions have _stream() (a streaming query)
 
     def kill_matching(self, condition):
         """Cancel running queries matching a system.processes `condition` (engines that run queries at once)."""

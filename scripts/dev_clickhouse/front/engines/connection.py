@@ -35,6 +35,7 @@ class ConnectionEngineAPI(EngineAPI):
         self._anchor = self._connect(self._conn_str)
 
     concurrent = True
+    streams = True
 
     def scalar_rows(self, sql):
         return tsv_rows(self._anchor.query(sql, "TabSeparatedRaw").bytes())

@@ -18,6 +18,7 @@ from .base import (
     _SpoolingSession,
 )
 from ..sql import quote_bytes, quote_identifier, quote_string, tsv_rows
+from .streaming import StreamingSession
 
 
 class ReopeningEngineAPI(EngineAPI):
@@ -30,12 +31,18 @@ class ReopeningEngineAPI(EngineAPI):
     the data directory, runs its statements one by one and closes it (about
     15 ms), which gives every request a fresh session as in a server.
 
+    A streamed result (chdb 3.x has the streaming query of 26.x, without parameters,
+    which are set with `SET param_<name>` before it) keeps the request's engine open
+    until the result is out.
+
     (Holding the engine open and resetting the session instead is no option:
     parameters cannot be unset, and in this release `DROP ... SYNC` of a table
     that the running engine created never returns.)
 
     A fresh engine is not always a clean one, though: see FreshSettings.
     """
+
+    streams = True
 
     def __init__(self, chdb_module, data_dir):
         self._connect = chdb_module.connect
@@ -85,7 +92,11 @@ class ReopeningEngineAPI(EngineAPI):
         pass
 
 
-class _ReopeningSession(_SpoolingSession):
+class _ReopeningSession(StreamingSession, _SpoolingSession):
+    """A request's engine, opened on the data directory; a streamed result keeps it
+    open (and, the engine running one query at a time, the front's lock held) until the
+    result is out, and cancels its query when the client goes."""
+
     def __init__(self, api):
         super().__init__()
         self.api = api
@@ -114,8 +125,23 @@ class _ReopeningSession(_SpoolingSession):
         steps, last = self._statements(plan, (None, plan.database))
         for step in steps:
             self.api.query(self.conn, step)
-        result = self.api.query(self.conn, last, plan.output_format)
+        self._last = last
+        if plan.stream_after is not None and not plan.insert:
+            return self._stream(plan, last)  # (its parameters are set above)
+        return self._whole(plan)
+
+    def _whole(self, plan):
+        result = self.api.query(self.conn, self._last, plan.output_format)
         return self._result(plan, result, (result.storage_rows_read(), result.storage_bytes_read()))
+
+    def _send_query(self, statement, fmt, params):
+        return self.conn.send_query(statement, fmt)
+
+    def _probe(self, sql, fmt):
+        return self.api.query(self.conn, sql, fmt).bytes()
+
+    def _after_broken_stream(self):
+        pass  # the engine is closed with the request
 
 
 class FreshSettings:

@@ -76,15 +76,20 @@ class StreamingSession:
         counts = [0, 0, 0, 0]  # storage rows and bytes read, result rows and bytes
         # The engine writes a WithNames/WithNamesAndTypes format's header at the start of
         # every chunk: the response has it once.
+        failed = [False]  # whether the engine reported the query's error
+        over = [False]  # whether the engine gave the end of the result
         header_lines = _header_lines(plan.stream_format)
         header = [None]
 
         def fetch():
             """The next bytes of the response; b"" at its end."""
             while True:
+                if over[0]:
+                    return b""  # (asking the engine again would wait for ever in chdb 3.7.2)
                 try:
                     chunk = self.conn.streaming_fetch_result(stream)
                 except RuntimeError as exc:
+                    failed[0] = True
                     raise EngineError(str(exc)) from None
                 data = chunk.bytes() if chunk is not None else b""
                 if chunk is not None:  # (the last, empty, chunk may count reads of its own)
@@ -92,6 +97,7 @@ class StreamingSession:
                     counts[1] += chunk.storage_bytes_read()
                     counts[2] += chunk.rows_read()
                 if not data:
+                    over[0] = True
                     if envelope is not None and not envelope.ended:
                         elapsed = time.monotonic_ns() - started
                         unwatch()
@@ -114,10 +120,12 @@ class StreamingSession:
                     return data
 
         def cancel():
-            try:
-                self.conn.streaming_cancel_query(stream)
-            except RuntimeError:
-                pass
+            # A query that failed or ended is over: cancelling it would wait for ever in chdb 3.7.2.
+            if not (failed[0] or over[0]):
+                try:
+                    self.conn.streaming_cancel_query(stream)
+                except RuntimeError:
+                    pass
             unwatch()
             self._after_broken_stream()
 
@@ -125,6 +133,11 @@ class StreamingSession:
             while size < plan.stream_after:
                 data = fetch()
                 if not data:
+                    if not chunks and (header_lines or envelope is not None):
+                        # No block at all (chdb 3.7.2 streams nothing for an empty result,
+                        # not even a header or a JSON document): the engine's whole answer,
+                        # which has them.
+                        return self._whole(plan)
                     return RawResult(b"".join(chunks), counts[0], counts[1], 0, 0, counts[2], counts[3])
                 chunks.append(data)
                 size += len(data)
