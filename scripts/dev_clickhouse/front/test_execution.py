@@ -14,6 +14,7 @@ import re
 import shutil
 import struct
 import tempfile
+import threading
 import time
 import urllib.parse
 import uuid
@@ -467,6 +468,50 @@ class ExecutionTest(ServerTestCase):
         # Without the setting, none.
         status, headers, _ = self.server.query("SELECT count() FROM numbers(100000000) WHERE number * 3 = 1")
         self.assertNotIn("X-ClickHouse-Progress", headers)
+
+    def test_concurrent_readers_and_writers_lose_and_mix_nothing(self):
+        # Eight clients at once, each on its own connections: four write numbered rows (as
+        # INSERT ... VALUES in the body, half of them in a session of their own, a parameter
+        # in the URL), four read (each its own query id, parameters and settings) while the
+        # writes go on. Every answer is the one its request asked for, and every row written
+        # is stored once. (Engines that run one query at a time queue them; 26.9 runs them at once.)
+        table = f"rw_{uuid.uuid4().hex[:8]}"
+        self.server.ok(f"CREATE TABLE {table} (writer UInt8, n UInt32, s String) ENGINE = MergeTree ORDER BY (writer, n)")
+        writes, reads = 12, 12
+        problems = []
+
+        def writer(w):
+            session = {"session_id": f"{table}-w{w}"} if w % 2 else {}
+            for i in range(writes):
+                values = ", ".join(f"({w}, {i * 10 + k}, 'w{w}-{i * 10 + k}')" for k in range(10))
+                status, _, body = self.server.query(f"INSERT INTO {table} VALUES {values}", **session)
+                if status != 200:
+                    problems.append(f"writer {w} insert {i}: {status} {body[:200]!r}")
+
+        def reader(r):
+            for i in range(reads):
+                qid = f"{table}-r{r}-{i}"
+                status, headers, body = self.server.query(
+                    "SELECT {r:UInt8} * 1000 + {i:UInt16}, getSetting('max_block_size'), "
+                    f"count() >= 0 FROM {table}",
+                    query_id=qid, param_r=str(r), param_i=str(i), max_block_size=str(1000 + r))
+                expected = f"{r * 1000 + i}\t{1000 + r}\t1\n".encode()
+                if (status, body) != (200, expected) or dict(headers).get("X-ClickHouse-Query-Id") != qid:
+                    problems.append(f"reader {r} query {i}: {status} {body[:200]!r} {dict(headers).get('X-ClickHouse-Query-Id')}")
+
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+        threads += [threading.Thread(target=reader, args=(r,)) for r in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(300)
+        self.assertFalse(any(thread.is_alive() for thread in threads), "a client got no answer in 300 s")
+        self.assertEqual(problems, [])
+        stored = self.server.ok(f"SELECT writer, count(), uniqExact(n), min(n), max(n), countIf(s != concat('w', "
+                                f"toString(writer), '-', toString(n))) FROM {table} GROUP BY writer ORDER BY writer")
+        self.assertEqual(stored, b"".join(b"%d\t%d\t%d\t0\t%d\t0\n" % (w, writes * 10, writes * 10, writes * 10 - 1)
+                                          for w in range(4)))
+        self.server.ok(f"DROP TABLE {table}")
 
     def test_ping_tells_a_busy_engine(self):
         if self.version < (24, 0):
