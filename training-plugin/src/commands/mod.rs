@@ -42,18 +42,7 @@ use std::future::Future;
 
 pub use crate::output::Format;
 
-/// `--confidence X` and the like: a number from 0 to 1.
-pub fn parse_confidence(text: &str) -> Result<f32, String> {
-    let value: f32 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number"))?;
-    if value.is_finite() && (0.0..=1.0).contains(&value) {
-        Ok(value)
-    } else {
-        Err(format!("{text} is outside 0..1"))
-    }
-}
+pub use crate::ops::annotate::parse_confidence;
 
 /// Applies the output flags, resolves the connection flags and runs `body` on a fresh
 /// single-threaded runtime; any error becomes the user's one message, with the
@@ -155,20 +144,5 @@ fn failpoint_panic(target: &Target) {
             "failpoint reached while connected as {}:{}",
             target.user, target.password
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_confidence;
-
-    #[test]
-    fn confidence_must_be_a_number_in_0_1() {
-        assert_eq!(parse_confidence("0.8"), Ok(0.8));
-        assert_eq!(parse_confidence("1"), Ok(1.0));
-        assert_eq!(parse_confidence("0"), Ok(0.0));
-        for bad in ["NaN", "-1", "2", "1.0001", "inf", "abc", ""] {
-            assert!(parse_confidence(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -4,10 +4,10 @@
 //! `review` writes its rows through the same [`decide`], [`current_annotations`] and
 //! [`write`].
 
-use crate::commands::Format;
 use crate::db::Db;
 use crate::failure::classified;
 use crate::output;
+use crate::output::Format;
 use crate::say;
 use crate::schema::{ANNOTATIONS, LOGS};
 use anyhow::Context;
@@ -270,8 +270,31 @@ pub async fn annotate(db: &Db, args: &AnnotateOptions, ids: Vec<String>) -> anyh
     }
 }
 
+/// `--confidence X` and the like: a number from 0 to 1.
+pub fn parse_confidence(text: &str) -> Result<f32, String> {
+    let value: f32 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if value.is_finite() && (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{text} is outside 0..1"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn confidence_must_be_a_number_in_0_1() {
+        assert_eq!(parse_confidence("0.8"), Ok(0.8));
+        assert_eq!(parse_confidence("1"), Ok(1.0));
+        assert_eq!(parse_confidence("0"), Ok(0.0));
+        for bad in ["NaN", "-1", "2", "1.0001", "inf", "abc", ""] {
+            assert!(parse_confidence(bad).is_err(), "{bad}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -9,10 +9,9 @@
 
 pub mod ui;
 
-use crate::commands::parse_confidence;
 use crate::db::Db;
 use crate::failure::classified;
-use crate::ops::annotate::{self, Annotation, Change};
+use crate::ops::annotate::{self, parse_confidence, Annotation, Change};
 use crate::ops::selection::Selection;
 use crate::output;
 use crate::say;
