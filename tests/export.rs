@@ -352,3 +352,101 @@ async fn export_writes_openai_fine_tuning_records_and_parquet() {
     std::fs::remove_dir_all(&dir).unwrap();
     db.drop().await;
 }
+
+/// Ctrl-C while `export -o FILE` writes: the export stops at once (exit 130, one line
+/// naming the file), FILE keeps what it held, and no temporary file is left. (A debug
+/// build's failpoint holds the export after its first part, so the signal comes mid-way.)
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_during_an_export_to_a_file_leaves_the_file_as_it_was() {
+    use std::io::Read;
+    let db = TestDb::with_logs("export_ctrl_c").await;
+    insert(
+        &db.client,
+        &[
+            LogRow::simple("cc-1", "casc", "cell", "first question", "first answer"),
+            LogRow::simple("cc-2", "casc", "cell", "second question", "second answer"),
+        ],
+    )
+    .await;
+    db.rvbbit(&["training", "migrate", "-q"]).expect_code(0);
+    db.rvbbit(&["training", "annotate", "--trainable", "cc-1", "cc-2", "-q"])
+        .expect_code(0);
+    let dir = std::env::temp_dir().join(format!("rvbbit-export-ctrl-c-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a directory for the export");
+    let target = dir.join("set.jsonl");
+    std::fs::write(&target, "old\n").expect("the file exists before");
+    let leftovers = || -> Vec<String> {
+        std::fs::read_dir(&dir)
+            .expect("the directory")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "set.jsonl")
+            .collect()
+    };
+
+    let mut child = rvbbit_tests::rvbbit()
+        .env("RVBBIT_TRAINING_FAILPOINT", "export-stall")
+        .args(["training", "export", "-o"])
+        .arg(&target)
+        .args(["--url", &db.url, "--database", &db.name])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("rvbbit starts");
+    // The temporary file beside the target holds the first part: the export is mid-way.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let written = leftovers()
+            .iter()
+            .any(|name| std::fs::metadata(dir.join(name)).is_ok_and(|m| m.len() > 0));
+        if written {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no temporary file with the first part appeared: {:?}",
+            leftovers()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let stopped = std::time::Instant::now();
+    let status = child.wait().expect("rvbbit ends");
+    assert!(
+        stopped.elapsed() < std::time::Duration::from_secs(30),
+        "the export went on for {:?} after Ctrl-C",
+        stopped.elapsed()
+    );
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr read");
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(
+        errors,
+        [format!(
+            "error: interrupted: the export stopped; {} was left as it was",
+            target.display()
+        )],
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&target).expect("the file"), "old\n");
+    assert_eq!(leftovers(), Vec::<String>::new());
+
+    // Without the failpoint the same export replaces the file whole.
+    let done = db.rvbbit(&["training", "export", "-q", "-o", &target.to_string_lossy()]);
+    done.expect_code(0);
+    let written = std::fs::read_to_string(&target).expect("the file");
+    assert_eq!(ids(&lines(&written)), ["cc-1", "cc-2"], "{written}");
+    assert_eq!(leftovers(), Vec::<String>::new());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -282,6 +282,7 @@ async fn stream(
     };
     let mut cursor = db.fetch_bytes(bound(db, &sql, options), format)?;
     let mut rows = 0u64;
+    let mut stalled = false;
     // `--format openai`: the part of a line not yet complete.
     let mut pending: Vec<u8> = Vec::new();
     while let Some(chunk) = db
@@ -326,8 +327,22 @@ async fn stream(
                 }
             }
         }
+        if !stalled {
+            stalled = true;
+            stall_failpoint().await;
+        }
     }
     Ok(rows)
+}
+
+/// Test-only failpoint (debug builds): `RVBBIT_TRAINING_FAILPOINT=export-stall` waits a
+/// minute once the first part is written, so that a test can press Ctrl-C mid-export.
+async fn stall_failpoint() {
+    if cfg!(debug_assertions)
+        && std::env::var("RVBBIT_TRAINING_FAILPOINT").as_deref() == Ok("export-stall")
+    {
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    }
 }
 
 /// How many examples the export selects.
