@@ -442,6 +442,35 @@ async fn ctrl_c_during_an_export_to_a_file_leaves_the_file_as_it_was() {
     assert_eq!(std::fs::read_to_string(&target).expect("the file"), "old\n");
     assert_eq!(leftovers(), Vec::<String>::new());
 
+    // On a terminal: the progress bar counts the examples, and Ctrl-C typed there stops
+    // the export the same way.
+    let mut command = rvbbit_tests::rvbbit();
+    command
+        .env("RVBBIT_TRAINING_FAILPOINT", "export-stall")
+        .args(["training", "export", "-o"])
+        .arg(&target)
+        .args(["--url", &db.url, "--database", &db.name]);
+    let (code, screen) = rvbbit_tests::type_when_shown(&command, 80, "/2", b"\x03");
+    let shown = rvbbit_tests::screen_lines(&screen);
+    assert_eq!(code, Some(130), "{screen}");
+    assert!(
+        shown
+            .iter()
+            .any(|l| l.starts_with("  export [") && l.contains("] ") && l.contains("/2")),
+        "no progress bar of the 2 examples:\n{screen}"
+    );
+    // (The message is wrapped to the terminal's width.)
+    let said = shown.join(" ");
+    assert!(
+        said.contains(&format!(
+            "error: interrupted: the export stopped; {} was left as it was",
+            target.display()
+        )),
+        "{screen}"
+    );
+    assert_eq!(std::fs::read_to_string(&target).expect("the file"), "old\n");
+    assert_eq!(leftovers(), Vec::<String>::new());
+
     // Without the failpoint the same export replaces the file whole.
     let done = db.rvbbit(&["training", "export", "-q", "-o", &target.to_string_lossy()]);
     done.expect_code(0);
