@@ -15,7 +15,29 @@ import unittest
 import urllib.parse
 import uuid
 
+from .protocol import exception_tag, stream_error
 from .testing import Server, ServerTestCase
+
+
+class StreamErrorTest(unittest.TestCase):
+    """The bytes of an error after the body started (no server needed)."""
+
+    TEXT = "Code: 395. DB::Exception: boom. (FUNCTION_THROW_IF_VALUE_IS_NON_ZERO) (version 26.9.2.1)"
+
+    def test_framed_with_the_responses_tag_and_the_texts_length(self):
+        # The frame clickhouse-rs 0.15 tests against a 25.12 server, with this text.
+        headers = [("X-ClickHouse-Query-Id", "q"), ("X-ClickHouse-Exception-Tag", "rnywyenlaeqynhmu")]
+        self.assertEqual(stream_error(self.TEXT, headers),
+                         b"\r\n__exception__\r\nrnywyenlaeqynhmu\r\n" + self.TEXT.encode()
+                         + b"\n%d rnywyenlaeqynhmu\r\n__exception__\r\n" % (len(self.TEXT) + 1))
+
+    def test_without_a_tag_the_text_follows_the_rows(self):
+        self.assertEqual(stream_error(self.TEXT, [("X-ClickHouse-Query-Id", "q")]), self.TEXT.encode() + b"\n")
+
+    def test_a_tag_is_sixteen_lowercase_letters(self):
+        tags = {exception_tag() for _ in range(20)}
+        self.assertEqual(len(tags), 20)
+        self.assertTrue(all(len(t) == 16 and t.isalpha() and t.islower() for t in tags), tags)
 
 
 class ProtocolTest(ServerTestCase):
