@@ -315,8 +315,9 @@ class ExecutionTest(ServerTestCase):
         if self.version < (26, 0):
             # chdb 3.7.2 (25.8) counts no reads in a whole JSON result's statistics (0 and 0,
             # where a server counts the query's); a streamed one carries the query's counts.
-            self.assertEqual(JSON_READS.findall(whole), [(b'\n\t\t"rows_read": ', b',\n\t\t"bytes_read": ')]
-                             * len(JSON_READS.findall(whole)))
+            # (Every statistics section of the whole answer says 0 and 0; were one to count,
+            # the masking below would hide a real difference.)
+            self.assertEqual(len(JSON_READS.findall(whole)), len(JSON_READS_COUNTED.findall(whole)), whole[-300:])
             streamed, whole = (JSON_READS_COUNTED.sub(rb"\1R\2B", doc) for doc in (streamed, whole))
         self.assertEqual(JSON_ELAPSED.sub(rb"\1E", streamed), JSON_ELAPSED.sub(rb"\1E", whole))
         self.assertEqual(len(JSON_ELAPSED.findall(streamed)), len(JSON_ELAPSED.findall(whole)))
