@@ -205,9 +205,29 @@ pub fn sorting_key(statement: &str) -> Option<String> {
     (from < to).then(|| statement[l.toks[from].start..l.toks[to - 1].end].to_string())
 }
 
+/// Whether `statement` names the object `name` anywhere in its code (a table it
+/// reads, a view it targets): an identifier token, bare or quoted, or the last part of
+/// a qualified name, equal to `name`. Words in comments and strings do not count.
+pub fn mentions(statement: &str, name: &str) -> bool {
+    let Ok(l) = Lexed::new(statement) else {
+        return false;
+    };
+    (0..l.len()).any(|i| l.ident(i).is_some_and(|ident| ident == name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mentions_are_identifiers_not_words_in_comments_or_strings() {
+        let sql = "INSERT INTO copy SELECT x FROM db.`kept` -- from old\nWHERE note != 'old'";
+        assert!(mentions(sql, "kept"));
+        assert!(mentions(sql, "copy"));
+        assert!(!mentions(sql, "old"));
+        assert!(!mentions(sql, "kep"));
+        assert!(!mentions("SELECT 'unterminated", "unterminated"));
+    }
 
     #[test]
     fn recognises_the_statement_forms() {

@@ -11,6 +11,7 @@ use crate::migrations::{creates, Creates, Migration};
 use crate::model::{Fix, Found, LedgerStatus};
 use crate::schema::OBJECTS;
 use rvbbit_plugin_api::exit;
+use rvbbit_sql_text::ddl::mentions;
 use rvbbit_sql_text::split;
 
 /// What the planner looks at: the live objects, the ledger rows, and the server's
@@ -315,6 +316,56 @@ fn supersede(steps: &mut [Step]) {
             };
             (*v > *version && undone).then_some(*v)
         });
+    }
+    skip_readers_of_skipped(steps);
+}
+
+/// A statement that names an object this run does not create (its creation is skipped
+/// because a later migration drops it) could not run: it is skipped too, up to the
+/// migration that drops the object, and so on for what it would have created. Drops
+/// are always sent (they do nothing when the object is absent).
+fn skip_readers_of_skipped(steps: &mut [Step]) {
+    loop {
+        // (object never created, the migration that drops it)
+        let never: Vec<(String, u32)> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Statement {
+                    sql,
+                    superseded_by: Some(by),
+                    ..
+                } => match creates(sql)? {
+                    Creates::Object { name, .. } => Some((name, *by)),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        let mut changed = false;
+        for step in steps.iter_mut() {
+            let Step::Statement {
+                version,
+                sql,
+                superseded_by: superseded_by @ None,
+                ..
+            } = step
+            else {
+                continue;
+            };
+            if matches!(creates(sql), Some(Creates::Drop { .. })) {
+                continue;
+            }
+            if let Some((_, by)) = never
+                .iter()
+                .find(|(name, by)| *version <= *by && mentions(sql, name))
+            {
+                *superseded_by = Some(*by);
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
     }
 }
 
