@@ -148,13 +148,11 @@ impl Applier<'_, '_> {
                 Step::Complete { .. } => continue,
                 Step::Statement {
                     what,
-                    superseded_by: Some(by),
+                    superseded_by: Some(superseded),
                     ..
                 } => {
-                    self.actions.act(
-                        Action::Skipped,
-                        format!("{what} (migration {by:04} removes or replaces it)"),
-                    );
+                    self.actions
+                        .act(Action::Skipped, format!("{what} ({superseded})"));
                     Ok(())
                 }
                 Step::Statement {

@@ -88,11 +88,8 @@ pub fn describe(plan: &Plan, cluster: Option<&str>) -> anyhow::Result<DryRun> {
                 exists,
                 superseded_by,
             } => {
-                let (would, reason) = if let Some(by) = superseded_by {
-                    (
-                        Would::Skip,
-                        Some(format!("migration {by:04} removes or replaces it")),
-                    )
+                let (would, reason) = if let Some(superseded) = superseded_by {
+                    (Would::Skip, Some(superseded.to_string()))
                 } else if *exists && !matches!(creates(sql), Some(Creates::Drop { .. })) {
                     (Would::Skip, Some("exists".to_string()))
                 } else {
@@ -246,7 +243,10 @@ mod tests {
             sql: sql.to_string(),
             what: "table t".to_string(),
             exists,
-            superseded_by,
+            superseded_by: superseded_by.map(|by| crate::ops::plan::Superseded {
+                by,
+                why: crate::ops::plan::SupersededWhy::RemovesIt,
+            }),
         }
     }
 

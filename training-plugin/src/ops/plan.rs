@@ -49,11 +49,13 @@ pub enum Step {
         /// The object it creates already exists (shown as skipped by --dry-run); for a
         /// removal, the object to remove exists.
         exists: bool,
-        /// A later migration of this run removes or replaces what it makes, so it is
-        /// not sent (a new database does not build and drop version 2's copy).
-        superseded_by: Option<u32>,
+        /// A later migration of this run removes or replaces what it makes, or removes
+        /// what it reads, so it is not sent (a new database does not build and drop
+        /// version 2's copy).
+        superseded_by: Option<Superseded>,
     },
-    /// The backfill of `training_examples` from history, the last step of migration 1.
+    /// The backfill of the examples from history: the last step of the migration that
+    /// creates the examples' materialized view ([`backfills`]).
     Backfill { version: u32, index: u32 },
     /// A migration whose every step is done but which a run did not live to record as
     /// applied: records it.
@@ -88,6 +90,34 @@ impl Step {
     }
 }
 
+/// Why a statement is not sent: the migration whose work makes it pointless or impossible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Superseded {
+    pub by: u32,
+    pub why: SupersededWhy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SupersededWhy {
+    /// Migration `by` drops what the statement makes, or replaces the view again.
+    RemovesIt,
+    /// The statement reads an object this run never creates (migration `by` drops it).
+    RemovesWhatItReads,
+}
+
+impl std::fmt::Display for Superseded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.why {
+            SupersededWhy::RemovesIt => {
+                write!(f, "migration {:04} removes or replaces it", self.by)
+            }
+            SupersededWhy::RemovesWhatItReads => {
+                write!(f, "migration {:04} removes what it reads", self.by)
+            }
+        }
+    }
+}
+
 /// The whole plan: what was found and the steps that bring the database to this version.
 #[derive(Debug)]
 pub struct Plan {
@@ -100,10 +130,18 @@ pub struct Plan {
     pub mismatched: Vec<(Entry, &'static Migration)>,
 }
 
-/// The migration that creates the examples' materialized view; its last step is the backfill.
-pub const BACKFILL_AFTER: u32 = 1;
+/// Whether `migration` creates the examples' materialized view
+/// ([`crate::schema::EXAMPLES_MV`]): its last step is then the backfill of the examples
+/// from history, which reads that view's query. Which migration that is follows from
+/// the files, not from a number kept here.
+pub fn backfills(migration: &Migration) -> anyhow::Result<bool> {
+    Ok(migration_steps(migration)?.iter().any(|(_, target)| {
+        matches!(target, Some(Creates::Object { name, .. }) if name == crate::schema::EXAMPLES_MV)
+    }))
+}
 
-/// Steps of one migration: its statements, plus the backfill for migration 1.
+/// Steps of one migration: its statements (the backfill, when it has one, is added by
+/// [`step_count`] and [`plan`]).
 fn migration_steps(migration: &Migration) -> anyhow::Result<Vec<(String, Option<Creates>)>> {
     let statements = split(migration.sql).map_err(|e| {
         classified(
@@ -121,7 +159,7 @@ fn migration_steps(migration: &Migration) -> anyhow::Result<Vec<(String, Option<
 }
 
 pub fn step_count(migration: &Migration) -> anyhow::Result<u32> {
-    let n = migration_steps(migration)?.len() + usize::from(migration.version == BACKFILL_AFTER);
+    let n = migration_steps(migration)?.len() + usize::from(backfills(migration)?);
     Ok(u32::try_from(n).unwrap_or(u32::MAX))
 }
 
@@ -252,7 +290,7 @@ pub fn plan(
                 superseded_by: None,
             });
         }
-        if migration.version == BACKFILL_AFTER && total > done {
+        if backfills(migration)? && total > done {
             steps.push(Step::Backfill {
                 version: migration.version,
                 index: total - 1,
@@ -314,7 +352,10 @@ fn supersede(steps: &mut [Step]) {
                 Creates::Replace { name: replaced } => replaces && replaced == &name,
                 _ => false,
             };
-            (*v > *version && undone).then_some(*v)
+            (*v > *version && undone).then_some(Superseded {
+                by: *v,
+                why: SupersededWhy::RemovesIt,
+            })
         });
     }
     skip_readers_of_skipped(steps);
@@ -332,7 +373,7 @@ fn skip_readers_of_skipped(steps: &mut [Step]) {
             .filter_map(|s| match s {
                 Step::Statement {
                     sql,
-                    superseded_by: Some(by),
+                    superseded_by: Some(Superseded { by, .. }),
                     ..
                 } => match creates(sql)? {
                     Creates::Object { name, .. } => Some((name, *by)),
@@ -359,7 +400,10 @@ fn skip_readers_of_skipped(steps: &mut [Step]) {
                 .iter()
                 .find(|(name, by)| *version <= *by && mentions(sql, name))
             {
-                *superseded_by = Some(*by);
+                *superseded_by = Some(Superseded {
+                    by: *by,
+                    why: SupersededWhy::RemovesWhatItReads,
+                });
                 changed = true;
             }
         }

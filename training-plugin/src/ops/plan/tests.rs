@@ -17,7 +17,7 @@ fn superseded(steps: &[Step]) -> Vec<Option<u32>> {
     steps
         .iter()
         .map(|s| match s {
-            Step::Statement { superseded_by, .. } => *superseded_by,
+            Step::Statement { superseded_by, .. } => superseded_by.map(|s| s.by),
             _ => None,
         })
         .collect()
@@ -98,6 +98,35 @@ fn what_reads_an_object_never_created_is_not_sent_either() {
         superseded(&steps),
         vec![Some(3), Some(3), None, Some(3), Some(3), None, None, None]
     );
+    let why: Vec<Option<SupersededWhy>> = steps
+        .iter()
+        .map(|s| match s {
+            Step::Statement { superseded_by, .. } => superseded_by.map(|s| s.why),
+            _ => None,
+        })
+        .collect();
+    use SupersededWhy::{RemovesIt as It, RemovesWhatItReads as Reads};
+    assert_eq!(
+        why,
+        vec![
+            Some(It),
+            Some(It),
+            None,
+            Some(Reads),
+            Some(Reads),
+            None,
+            None,
+            None
+        ]
+    );
+    let Step::Statement {
+        superseded_by: Some(reader),
+        ..
+    } = &steps[3]
+    else {
+        panic!("the fill reading `old` is skipped");
+    };
+    assert_eq!(reader.to_string(), "migration 0003 removes what it reads");
 }
 
 #[test]
@@ -236,7 +265,7 @@ fn statements_a_later_migration_removes_are_not_sent_to_a_fresh_database() {
         .filter_map(|s| match s {
             Step::Statement {
                 what,
-                superseded_by: Some(3),
+                superseded_by: Some(Superseded { by: 3, .. }),
                 ..
             } => Some(what.as_str()),
             _ => None,
@@ -276,7 +305,7 @@ fn a_pending_migration_is_planned_alone_and_what_exists_is_marked() {
     assert_eq!(
         plan.steps.len(),
         migration_steps(last).unwrap().len(),
-        "no backfill: migration {BACKFILL_AFTER} is applied"
+        "no backfill: the migration that creates the examples' view is applied"
     );
     let created = plan.steps.iter().find_map(|s| match s {
         Step::Statement { what, exists, .. } if what == "table training_trainable_annotations" => {
@@ -464,4 +493,41 @@ fn a_plan_marks_what_a_later_migration_of_the_run_undoes() {
         .map(|s| matches!(s, Step::Statement { exists: true, .. }))
         .collect();
     assert_eq!(exists, vec![false, false, false, false]);
+}
+
+static EXAMPLES_VIEW_IN_TWO: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "table",
+        sql: "CREATE TABLE IF NOT EXISTS t (x UInt8);\n",
+    },
+    Migration {
+        version: 2,
+        name: "view",
+        sql: "CREATE MATERIALIZED VIEW IF NOT EXISTS training_examples_mv TO t AS SELECT 1 AS x;\nCREATE VIEW IF NOT EXISTS v AS SELECT x FROM t;\n",
+    },
+];
+
+#[test]
+fn the_backfill_ends_the_migration_that_creates_the_examples_view() {
+    assert!(!backfills(&EXAMPLES_VIEW_IN_TWO[0]).unwrap());
+    assert!(backfills(&EXAMPLES_VIEW_IN_TWO[1]).unwrap());
+    assert_eq!(step_count(&EXAMPLES_VIEW_IN_TWO[0]).unwrap(), 1);
+    assert_eq!(step_count(&EXAMPLES_VIEW_IN_TWO[1]).unwrap(), 3);
+    let plan = plan(&fresh(), EXAMPLES_VIEW_IN_TWO, false, None).unwrap();
+    assert_eq!(plan.steps.len(), 4);
+    assert_eq!(
+        plan.steps[3],
+        Step::Backfill {
+            version: 2,
+            index: 2
+        }
+    );
+    // The embedded migrations: 0001 creates the view, and only it backfills.
+    let backfilling: Vec<u32> = MIGRATIONS
+        .iter()
+        .filter(|m| backfills(m).unwrap())
+        .map(|m| m.version)
+        .collect();
+    assert_eq!(backfilling, vec![1]);
 }
