@@ -198,8 +198,10 @@ impl Repair {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refill {
     None,
-    /// Backfill `training_examples` from `unified_logs`.
+    /// Backfill the examples from `unified_logs`.
     Examples,
+    /// Write the examples again with the annotations written while the view was missing.
+    Annotations,
     /// Copy the trainable examples marked while the view was missing.
     Trainable,
 }
@@ -238,6 +240,7 @@ impl Finding {
 fn refill_for(name: &str) -> Refill {
     match name {
         crate::schema::EXAMPLES_MV => Refill::Examples,
+        crate::schema::EXAMPLES_BY_ANNOTATION_MV => Refill::Annotations,
         n if n.starts_with("training_trainable_examples_by_") => Refill::Trainable,
         _ => Refill::None,
     }

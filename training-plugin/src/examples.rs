@@ -174,10 +174,12 @@ pub async fn count(db: &Db) -> anyhow::Result<u64> {
         .with_context(|| format!("counting {EXAMPLES_TABLE}"))
 }
 
-/// Examples stored more than once (same trace id).
+/// Examples stored more than once (same trace id) once merged: the table holds a row
+/// per annotation until its merges keep the latest, so it is read with FINAL.
 pub async fn duplicates(db: &Db) -> anyhow::Result<u64> {
-    let sql =
-        format!("SELECT toInt64(count()) - toInt64(uniqExact(trace_id)) FROM {EXAMPLES_TABLE}");
+    let sql = format!(
+        "SELECT toInt64(count()) - toInt64(uniqExact(trace_id)) FROM {EXAMPLES_TABLE} FINAL"
+    );
     let extra = db
         .fetch_one::<i64>(db.query(&sql))
         .await
@@ -214,9 +216,181 @@ pub async fn catch_up_annotations(db: &Db) -> anyhow::Result<()> {
     })
 }
 
+/// The examples' columns, each taken from `s.` (the example's row read with FINAL)
+/// unless `replaced` gives another expression for it.
+fn example_select(replaced: &[(&str, &str)]) -> String {
+    example_columns()
+        .map(|c| {
+            replaced
+                .iter()
+                .find(|(name, _)| *name == c)
+                .map_or_else(|| format!("s.{c}"), |(_, expr)| (*expr).to_string())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The latest annotation of each trace that has an example, as `a.latest` (the tuple
+/// trainable, verified, confidence, notes, tags, annotated_by) and `a.last_annotated_at`.
+fn latest_annotation_tuples() -> String {
+    format!(
+        "SELECT trace_id, \
+         argMax(tuple(trainable, verified, confidence, notes, tags, annotated_by), annotated_at) AS latest, \
+         max(annotated_at) AS last_annotated_at \
+         FROM {ANNOTATIONS} WHERE trace_id IN (SELECT trace_id FROM {EXAMPLES_TABLE}) GROUP BY trace_id"
+    )
+}
+
+/// The annotation columns of an example's row, from `a` (latest_annotation_tuples).
+const FROM_LATEST: &[(&str, &str)] = &[
+    ("trainable", "tupleElement(a.latest, 1)"),
+    ("verified", "tupleElement(a.latest, 2)"),
+    ("confidence", "tupleElement(a.latest, 3)"),
+    ("notes", "tupleElement(a.latest, 4)"),
+    ("tags", "tupleElement(a.latest, 5)"),
+    (
+        "annotated_at",
+        "CAST(a.last_annotated_at AS Nullable(DateTime64(6)))",
+    ),
+    ("annotated_by", "tupleElement(a.latest, 6)"),
+    ("version", "a.last_annotated_at"),
+];
+
+/// Writes again, with its trace's latest annotation, every example whose row is older
+/// than that annotation: annotations written while the view that follows them was
+/// missing, or before their example was copied in.
+pub async fn catch_up_examples(db: &Db) -> anyhow::Result<()> {
+    let columns = example_columns().collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "INSERT INTO {EXAMPLES_TABLE} ({columns}) SELECT {select} \
+         FROM (SELECT * FROM {EXAMPLES_TABLE} FINAL) AS s \
+         INNER JOIN ({latest}) AS a ON a.trace_id = s.trace_id \
+         WHERE a.last_annotated_at > s.version",
+        select = example_select(FROM_LATEST),
+        latest = latest_annotation_tuples()
+    );
+    db.execute(db.query(&sql))
+        .await
+        .with_context(|| format!("catching {EXAMPLES_TABLE} up with the latest annotations"))
+}
+
+/// The log rows of the examples, their current values.
+fn example_log_values() -> String {
+    format!(
+        "SELECT trace_id, model, cost, tokens_in, tokens_out, duration_ms FROM {LOGS} \
+         WHERE role = 'assistant' AND trace_id IN (SELECT trace_id FROM {EXAMPLES_TABLE})"
+    )
+}
+
+/// Examples whose model, cost, tokens or duration lag behind their log row: rvbbit
+/// writes them by `ALTER TABLE unified_logs UPDATE` after the row, which runs no view.
+pub async fn lagging_examples(db: &Db) -> anyhow::Result<u64> {
+    let sql = format!(
+        "SELECT count() FROM (SELECT * FROM {EXAMPLES_TABLE} FINAL) AS t \
+         INNER JOIN ({values}) AS l ON t.trace_id = l.trace_id WHERE {VALUES_DIFFER}",
+        values = example_log_values()
+    );
+    db.fetch_one::<u64>(db.query(&sql))
+        .await
+        .context("comparing the examples' values with unified_logs")
+}
+
+/// Brings the examples' lagging values up to date: writes each row again with its log
+/// row's current values and the same version (of equal versions, the row written last
+/// wins).
+pub async fn refresh_examples(db: &Db) -> anyhow::Result<()> {
+    let columns = example_columns().collect::<Vec<_>>().join(", ");
+    let select = example_select(&[
+        ("model", "l.model"),
+        ("cost", "l.cost"),
+        ("tokens_in", "l.tokens_in"),
+        ("tokens_out", "l.tokens_out"),
+        ("duration_ms", "l.duration_ms"),
+        ("captured_at", "now64(6)"),
+    ]);
+    let sql = format!(
+        "INSERT INTO {EXAMPLES_TABLE} ({columns}) SELECT {select} \
+         FROM (SELECT * FROM {EXAMPLES_TABLE} FINAL) AS s \
+         INNER JOIN ({values}) AS l ON s.trace_id = l.trace_id WHERE {differ}",
+        values = example_log_values(),
+        differ = VALUES_DIFFER.replace("t.", "s.")
+    );
+    db.execute(db.query(&sql))
+        .await
+        .context("bringing the examples' values up to date with unified_logs")
+}
+
+/// After annotations of `trace_id` were deleted: writes its example's row again with
+/// what is now its latest annotation (or none), then removes the rows of the deleted
+/// ones, whose versions are higher.
+pub async fn rewind_example(db: &Db, trace_id: &str) -> anyhow::Result<()> {
+    let columns = example_columns().collect::<Vec<_>>().join(", ");
+    let none: &[(&str, &str)] = &[
+        ("trainable", "false"),
+        ("verified", "false"),
+        ("confidence", "NULL"),
+        ("notes", "''"),
+        ("tags", "[]"),
+        ("annotated_at", "NULL"),
+        ("annotated_by", "''"),
+        ("version", "toDateTime64(0, 6)"),
+    ];
+    let latest = format!(
+        "SELECT trace_id, \
+         argMax(tuple(trainable, verified, confidence, notes, tags, annotated_by), annotated_at) AS latest, \
+         max(annotated_at) AS last_annotated_at \
+         FROM {ANNOTATIONS} WHERE trace_id = {{id:String}} GROUP BY trace_id"
+    );
+    let annotated = db
+        .fetch_one::<u64>(
+            db.query(&format!(
+                "SELECT count() FROM {ANNOTATIONS} WHERE trace_id = {{id:String}}"
+            ))
+            .param("id", trace_id),
+        )
+        .await
+        .with_context(|| format!("reading the annotations of trace {trace_id:?}"))?;
+    let one_row = format!(
+        "(SELECT * FROM {EXAMPLES_TABLE} FINAL WHERE trace_id = {{id:String}} LIMIT 1) AS s"
+    );
+    let (insert, keep) = if annotated > 0 {
+        (
+            format!(
+                "INSERT INTO {EXAMPLES_TABLE} ({columns}) SELECT {} FROM {one_row} \
+                 INNER JOIN ({latest}) AS a ON a.trace_id = s.trace_id",
+                example_select(FROM_LATEST)
+            ),
+            format!(
+                "(SELECT max(annotated_at) FROM {ANNOTATIONS} WHERE trace_id = {{id:String}})"
+            ),
+        )
+    } else {
+        (
+            format!(
+                "INSERT INTO {EXAMPLES_TABLE} ({columns}) SELECT {} FROM {one_row}",
+                example_select(none)
+            ),
+            "toDateTime64(0, 6)".to_string(),
+        )
+    };
+    db.execute(db.query(&insert).param("id", trace_id))
+        .await
+        .with_context(|| format!("writing the example of trace {trace_id:?} again"))?;
+    db.execute(
+        db.query(&format!(
+            "DELETE FROM {EXAMPLES_TABLE} WHERE trace_id = {{id:String}} AND version > {keep}"
+        ))
+        .param("id", trace_id)
+        .with_setting("mutations_sync", "2"),
+    )
+    .await
+    .with_context(|| format!("removing the rows of trace {trace_id:?}'s deleted annotations"))
+}
+
 /// After annotations of `trace_id` were deleted: drops its copies and copies it
 /// again if what is now its latest annotation makes it trainable.
 pub async fn recopy_trainable(db: &Db, trace_id: &str) -> anyhow::Result<()> {
+    rewind_example(db, trace_id).await?;
     db.execute(
         db.query(&format!(
             "DELETE FROM {TRAINABLE_EXAMPLES} WHERE trace_id = {{id:String}}"

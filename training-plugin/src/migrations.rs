@@ -164,6 +164,10 @@ mod tests {
                                 "NOT IN (SELECT trace_id, annotated_at FROM {})",
                                 crate::schema::TRAINABLE_EXAMPLES
                             )
+                        } else if table == crate::schema::EXAMPLES_TABLE {
+                            // Version 5's copy of version 1's examples picks them in a
+                            // subquery.
+                            format!("WHERE trace_id NOT IN (SELECT trace_id FROM {table})")
                         } else {
                             format!("AND trace_id NOT IN (SELECT trace_id FROM {table})")
                         };
@@ -186,6 +190,8 @@ mod tests {
                 (2, "training_annotated_examples".to_string()),
                 (3, "training_trainable_examples".to_string()),
                 (4, "training_trainable_annotations".to_string()),
+                (5, "training_examples_current".to_string()),
+                (5, "training_trainable_examples".to_string()),
             ],
             "the INSERTs of the migrations"
         );

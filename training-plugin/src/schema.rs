@@ -25,16 +25,33 @@ const ANNOTATION_COLUMNS: &[(&str, &str)] = &[
     ("annotated_by", "String"),
 ];
 
+/// The state table's columns (migration 5): one row per example and annotation, the
+/// latest (highest `version`) kept by merges and read with FINAL.
 const EXAMPLE_COLUMNS: &[(&str, &str)] = &[
-    ("trace_id", "String"),
     ("timestamp", "DateTime64(6)"),
+    ("trace_id", "String"),
     ("session_id", "String"),
     ("cascade_id", "String"),
     ("cell_name", "String"),
     ("species_hash", "String"),
-    ("model", "String"),
     ("user_input", "String"),
     ("assistant_output", "String"),
+    ("model", "Nullable(String)"),
+    ("cost", "Nullable(Float64)"),
+    ("tokens_in", "Nullable(Int32)"),
+    ("tokens_out", "Nullable(Int32)"),
+    ("duration_ms", "Nullable(Float64)"),
+    ("caller_id", "String"),
+    ("node_type", "String"),
+    ("trainable", "Bool"),
+    ("verified", "Bool"),
+    ("confidence", "Nullable(Float32)"),
+    ("notes", "String"),
+    ("tags", "Array(String)"),
+    ("annotated_at", "Nullable(DateTime64(6))"),
+    ("annotated_by", "String"),
+    ("version", "DateTime64(6)"),
+    ("captured_at", "DateTime64(6)"),
 ];
 
 const TRAINABLE_EXAMPLE_COLUMNS: &[(&str, &str)] = &[
@@ -93,11 +110,18 @@ pub const JOINED_VIEW_COLUMNS: &[(&str, &str)] = &[
 
 pub const ANNOTATIONS: &str = "training_annotations";
 pub const TRAINABLE_EXAMPLES: &str = "training_trainable_examples";
-/// The annotations on their way into `training_trainable_examples` (engine Null).
+/// Version 4's relay of annotations into `training_trainable_examples` (engine Null),
+/// which version 5 drops: an install left between the two may still have it.
 pub const TRAINABLE_ANNOTATIONS: &str = "training_trainable_annotations";
 pub const JOINED_VIEW: &str = "training_examples_with_annotations";
-pub const EXAMPLES_TABLE: &str = "training_examples";
-pub const EXAMPLES_MV: &str = "training_examples_mv";
+/// The examples: one row per example with its log values and latest annotation (the
+/// state table of migration 5; migration 1's `training_examples` before it).
+pub const EXAMPLES_TABLE: &str = "training_examples_current";
+/// The view that makes an example of each qualifying log row (its query is the
+/// backfill's).
+pub const EXAMPLES_MV: &str = "training_examples_current_by_log_mv";
+/// The view that writes an example's row again for each annotation.
+pub const EXAMPLES_BY_ANNOTATION_MV: &str = "training_examples_current_by_annotation_mv";
 pub const LOGS: &str = "unified_logs";
 
 pub const OBJECTS: &[Expected] = &[
@@ -126,25 +150,13 @@ pub const OBJECTS: &[Expected] = &[
         columns: TRAINABLE_EXAMPLE_COLUMNS,
     },
     Expected {
-        name: TRAINABLE_ANNOTATIONS,
-        engine: "Null",
-        kind: Kind::Table,
-        columns: ANNOTATION_COLUMNS,
-    },
-    Expected {
-        name: "training_trainable_annotations_mv",
+        name: EXAMPLES_BY_ANNOTATION_MV,
         engine: "MaterializedView",
         kind: Kind::MaterializedView,
-        columns: ANNOTATION_COLUMNS,
+        columns: EXAMPLE_COLUMNS,
     },
     Expected {
-        name: "training_trainable_examples_by_mark_mv",
-        engine: "MaterializedView",
-        kind: Kind::MaterializedView,
-        columns: TRAINABLE_EXAMPLE_COLUMNS,
-    },
-    Expected {
-        name: "training_trainable_examples_by_example_mv",
+        name: "training_trainable_examples_by_current_mv",
         engine: "MaterializedView",
         kind: Kind::MaterializedView,
         columns: TRAINABLE_EXAMPLE_COLUMNS,
@@ -170,7 +182,7 @@ pub const OBJECTS: &[Expected] = &[
     },
 ];
 
-/// The columns of `training_examples`, in order, for the backfill's INSERT.
+/// The columns of the examples' table, in order, for the backfill's INSERT.
 pub fn example_columns() -> impl Iterator<Item = &'static str> {
     EXAMPLE_COLUMNS.iter().map(|(name, _)| *name)
 }

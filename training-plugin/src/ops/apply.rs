@@ -275,6 +275,13 @@ impl Applier<'_, '_> {
                 backfill::refill(db, Refill::Examples, self.options.limits, self.interrupt).await?;
         }
         let objects = db.objects().await?;
+        if objects.contains_key(crate::schema::EXAMPLES_TABLE) {
+            // Annotations the state table has not seen (written while its view was
+            // missing, or before their example was copied in), then the log values
+            // rvbbit wrote after the rows (docs/MIGRATION_GUIDE.md, "Late log values").
+            examples::catch_up_examples(db).await?;
+            examples::refresh_examples(db).await?;
+        }
         if objects.contains_key(crate::schema::TRAINABLE_EXAMPLES) {
             examples::copy_trainable(db).await?;
             // Annotations written while the filter view was missing (dropped, or not
@@ -400,7 +407,7 @@ mod tests {
         };
         assert_eq!(
             describe(&finding(crate::schema::EXAMPLES_MV, Problem::Missing)),
-            "materialized view training_examples_mv"
+            "materialized view training_examples_current_by_log_mv"
         );
         assert_eq!(
             describe(&finding("other", Problem::Missing)),

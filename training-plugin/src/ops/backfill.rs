@@ -24,6 +24,11 @@ pub async fn refill(
             examples::copy_trainable(db).await?;
             Ok(0)
         }
+        Refill::Annotations => {
+            examples::catch_up_examples(db).await?;
+            examples::copy_trainable(db).await?;
+            Ok(0)
+        }
     }
 }
 

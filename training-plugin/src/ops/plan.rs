@@ -361,10 +361,12 @@ fn supersede(steps: &mut [Step]) {
     skip_readers_of_skipped(steps);
 }
 
-/// A statement that names an object this run does not create (its creation is skipped
-/// because a later migration drops it) could not run: it is skipped too, up to the
-/// migration that drops the object, and so on for what it would have created. Drops
-/// are always sent (they do nothing when the object is absent).
+/// A statement that names an object which is not there and which this run does not
+/// create (its creation is skipped because a later migration drops it) could not run:
+/// it is skipped too, up to the migration that drops the object, and so on for what it
+/// would have created. An object that is there already (an install made by hand) is
+/// read before it is dropped. Drops are always sent (they do nothing when the object
+/// is absent).
 fn skip_readers_of_skipped(steps: &mut [Step]) {
     loop {
         // (object never created, the migration that drops it)
@@ -374,6 +376,7 @@ fn skip_readers_of_skipped(steps: &mut [Step]) {
                 Step::Statement {
                     sql,
                     superseded_by: Some(Superseded { by, .. }),
+                    exists: false,
                     ..
                 } => match creates(sql)? {
                     Creates::Object { name, .. } => Some((name, *by)),

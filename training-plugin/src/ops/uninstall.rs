@@ -72,13 +72,20 @@ pub fn created_objects() -> Vec<(Kind, String)> {
             continue;
         };
         for statement in statements {
-            let object = match creates(&statement.text) {
-                Some(Creates::Object { kind, name }) => (kind, name),
-                Some(Creates::Replace { name }) => (Kind::View, name),
+            let (object, replaces) = match creates(&statement.text) {
+                Some(Creates::Object { kind, name }) => ((kind, name), false),
+                Some(Creates::Replace { name }) => ((Kind::View, name), true),
                 _ => continue,
             };
-            if !seen.iter().any(|(_, name)| *name == object.1) {
-                seen.push(object);
+            match seen.iter().position(|(_, name)| *name == object.1) {
+                None => seen.push(object),
+                // A view defined again reads what exists by then: it goes after it,
+                // so that it is dropped first.
+                Some(at) if replaces => {
+                    seen.remove(at);
+                    seen.push(object);
+                }
+                Some(_) => {}
             }
         }
     }

@@ -121,7 +121,17 @@ pub async fn checks(db: &Db) -> anyhow::Result<Report> {
                 if duplicates == 0 {
                     "one example per trace".to_string()
                 } else {
-                    format!("{duplicates} examples are stored more than once (same trace_id); they merge away in the background, and `OPTIMIZE TABLE training_examples FINAL` merges them now")
+                    format!("{duplicates} examples are stored more than once (same trace_id, different times); run `rvbbit training migrate --repair`, or remove the extra rows from {EXAMPLES_TABLE}")
+                },
+            ));
+            let lagging = examples::lagging_examples(db).await?;
+            out.push(check(
+                "examples' values current",
+                lagging == 0,
+                if lagging == 0 {
+                    format!("model, cost, tokens and duration as {LOGS} holds them now")
+                } else {
+                    format!("{lagging} examples show an older model, cost, tokens or duration than {LOGS} (rvbbit writes them after the row); run `rvbbit training migrate` to bring them up to date")
                 },
             ));
             if engines.contains_key(crate::schema::TRAINABLE_EXAMPLES)

@@ -232,15 +232,15 @@ fn a_fresh_database_gets_every_statement_and_the_backfill() {
         .iter()
         .position(|s| matches!(s, Step::Backfill { .. }))
         .unwrap();
-    let first = &MIGRATIONS[0];
+    let last = MIGRATIONS.last().unwrap();
     assert_eq!(
         plan.steps[backfill],
         Step::Backfill {
-            version: first.version,
-            index: step_count(first).unwrap() - 1
+            version: last.version,
+            index: step_count(last).unwrap() - 1
         }
     );
-    assert_eq!(backfill, migration_steps(first).unwrap().len());
+    assert_eq!(backfill, plan.steps.len() - 1, "the backfill comes last");
     assert!(plan.steps.iter().all(|s| match s {
         Step::Statement { exists, .. } => !exists,
         _ => true,
@@ -304,11 +304,11 @@ fn a_pending_migration_is_planned_alone_and_what_exists_is_marked() {
     assert!(plan.steps.iter().all(|s| s.version() == Some(last.version)));
     assert_eq!(
         plan.steps.len(),
-        migration_steps(last).unwrap().len(),
-        "no backfill: the migration that creates the examples' view is applied"
+        migration_steps(last).unwrap().len() + 1,
+        "the backfill ends the last migration"
     );
     let created = plan.steps.iter().find_map(|s| match s {
-        Step::Statement { what, exists, .. } if what == "table training_trainable_annotations" => {
+        Step::Statement { what, exists, .. } if what == "table training_examples_current" => {
             Some(*exists)
         }
         _ => None,
@@ -351,7 +351,7 @@ fn an_install_by_hand_is_repaired_before_the_migrations() {
         repairs,
         vec![
             "training_annotations: column annotated_by missing",
-            "training_examples_mv: is a View, expected a MaterializedView (dropped, to be created again)",
+            "training_examples_current_by_log_mv: is a View, expected a MaterializedView (dropped, to be created again)",
         ]
     );
     // The dropped view is created again by its migration's statement.
@@ -504,7 +504,7 @@ static EXAMPLES_VIEW_IN_TWO: &[Migration] = &[
     Migration {
         version: 2,
         name: "view",
-        sql: "CREATE MATERIALIZED VIEW IF NOT EXISTS training_examples_mv TO t AS SELECT 1 AS x;\nCREATE VIEW IF NOT EXISTS v AS SELECT x FROM t;\n",
+        sql: "CREATE MATERIALIZED VIEW IF NOT EXISTS training_examples_current_by_log_mv TO t AS SELECT 1 AS x;\nCREATE VIEW IF NOT EXISTS v AS SELECT x FROM t;\n",
     },
 ];
 
@@ -523,11 +523,11 @@ fn the_backfill_ends_the_migration_that_creates_the_examples_view() {
             index: 2
         }
     );
-    // The embedded migrations: 0001 creates the view, and only it backfills.
+    // The embedded migrations: 0005 creates the view, and only it backfills.
     let backfilling: Vec<u32> = MIGRATIONS
         .iter()
         .filter(|m| backfills(m).unwrap())
         .map(|m| m.version)
         .collect();
-    assert_eq!(backfilling, vec![1]);
+    assert_eq!(backfilling, vec![5]);
 }
