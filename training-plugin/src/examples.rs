@@ -360,9 +360,7 @@ pub async fn rewind_example(db: &Db, trace_id: &str) -> anyhow::Result<()> {
                  INNER JOIN ({latest}) AS a ON a.trace_id = s.trace_id",
                 example_select(FROM_LATEST)
             ),
-            format!(
-                "(SELECT max(annotated_at) FROM {ANNOTATIONS} WHERE trace_id = {{id:String}})"
-            ),
+            format!("(SELECT max(annotated_at) FROM {ANNOTATIONS} WHERE trace_id = {{id:String}})"),
         )
     } else {
         (
