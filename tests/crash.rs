@@ -186,44 +186,64 @@ macro_rules! stopped_after {
     };
 }
 
-// On a fresh install the statements of 0002 whose objects 0003 drops or replaces
-// (11-15), and 0003's annotation view that 0004 drops (17), are skipped, not sent:
-// each is a step of the ledger all the same.
+// On a fresh install every statement whose object a later migration drops or replaces,
+// or that reads such an object, is skipped, not sent: 0001's examples table, its view
+// and the two views that read it (4-7), all of 0002 (8-14), 0003's views into the
+// trainable copy, its copy and its joined view (16-19), 0004's relay, its views and its
+// catch-up (23-25, 27), and 0005's copy of 0001's examples (32). Each is a step of the
+// ledger all the same. The backfill of the state table ends 0005 (44), the migration
+// that creates the view it reads through.
 
 stopped_after! {
     stopped_after_step_01_annotations_table_resumes: 1,
-    stopped_after_step_02_first_index_resumes: 2,
-    stopped_after_step_03_second_index_resumes: 3,
-    stopped_after_step_04_examples_table_resumes: 4,
-    stopped_after_step_05_materialized_view_resumes: 5,
-    stopped_after_step_06_joined_view_resumes: 6,
-    stopped_after_step_07_stats_view_resumes: 7,
-    stopped_after_step_08_backfill_end_of_0001_resumes: 8,
-    stopped_after_step_09_trace_index_resumes: 9,
-    stopped_after_step_10_materialize_index_resumes: 10,
-    stopped_after_step_11_skipped_annotated_table_resumes: 11,
-    stopped_after_step_12_skipped_annotation_view_resumes: 12,
-    stopped_after_step_13_skipped_example_view_resumes: 13,
-    stopped_after_step_14_skipped_copy_resumes: 14,
-    stopped_after_step_15_skipped_joined_view_end_of_0002_resumes: 15,
-    stopped_after_step_16_trainable_table_resumes: 16,
-    stopped_after_step_17_skipped_trainable_annotation_view_resumes: 17,
-    stopped_after_step_18_trainable_example_view_resumes: 18,
-    stopped_after_step_19_trainable_copy_resumes: 19,
-    stopped_after_step_20_joined_view_resumes: 20,
-    stopped_after_step_21_drop_annotation_view_resumes: 21,
-    stopped_after_step_22_drop_example_view_resumes: 22,
-    stopped_after_step_23_drop_annotated_table_end_of_0003_resumes: 23,
-    stopped_after_step_24_relay_table_resumes: 24,
-    stopped_after_step_25_mark_view_resumes: 25,
-    stopped_after_step_26_filter_view_resumes: 26,
-    stopped_after_step_27_drop_annotation_view_resumes: 27,
-    stopped_after_step_28_catch_up_end_of_0004_resumes: 28,
+    stopped_after_step_02_trainable_index_resumes: 2,
+    stopped_after_step_03_verified_index_resumes: 3,
+    stopped_after_step_04_skipped_examples_table_resumes: 4,
+    stopped_after_step_05_skipped_examples_view_resumes: 5,
+    stopped_after_step_06_skipped_joined_view_resumes: 6,
+    stopped_after_step_07_skipped_stats_view_end_of_0001_resumes: 7,
+    stopped_after_step_08_skipped_trace_index_resumes: 8,
+    stopped_after_step_09_skipped_materialize_trace_index_resumes: 9,
+    stopped_after_step_10_skipped_annotated_table_resumes: 10,
+    stopped_after_step_11_skipped_annotation_view_resumes: 11,
+    stopped_after_step_12_skipped_example_view_resumes: 12,
+    stopped_after_step_13_skipped_copy_resumes: 13,
+    stopped_after_step_14_skipped_joined_view_end_of_0002_resumes: 14,
+    stopped_after_step_15_trainable_table_resumes: 15,
+    stopped_after_step_16_skipped_trainable_annotation_view_resumes: 16,
+    stopped_after_step_17_skipped_trainable_example_view_resumes: 17,
+    stopped_after_step_18_skipped_trainable_copy_resumes: 18,
+    stopped_after_step_19_skipped_joined_view_resumes: 19,
+    stopped_after_step_20_drop_annotation_view_resumes: 20,
+    stopped_after_step_21_drop_example_view_resumes: 21,
+    stopped_after_step_22_drop_annotated_table_end_of_0003_resumes: 22,
+    stopped_after_step_23_skipped_relay_table_resumes: 23,
+    stopped_after_step_24_skipped_mark_view_resumes: 24,
+    stopped_after_step_25_skipped_filter_view_resumes: 25,
+    stopped_after_step_26_drop_trainable_annotation_view_resumes: 26,
+    stopped_after_step_27_skipped_catch_up_end_of_0004_resumes: 27,
+    stopped_after_step_28_state_table_resumes: 28,
+    stopped_after_step_29_state_by_annotation_view_resumes: 29,
+    stopped_after_step_30_state_to_trainable_view_resumes: 30,
+    stopped_after_step_31_state_by_log_view_resumes: 31,
+    stopped_after_step_32_skipped_examples_copy_resumes: 32,
+    stopped_after_step_33_session_index_resumes: 33,
+    stopped_after_step_34_materialize_session_index_resumes: 34,
+    stopped_after_step_35_joined_view_resumes: 35,
+    stopped_after_step_36_stats_view_resumes: 36,
+    stopped_after_step_37_drop_examples_view_resumes: 37,
+    stopped_after_step_38_drop_trainable_example_view_resumes: 38,
+    stopped_after_step_39_drop_filter_view_resumes: 39,
+    stopped_after_step_40_drop_mark_view_resumes: 40,
+    stopped_after_step_41_drop_relay_table_resumes: 41,
+    stopped_after_step_42_drop_examples_table_resumes: 42,
+    stopped_after_step_43_trainable_copy_resumes: 43,
+    stopped_after_step_44_backfill_end_of_0005_resumes: 44,
 }
 
 /// The upgrade of a hand-applied install (`tests/fixtures/installs/v2_float32.sql`:
 /// plain view for the materialized view, `confidence Float32`) stopped after a step
-/// (its repairs before the migrations, statements of both migrations, the repairs
+/// (its repairs before the migrations, steps of its migrations, the repairs
 /// after them): the next plain migrate must finish the upgrade, as it would have
 /// without the fault.
 #[tokio::test(flavor = "multi_thread")]
@@ -281,12 +301,13 @@ async fn an_upgrade_of_a_hand_applied_install_stopped_after_a_step_resumes() {
     );
     let steps_of = migration_steps();
     let (s1, s2) = (steps_of[0], steps_of[1]);
+    let s_last = *steps_of.last().unwrap();
     let last = before + fresh_steps();
 
     let mut failures = Vec::new();
-    // A repair before the migrations, the first statement of 0001, its backfill, the
-    // first and last statements of 0002 (skipped: 0003 replaces its objects), the first
-    // and last statements of the last migration, the repair after the migrations.
+    // A repair before the migrations, the first and last statements of 0001, the first
+    // and last statements of 0002, the first statement of 0003, the first step of the
+    // last migration and its last (the backfill), the repair after the migrations.
     let steps: Vec<u32> = vec![
         2,
         before + 1,
@@ -294,6 +315,7 @@ async fn an_upgrade_of_a_hand_applied_install_stopped_after_a_step_resumes() {
         before + s1 + 1,
         before + s1 + s2,
         before + s1 + s2 + 1,
+        last - s_last + 1,
         last,
         last + 1,
     ];
@@ -422,15 +444,18 @@ async fn server_killed_mid_migrate(label: &str, marker: &str, in_progress: u32) 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_killed_during_the_backfill_is_resumed_after_its_restart() {
-    server_killed_mid_migrate("killed_backfill", "log rows scanned (1/", 1).await;
+    // The backfill is the last step of 0005, which creates the view it reads through.
+    server_killed_mid_migrate("killed_backfill", "log rows scanned (1/", 5).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_killed_during_migration_2_is_resumed_after_its_restart() {
-    // Its statements that make objects 0003 drops are skipped: its index is what it sends.
+    // On a fresh install every statement of 0002 is skipped (0003 and 0005 drop what it
+    // makes): the server dies while the migrate records its steps in the ledger, just
+    // after its first.
     server_killed_mid_migrate(
         "killed_0002",
-        "created  index idx_trace_id on training_examples",
+        "skipped  index idx_trace_id on training_examples",
         2,
     )
     .await;

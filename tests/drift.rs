@@ -52,7 +52,8 @@ async fn a_dropped_materialized_view_comes_back_with_the_rows_logged_meanwhile()
     let (db, truth) = seeded("drift_mv").await;
     db.rvbbit(&["training", "migrate", "-q"]).expect_code(0);
     let schema_before = schema(&db).await;
-    db.exec("DROP VIEW training_examples_mv").await;
+    db.exec("DROP VIEW training_examples_current_by_log_mv")
+        .await;
     // Logged while the view was missing; one of them annotated meanwhile.
     let late = ["late-1", "late-2", "late-3"];
     insert(
@@ -78,7 +79,7 @@ async fn a_dropped_materialized_view_comes_back_with_the_rows_logged_meanwhile()
     assert!(
         rvbbit_tests::unwrapped(&verify.stdout)
             .lines()
-            .any(|l| l.contains("FAIL") && l.contains("training_examples_mv")),
+            .any(|l| l.contains("FAIL") && l.contains("training_examples_current_by_log_mv")),
         "{}",
         verify.stdout
     );
@@ -86,7 +87,7 @@ async fn a_dropped_materialized_view_comes_back_with_the_rows_logged_meanwhile()
     repaired.expect_code(0);
     assert_eq!(
         db.scalar::<String>(&format!(
-            "SELECT engine FROM system.tables WHERE database = '{}' AND name = 'training_examples_mv'",
+            "SELECT engine FROM system.tables WHERE database = '{}' AND name = 'training_examples_current_by_log_mv'",
             db.name
         ))
         .await,
@@ -102,9 +103,80 @@ async fn a_dropped_materialized_view_comes_back_with_the_rows_logged_meanwhile()
     )
     .await;
     assert_eq!(
-        db.scalar::<u64>("SELECT count() FROM training_examples WHERE trace_id = 'live-1'")
-            .await,
+        db.scalar::<u64>(
+            "SELECT count() FROM training_examples_current FINAL WHERE trace_id = 'live-1'"
+        )
+        .await,
         1
+    );
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dropped_annotation_view_comes_back_with_the_annotations_made_meanwhile() {
+    let (db, truth) = seeded("drift_annotation_mv").await;
+    db.rvbbit(&["training", "migrate", "-q"]).expect_code(0);
+    let schema_before = schema(&db).await;
+    db.exec("DROP VIEW training_examples_current_by_annotation_mv")
+        .await;
+    // Annotated while the view was missing: an example marked trainable for the first
+    // time, a trainable one taken back and another re-scored.
+    let meanwhile = [
+        Mark {
+            notes: "annotated while the view was missing",
+            ..mark("s-5", true, Some(0.77), "2025-06-01 08:00:00.000000")
+        },
+        Mark {
+            notes: "taken back while the view was missing",
+            ..mark("h-250", false, Some(0.1), "2025-06-01 09:00:00.000000")
+        },
+        mark("h-5", true, Some(0.99), "2025-06-01 10:00:00.000000"),
+    ];
+    db.exec(&annotations_insert(&meanwhile)).await;
+    let mut truth = truth;
+    truth.annotations = db.snapshot_annotations().await;
+
+    let verify = db.rvbbit(&["training", "verify"]);
+    verify.expect_code(1);
+    let verify_text = rvbbit_tests::unwrapped(&verify.stdout);
+    let failing: Vec<&str> = verify_text.lines().filter(|l| l.contains("FAIL")).collect();
+    // The view is missing, and the trainable copy disagrees with the three traces'
+    // latest annotations.
+    assert_eq!(failing.len(), 2, "{}", verify.stdout);
+    assert!(
+        failing[0].contains("materialized view training_examples_current_by_annotation_mv")
+            && failing[1].contains("trainable examples current")
+            && verify_text.contains("3 traces' copies"),
+        "{}",
+        verify.stdout
+    );
+    let repaired = db.rvbbit(&["training", "migrate", "--repair"]);
+    repaired.expect_code(0);
+    assert_eq!(
+        db.scalar::<String>(&format!(
+            "SELECT engine FROM system.tables WHERE database = '{}' \
+             AND name = 'training_examples_current_by_annotation_mv'",
+            db.name
+        ))
+        .await,
+        "MaterializedView"
+    );
+    assert_eq!(schema(&db).await, schema_before);
+    assert_converged(&db, &truth, "annotation view repaired").await;
+
+    // And it works live again: an annotation reaches the example's row at once.
+    let live = Mark {
+        notes: "annotated once the view was back",
+        ..mark("s-5", false, Some(0.3), "2025-06-02 08:00:00.000000")
+    };
+    db.exec(&annotations_insert(std::slice::from_ref(&live)))
+        .await;
+    assert_eq!(
+        db.scalar::<(bool, String)>(
+            "SELECT trainable, notes FROM training_examples_current FINAL WHERE trace_id = 's-5'"
+        )
+        .await,
+        (false, live.notes.to_string())
     );
     db.drop().await;
 }

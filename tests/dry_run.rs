@@ -17,13 +17,12 @@ async fn dry_run_prints_the_statements_in_order_and_changes_nothing() {
         "CREATE TABLE IF NOT EXISTS training_annotations",
         "ALTER TABLE training_annotations ADD INDEX IF NOT EXISTS idx_trainable",
         "ALTER TABLE training_annotations ADD INDEX IF NOT EXISTS idx_verified",
-        "CREATE TABLE IF NOT EXISTS training_examples\n",
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS training_examples_mv",
-        "CREATE VIEW IF NOT EXISTS training_examples_with_annotations",
-        "CREATE VIEW IF NOT EXISTS training_stats_by_cascade",
-        "backfill training_examples",
-        "ALTER TABLE training_examples ADD INDEX IF NOT EXISTS idx_trace_id",
-        "ALTER TABLE training_examples MATERIALIZE INDEX idx_trace_id",
+        "table training_examples skipped: migration 0005 removes or replaces it",
+        "materialized view training_examples_mv skipped: migration 0005 removes or replaces it",
+        "view training_examples_with_annotations skipped: migration 0005 removes what it reads",
+        "view training_stats_by_cascade skipped: migration 0005",
+        "index idx_trace_id on training_examples skipped: migration 0005 removes or replaces it",
+        "index idx_trace_id on training_examples for existing rows skipped: migration 0005",
         "table training_annotated_examples skipped: migration 0003 removes or replaces it",
         "materialized view training_annotated_examples_by_annotation_mv skipped: migration 0003",
         "materialized view training_annotated_examples_by_example_mv skipped: migration 0003",
@@ -31,29 +30,60 @@ async fn dry_run_prints_the_statements_in_order_and_changes_nothing() {
         "view training_examples_with_annotations skipped: migration 0003",
         "CREATE TABLE IF NOT EXISTS training_trainable_examples",
         "materialized view training_trainable_examples_by_annotation_mv skipped: migration 0004",
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS training_trainable_examples_by_example_mv",
-        "INSERT INTO training_trainable_examples",
-        "CREATE OR REPLACE VIEW training_examples_with_annotations",
+        "materialized view training_trainable_examples_by_example_mv skipped: migration 0005 removes or replaces it",
+        "rows of training_trainable_examples skipped: migration 0005 removes what it reads",
+        "view training_examples_with_annotations skipped: migration 0005 removes or replaces it",
         "DROP VIEW IF EXISTS training_annotated_examples_by_annotation_mv SYNC",
         "DROP VIEW IF EXISTS training_annotated_examples_by_example_mv SYNC",
         "DROP TABLE IF EXISTS training_annotated_examples SYNC",
-        "CREATE TABLE IF NOT EXISTS training_trainable_annotations",
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS training_trainable_examples_by_mark_mv",
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS training_trainable_annotations_mv",
+        "table training_trainable_annotations skipped: migration 0005 removes or replaces it",
+        "materialized view training_trainable_examples_by_mark_mv skipped: migration 0005",
+        "materialized view training_trainable_annotations_mv skipped: migration 0005",
         "DROP VIEW IF EXISTS training_trainable_examples_by_annotation_mv SYNC",
-        "INSERT INTO training_trainable_annotations",
+        "rows of training_trainable_annotations skipped: migration 0005",
+        "CREATE TABLE IF NOT EXISTS training_examples_current\n",
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS training_examples_current_by_annotation_mv",
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS training_trainable_examples_by_current_mv",
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS training_examples_current_by_log_mv",
+        "rows of training_examples_current skipped: migration 0005 removes what it reads",
+        "ALTER TABLE training_trainable_examples ADD INDEX IF NOT EXISTS idx_session_id",
+        "ALTER TABLE training_trainable_examples MATERIALIZE INDEX idx_session_id",
+        "CREATE OR REPLACE VIEW training_examples_with_annotations",
+        "CREATE OR REPLACE VIEW training_stats_by_cascade",
+        "DROP VIEW IF EXISTS training_examples_mv SYNC",
+        "DROP VIEW IF EXISTS training_trainable_examples_by_example_mv SYNC",
+        "DROP VIEW IF EXISTS training_trainable_annotations_mv SYNC",
+        "DROP VIEW IF EXISTS training_trainable_examples_by_mark_mv SYNC",
+        "DROP TABLE IF EXISTS training_trainable_annotations SYNC",
+        "DROP TABLE IF EXISTS training_examples SYNC",
+        "INSERT INTO training_trainable_examples",
+        "backfill training_examples_current",
     ] {
         let found = dry.stdout[at..]
             .find(needle)
             .unwrap_or_else(|| panic!("{needle:?} missing or out of order in:\n{}", dry.stdout));
         at += found + needle.len();
     }
-    // What 0003 drops or replaces is named as skipped, and not printed.
+    // What 0003, 0004 and 0005 drop or replace, or what reads what they drop, is named
+    // as skipped, and not printed.
     for statement in [
+        "CREATE TABLE IF NOT EXISTS training_examples\n",
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS training_examples_mv",
+        "CREATE VIEW IF NOT EXISTS training_examples_with_annotations",
+        "CREATE VIEW IF NOT EXISTS training_stats_by_cascade",
+        "ALTER TABLE training_examples ",
         "CREATE TABLE IF NOT EXISTS training_annotated_examples",
         "CREATE MATERIALIZED VIEW IF NOT EXISTS training_annotated_examples_by_",
         "INSERT INTO training_annotated_examples",
         "CREATE MATERIALIZED VIEW IF NOT EXISTS training_trainable_examples_by_annotation_mv",
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS training_trainable_examples_by_example_mv",
+        "CREATE TABLE IF NOT EXISTS training_trainable_annotations",
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS training_trainable_examples_by_mark_mv",
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS training_trainable_annotations_mv",
+        "INSERT INTO training_trainable_annotations",
+        "INSERT INTO training_examples_current",
+        "FROM training_examples\n",
+        "FROM training_examples_with_annotations",
     ] {
         assert!(
             !dry.stdout.contains(statement),
@@ -61,12 +91,41 @@ async fn dry_run_prints_the_statements_in_order_and_changes_nothing() {
             dry.stdout
         );
     }
-    assert_eq!(
-        dry.stdout
-            .matches("CREATE OR REPLACE VIEW training_examples_with_annotations")
-            .count(),
-        1,
-        "the joined view is replaced once, by 0003:\n{}",
+    for (statement, why) in [
+        (
+            "CREATE OR REPLACE VIEW training_examples_with_annotations",
+            "the joined view is replaced once, by 0005",
+        ),
+        (
+            "CREATE OR REPLACE VIEW training_stats_by_cascade",
+            "the stats view is replaced once, by 0005",
+        ),
+        (
+            "INSERT INTO training_trainable_examples",
+            "the trainable copy is filled once, by 0005, from the state table",
+        ),
+        (
+            "backfill training_examples_current from unified_logs",
+            "the examples are backfilled once",
+        ),
+        ("backfill ", "nothing else is backfilled"),
+    ] {
+        assert_eq!(
+            dry.stdout.matches(statement).count(),
+            1,
+            "{why}:\n{}",
+            dry.stdout
+        );
+    }
+    let last_step = dry
+        .stdout
+        .lines()
+        .rfind(|l| l.starts_with("-- 000"))
+        .unwrap_or_default();
+    assert!(
+        last_step.starts_with("-- 0005 step ")
+            && last_step.contains("backfill training_examples_current"),
+        "the backfill ends migration 0005, after everything else: {last_step:?} in:\n{}",
         dry.stdout
     );
     assert_eq!(
@@ -95,7 +154,7 @@ async fn dry_run_prints_the_statements_in_order_and_changes_nothing() {
     );
     assert!(
         dry.stdout
-            .contains("CREATE MATERIALIZED VIEW IF NOT EXISTS training_examples_mv"),
+            .contains("CREATE MATERIALIZED VIEW IF NOT EXISTS training_examples_current_by_log_mv"),
         "{}",
         dry.stdout
     );

@@ -1,5 +1,6 @@
 //! `rvbbit training migrate` and `verify` against the real engine.
 
+use rvbbit_tests::ledger_fixture::{migration_statements, migration_steps, EXAMPLES_MV};
 use rvbbit_tests::logs::{insert, LogRow};
 use rvbbit_tests::{free_port, remove_private_engine, start_private_engine, TestDb};
 use serde_json::json;
@@ -13,19 +14,33 @@ async fn fresh_database_gets_every_object_and_verify_passes() {
         "created  table training_annotations",
         "created  index idx_trainable on training_annotations",
         "created  index idx_verified on training_annotations",
-        "created  table training_examples",
-        "created  materialized view training_examples_mv",
-        "created  view training_examples_with_annotations",
-        "created  view training_stats_by_cascade",
-        "created  index idx_trace_id on training_examples",
+        // Version 1's copy of the examples, and what reads it, are never built: 0005
+        // drops them and keeps the examples in its state table instead.
+        "skipped  table training_examples (migration 0005 removes or replaces it)",
+        "skipped  materialized view training_examples_mv (migration 0005 removes or replaces it)",
+        "skipped  view training_examples_with_annotations (migration 0005 removes what it reads)",
+        "skipped  view training_stats_by_cascade (migration 0005 removes what it reads)",
+        "skipped  index idx_trace_id on training_examples (migration 0005 removes or replaces it)",
         "skipped  table training_annotated_examples (migration 0003 removes or replaces it)",
         "created  table training_trainable_examples",
         "skipped  materialized view training_trainable_examples_by_annotation_mv (migration 0004 removes or replaces it)",
-        "created  materialized view training_trainable_examples_by_example_mv",
+        "skipped  materialized view training_trainable_examples_by_example_mv (migration 0005 removes or replaces it)",
+        "skipped  rows of training_trainable_examples (migration 0005 removes what it reads)",
+        "skipped  table training_trainable_annotations (migration 0005 removes or replaces it)",
+        "skipped  materialized view training_trainable_examples_by_mark_mv (migration 0005 removes or replaces it)",
+        "skipped  materialized view training_trainable_annotations_mv (migration 0005 removes or replaces it)",
+        "created  table training_examples_current",
+        "created  materialized view training_examples_current_by_annotation_mv",
+        "created  materialized view training_trainable_examples_by_current_mv",
+        "created  materialized view training_examples_current_by_log_mv",
+        // A new database has no version 1 copy to take the examples from: the backfill does.
+        "skipped  rows of training_examples_current (migration 0005 removes what it reads)",
+        "created  index idx_session_id on training_trainable_examples",
         "replaced view training_examples_with_annotations",
-        "created  table training_trainable_annotations",
-        "created  materialized view training_trainable_examples_by_mark_mv",
-        "created  materialized view training_trainable_annotations_mv",
+        "replaced view training_stats_by_cascade",
+        "absent   training_examples",
+        "absent   training_trainable_annotations",
+        "ran      rows of training_trainable_examples",
     ] {
         // A line wider than 80 columns goes on below, indented (free text, then
         // names, at spaces): compared word by word.
@@ -57,25 +72,26 @@ async fn fresh_database_gets_every_object_and_verify_passes() {
         engines,
         vec![
             ("training_annotations".into(), "ReplacingMergeTree".into()),
-            ("training_examples".into(), "ReplacingMergeTree".into()),
-            ("training_examples_mv".into(), "MaterializedView".into()),
-            ("training_examples_with_annotations".into(), "View".into()),
-            ("training_stats_by_cascade".into(), "View".into()),
-            ("training_trainable_annotations".into(), "Null".into()),
             (
-                "training_trainable_annotations_mv".into(),
+                "training_examples_current".into(),
+                "ReplacingMergeTree".into()
+            ),
+            (
+                "training_examples_current_by_annotation_mv".into(),
                 "MaterializedView".into()
             ),
+            (
+                "training_examples_current_by_log_mv".into(),
+                "MaterializedView".into()
+            ),
+            ("training_examples_with_annotations".into(), "View".into()),
+            ("training_stats_by_cascade".into(), "View".into()),
             (
                 "training_trainable_examples".into(),
                 "ReplacingMergeTree".into()
             ),
             (
-                "training_trainable_examples_by_example_mv".into(),
-                "MaterializedView".into()
-            ),
-            (
-                "training_trainable_examples_by_mark_mv".into(),
+                "training_trainable_examples_by_current_mv".into(),
                 "MaterializedView".into()
             ),
         ]
@@ -92,18 +108,17 @@ async fn fresh_database_gets_every_object_and_verify_passes() {
         .collect();
     for name in [
         "table training_annotations",
-        "table training_examples",
-        "materialized view training_examples_mv",
+        "table training_examples_current",
+        "materialized view training_examples_current_by_log_mv",
+        "materialized view training_examples_current_by_annotation_mv",
         "table training_trainable_examples",
-        "table training_trainable_annotations",
-        "materialized view training_trainable_annotations_mv",
-        "materialized view training_trainable_examples_by_mark_mv",
-        "materialized view training_trainable_examples_by_example_mv",
+        "materialized view training_trainable_examples_by_current_mv",
         "view training_examples_with_annotations",
         "view training_stats_by_cascade",
         "migrations applied",
         "examples populated",
         "examples unique",
+        "examples' values current",
         "trainable examples current",
         "trainable examples' values current",
     ] {
@@ -125,6 +140,11 @@ async fn migrating_twice_changes_no_definition_and_duplicates_no_example() {
     .await;
     db.rvbbit(&["training", "migrate"]).expect_code(0);
     let before = db.definitions().await;
+    // Nothing is annotated: each example is one row of the state table, and a second
+    // write of one (same key) would be a row more until merged.
+    let state_rows = "SELECT count() FROM training_examples_current";
+    let rows_before: u64 = db.scalar(state_rows).await;
+    assert_eq!(rows_before, 2, "one row per example");
     let ledger =
         "SELECT formatRow('TabSeparated', *) FROM _rvbbit_plugin_migrations FINAL ORDER BY version";
     let ledger_before: Vec<String> = db.rows(ledger).await;
@@ -163,12 +183,17 @@ async fn migrating_twice_changes_no_definition_and_duplicates_no_example() {
         "definitions changed on the second migrate"
     );
     assert_eq!(
-        db.scalar::<u64>("SELECT count() FROM training_examples")
+        db.scalar::<u64>(state_rows).await,
+        rows_before,
+        "the second migrate wrote examples again"
+    );
+    assert_eq!(
+        db.scalar::<u64>("SELECT count() FROM training_examples_current FINAL")
             .await,
         2
     );
     assert_eq!(
-        db.scalar::<u64>("SELECT uniqExact(trace_id) FROM training_examples")
+        db.scalar::<u64>("SELECT uniqExact(trace_id) FROM training_examples_current")
             .await,
         2
     );
@@ -209,8 +234,10 @@ async fn a_backfill_over_its_memory_cap_stops_keeps_its_work_and_resumes() {
     );
     let resumed = db.rvbbit(&["training", "migrate"]);
     resumed.expect_code(0);
+    // Nothing is annotated: one row of the state table per example, unless the resumed
+    // backfill wrote some again.
     let (count, traces): (u64, u64) = db
-        .scalar("SELECT count(), uniqExact(trace_id) FROM training_examples")
+        .scalar("SELECT count(), uniqExact(trace_id) FROM training_examples_current")
         .await;
     assert_eq!((count, traces), (40, 40), "{}", resumed.stdout);
     db.drop().await;
@@ -252,7 +279,7 @@ async fn a_backfill_longer_than_the_timeout_is_stopped_by_the_server_and_resumes
     );
     // The server stopped the statement: nothing of the migrate is still running on it.
     // The local front runs requests at once on 26.x, so a backfill the server did not
-    // stop is listed here (an INSERT INTO training_examples); on the older engines it
+    // stop is listed here (an INSERT INTO training_examples_current); on the older engines it
     // runs them one at a time, so there this query is answered only once such a
     // statement has ended, and the counts below tell whether the backfill was cut. The
     // engine of ClickHouse 23.10 (chdb 1.4.1) has no system.processes: there the counts
@@ -268,7 +295,7 @@ async fn a_backfill_longer_than_the_timeout_is_stopped_by_the_server_and_resumes
         );
     }
     let (count, traces): (u64, u64) = db
-        .scalar("SELECT count(), uniqExact(trace_id) FROM training_examples")
+        .scalar("SELECT count(), uniqExact(trace_id) FROM training_examples_current")
         .await;
     assert!(
         count < ROWS,
@@ -284,12 +311,12 @@ async fn a_backfill_longer_than_the_timeout_is_stopped_by_the_server_and_resumes
         .collect::<Vec<_>>()
         .join(" ");
     assert!(
-        words.contains("resuming: migration 0001_universal_training_system was left failed"),
+        words.contains("resuming: migration 0005_studio_state_table was left failed"),
         "{}",
         resumed.stdout
     );
     let (count, traces): (u64, u64) = db
-        .scalar("SELECT count(), uniqExact(trace_id) FROM training_examples")
+        .scalar("SELECT count(), uniqExact(trace_id) FROM training_examples_current")
         .await;
     assert_eq!((count, traces), (ROWS, ROWS), "{}", resumed.stdout);
     db.drop().await;
@@ -332,7 +359,7 @@ async fn history_is_backfilled_once_and_new_rows_arrive_live() {
     )
     .await;
     let live: Vec<(String, String)> = db
-        .rows("SELECT user_input, assistant_output FROM training_examples_mv WHERE trace_id = 'new-1'")
+        .rows("SELECT user_input, assistant_output FROM training_examples_current_by_log_mv WHERE trace_id = 'new-1'")
         .await;
     assert_eq!(
         live,
@@ -345,7 +372,7 @@ async fn history_is_backfilled_once_and_new_rows_arrive_live() {
         26
     );
     assert_eq!(
-        db.scalar::<u64>("SELECT uniqExact(trace_id) FROM training_examples")
+        db.scalar::<u64>("SELECT uniqExact(trace_id) FROM training_examples_current")
             .await,
         26
     );
@@ -488,6 +515,18 @@ fn parsing_cases() -> (Vec<LogRow>, Vec<(String, String, String)>) {
     (rows, expected)
 }
 
+/// The steps a migrate of a new database takes before its backfill: every migration's
+/// up to the one that creates the examples' materialized view, whose last step the
+/// backfill is.
+fn steps_before_the_backfill() -> u32 {
+    let create = format!("CREATE MATERIALIZED VIEW IF NOT EXISTS {EXAMPLES_MV} ");
+    let backfilling = migration_statements()
+        .iter()
+        .position(|statements| statements.iter().any(|s| s.starts_with(&create)))
+        .expect("a migration creates the examples' materialized view");
+    migration_steps()[..=backfilling].iter().sum::<u32>() - 1
+}
+
 /// The examples the database holds, read through the joined view, against `expected`;
 /// and `verify`'s own count of examples against the same truth.
 async fn assert_examples(db: &TestDb, expected: &[(String, String, String)], context: &str) {
@@ -530,7 +569,7 @@ async fn examples_follow_the_parsing_rules_on_live_arrival() {
     .await;
     db.exec("DELETE FROM unified_logs WHERE trace_id IN ('null-cascade-1', 'null-cascade-3')")
         .await;
-    db.exec("DELETE FROM training_examples WHERE trace_id IN ('null-cascade-1', 'null-cascade-3')")
+    db.exec("DELETE FROM training_examples_current WHERE trace_id IN ('null-cascade-1', 'null-cascade-3')")
         .await;
     assert_examples(&db, &expected, "live arrival").await;
     db.drop().await;
@@ -560,10 +599,15 @@ async fn examples_follow_the_parsing_rules_after_the_backfill_and_after_a_resume
                 "--database",
                 &db.name,
             ])
-            .env("RVBBIT_TRAINING_FAILPOINT", "exit-after-step:7"),
+            .env(
+                "RVBBIT_TRAINING_FAILPOINT",
+                format!("exit-after-step:{}", steps_before_the_backfill()),
+            ),
     );
     assert_eq!(stopped.code, 137, "{}", stopped.all());
-    let count: u64 = db.scalar("SELECT count() FROM training_examples").await;
+    let count: u64 = db
+        .scalar("SELECT count() FROM training_examples_current")
+        .await;
     assert_eq!(count, 0, "stopped before the backfill");
     let resumed = db.rvbbit(&["training", "migrate"]);
     resumed.expect_code(0);
@@ -571,7 +615,7 @@ async fn examples_follow_the_parsing_rules_after_the_backfill_and_after_a_resume
     assert_examples(&db, &expected, "resumed backfill").await;
 
     // verify's count is a check that can fail: one example gone, one reported.
-    db.exec("DELETE FROM training_examples WHERE trace_id = 'parts'")
+    db.exec("DELETE FROM training_examples_current WHERE trace_id = 'parts'")
         .await;
     let verify = db.rvbbit(&["training", "verify"]);
     verify.expect_code(1);
@@ -634,7 +678,7 @@ async fn verify_reports_examples_missing_from_the_log() {
         &[LogRow::simple("e1", "casc", "cell", "q", "r")],
     )
     .await;
-    db.exec("TRUNCATE TABLE training_examples").await;
+    db.exec("TRUNCATE TABLE training_examples_current").await;
     let verify = db.rvbbit(&["training", "verify"]);
     verify.expect_code(1);
     assert!(
@@ -947,7 +991,8 @@ async fn dry_run_as_json_is_the_plan_and_changes_nothing() {
     assert_eq!(plan["dry_run"], true);
     assert_eq!(plan["found"], "new");
     let steps = plan["steps"].as_array().expect("steps");
-    // Migration 1 starts by creating the annotations table, and ends with the backfill.
+    // Migration 1 starts by creating the annotations table; migration 5, which creates
+    // the examples' state table, ends with the backfill.
     assert_eq!(steps[0]["migration"], 1);
     assert_eq!(steps[0]["step"], 1);
     assert_eq!(steps[0]["would"], "run");
@@ -956,16 +1001,24 @@ async fn dry_run_as_json_is_the_plan_and_changes_nothing() {
         .as_str()
         .unwrap_or_default()
         .starts_with("CREATE TABLE IF NOT EXISTS training_annotations"));
-    assert!(
-        steps
-            .iter()
-            .any(|s| s["migration"] == 1 && s["would"] == "backfill"),
-        "{plan:#}"
-    );
-    // A new database skips what migration 3 removes (version 2's copy).
+    let backfills: Vec<&serde_json::Value> = steps
+        .iter()
+        .filter(|s| s["would"] == "backfill")
+        .map(|s| &s["migration"])
+        .collect();
+    assert_eq!(backfills, [5], "{plan:#}");
+    assert_eq!(steps.last().map(|s| &s["would"]), Some(&json!("backfill")));
+    // A new database skips what migration 3 removes (version 2's copy), and version 1's
+    // copy of the examples, which migration 5 removes.
     assert!(
         steps.iter().any(|s| s["would"] == "skip"
             && s["reason"] == "migration 0003 removes or replaces it"),
+        "{plan:#}"
+    );
+    assert!(
+        steps.iter().any(|s| s["would"] == "skip"
+            && s["what"] == "table training_examples"
+            && s["reason"] == "migration 0005 removes or replaces it"),
         "{plan:#}"
     );
     assert!(
@@ -983,24 +1036,15 @@ async fn dry_run_as_json_is_the_plan_and_changes_nothing() {
     db.drop().await;
 }
 
-/// The last statement of migration 0004, its catch-up, as the file has it.
-fn catch_up_statement() -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../migrations/0004_cheap_worker_inserts.sql");
-    let text = std::fs::read_to_string(&path).expect("migration 0004 is readable");
-    let start = text
-        .rfind("INSERT INTO training_trainable_annotations")
-        .expect("0004 ends with its catch-up");
-    text[start..].trim_end().trim_end_matches(';').to_string()
-}
-
-/// On a new install version 3's annotation view is never created (0004 drops it), so
-/// annotations written between 0003's copy and the creation of 0004's filter view reach
-/// no view: 0004's catch-up copies them. Simulated by dropping the filter view, writing
-/// a marking and a take-back, and running the catch-up as 0004 has it (twice: the second
-/// run writes nothing).
+/// An annotation written while `training_examples_current_by_annotation_mv` is missing
+/// (dropped by hand, or written during an upgrade before migration 0005 creates it)
+/// reaches no view: the state table keeps the example's older row, so neither the
+/// joined view nor the trainable copy sees it. `migrate` creates the view again and
+/// ends with the catch-up of the state table: a marking and a take-back written
+/// meanwhile then show in the state table, the joined view and the trainable copy; a
+/// second migrate writes nothing.
 #[tokio::test(flavor = "multi_thread")]
-async fn annotations_written_before_the_filter_view_exists_are_caught_up() {
+async fn annotations_written_while_the_annotation_view_is_missing_are_caught_up() {
     let db = TestDb::with_logs("catchup").await;
     insert(
         &db.client,
@@ -1018,46 +1062,100 @@ async fn annotations_written_before_the_filter_view_exists_are_caught_up() {
          ('cu-2', true, false, 1.0, '', [], now64(3) - INTERVAL 2 SECOND, 'human')"
     ))
     .await;
-    let copied =
-        "SELECT trace_id, trainable FROM training_trainable_examples FINAL ORDER BY trace_id";
+    let state = "SELECT trace_id, trainable, annotated_by FROM training_examples_current FINAL \
+                 ORDER BY trace_id";
+    let joined =
+        "SELECT trace_id, trainable, annotated_by FROM training_examples_with_annotations \
+                  ORDER BY trace_id";
+    let copied = "SELECT trace_id, trainable, annotated_by FROM training_trainable_examples FINAL \
+                  ORDER BY trace_id";
+    let row = |id: &str, trainable: bool, by: &str| (id.to_string(), trainable, by.to_string());
+    let marked = vec![row("cu-1", false, ""), row("cu-2", true, "human")];
     assert_eq!(
-        db.rows::<(String, bool)>(copied).await,
-        vec![("cu-2".to_string(), true)],
-        "the filter and join views copy a marking"
+        db.rows::<(String, bool, String)>(state).await,
+        marked,
+        "the annotation view writes a marking into the state table"
     );
-    db.exec("DROP VIEW training_trainable_annotations_mv SYNC")
+    assert_eq!(
+        db.rows::<(String, bool, String)>(copied).await,
+        vec![row("cu-2", true, "human")],
+        "the state table's view copies it"
+    );
+    db.exec("DROP VIEW training_examples_current_by_annotation_mv SYNC")
         .await;
     db.exec(&format!(
         "INSERT INTO training_annotations ({columns}) VALUES \
          ('cu-1', true, false, 1.0, '', [], now64(3), 'human'), \
-         ('cu-2', false, false, NULL, '', [], now64(3), 'human')"
+         ('cu-2', false, false, NULL, '', [], now64(3), 'reviewer')"
     ))
     .await;
+    assert_eq!(
+        db.rows::<(String, bool, String)>(state).await,
+        marked,
+        "no view wrote the marking and the take-back"
+    );
+    assert_eq!(db.rows::<(String, bool, String)>(joined).await, marked);
+    assert_eq!(
+        db.rows::<(String, bool, String)>(copied).await,
+        vec![row("cu-2", true, "human")]
+    );
     let stale = db.rvbbit(&["training", "verify"]);
     stale.expect_code(1);
+    let report = rvbbit_tests::unwrapped(&stale.stdout);
     assert!(
-        stale.stdout.contains("2 traces' copies"),
-        "verify sees the two annotations the copy lacks:\n{}",
+        report.contains("FAIL materialized view training_examples_current_by_annotation_mv")
+            && report.contains("2 traces' copies"),
+        "verify sees the missing view and the two annotations the copy lacks:\n{}",
         stale.stdout
     );
-    let catch_up = catch_up_statement();
-    db.exec(&catch_up).await;
-    assert_eq!(
-        db.rows::<(String, bool)>(copied).await,
-        vec![("cu-1".to_string(), true), ("cu-2".to_string(), false)],
-        "the catch-up copies the marking and the take-back"
+    let migrate = db.rvbbit(&["training", "migrate"]);
+    migrate.expect_code(0);
+    assert!(
+        migrate
+            .stdout
+            .contains("created  materialized view training_examples_current_by_annotation_mv"),
+        "{}",
+        migrate.stdout
     );
-    let rows = "SELECT count() FROM training_trainable_examples";
-    let before = db.rows::<u64>(rows).await;
-    db.exec(&catch_up).await;
+    let caught_up = vec![row("cu-1", true, "human"), row("cu-2", false, "reviewer")];
     assert_eq!(
-        db.rows::<u64>(rows).await,
-        before,
-        "once caught up, nothing"
+        db.rows::<(String, bool, String)>(state).await,
+        caught_up,
+        "the state table catches up with the marking and the take-back"
     );
-    // migrate restores the filter view; its verify passes.
-    db.rvbbit(&["training", "migrate", "-q"]).expect_code(0);
+    assert_eq!(
+        db.rows::<(String, bool, String)>(joined).await,
+        caught_up,
+        "the joined view shows them"
+    );
+    assert_eq!(
+        db.rows::<(String, bool, String)>(copied).await,
+        caught_up,
+        "the trainable copy has the marking and the take-back"
+    );
     db.rvbbit(&["training", "verify", "-q"]).expect_code(0);
+    // Once caught up, a migrate writes nothing (merged first: only new rows count).
+    let tables = ["training_examples_current", "training_trainable_examples"];
+    for table in tables {
+        db.exec(&format!("OPTIMIZE TABLE {table} FINAL")).await;
+    }
+    let mut before = Vec::new();
+    for table in tables {
+        before.push(
+            db.scalar::<u64>(&format!("SELECT count() FROM {table}"))
+                .await,
+        );
+    }
+    assert_eq!(before, [2, 2], "one row per example and per copy");
+    db.rvbbit(&["training", "migrate", "-q"]).expect_code(0);
+    for (table, rows) in tables.into_iter().zip(before) {
+        assert_eq!(
+            db.scalar::<u64>(&format!("SELECT count() FROM {table}"))
+                .await,
+            rows,
+            "once caught up, nothing is written to {table}"
+        );
+    }
     db.drop().await;
 }
 

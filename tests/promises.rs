@@ -547,12 +547,12 @@ fn a_panic_in_the_host_is_one_line_and_exit_70() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn ctrl_c_after_the_backfill_stops_between_statements_and_the_next_migrate_resumes() {
+async fn ctrl_c_between_statements_stops_there_and_the_next_migrate_resumes() {
     use std::io::BufRead;
     let db = rvbbit_tests::TestDb::with_logs("ctrl_c_after_backfill").await;
     db.exec(&rvbbit_tests::logs::history_sql(200)).await;
     // -v prints each statement on stderr before sending it: Ctrl-C (SIGINT) when the
-    // first statement of migration 0003 is sent, long after the backfill (0001).
+    // third statement of migration 0005 is sent, after 14 steps of the earlier ones.
     let mut child = rvbbit()
         .args([
             "training",
@@ -572,7 +572,8 @@ async fn ctrl_c_after_the_backfill_stops_between_statements_and_the_next_migrate
     let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
     let mut seen = String::new();
     let mut line = String::new();
-    let marker = "-- CREATE TABLE IF NOT EXISTS training_trainable_examples";
+    let marker =
+        "-- CREATE MATERIALIZED VIEW IF NOT EXISTS training_trainable_examples_by_current_mv";
     while stderr.read_line(&mut line).unwrap_or(0) > 0 {
         seen.push_str(&line);
         if line.starts_with(marker) {
@@ -586,7 +587,7 @@ async fn ctrl_c_after_the_backfill_stops_between_statements_and_the_next_migrate
     }
     let status = child.wait().expect("rvbbit ends");
     let out = reader.join().expect("stdout read");
-    assert!(seen.contains(marker), "0003 was never reached:\n{seen}");
+    assert!(seen.contains(marker), "0005 was never reached:\n{seen}");
     assert_eq!(status.code(), Some(130), "stdout:\n{out}\nstderr:\n{seen}");
     let errors: Vec<&str> = seen.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(errors.len(), 1, "{seen}");
@@ -601,21 +602,21 @@ async fn ctrl_c_after_the_backfill_stops_between_statements_and_the_next_migrate
     let status_json = db.rvbbit(&["training", "status", "--format", "json"]);
     status_json.expect_code(0);
     let report = rvbbit_tests::json_data(&status_json);
-    let third = report["migrations"]
+    let fifth = report["migrations"]
         .as_array()
         .expect("migrations")
         .iter()
-        .find(|m| m["version"] == 3)
+        .find(|m| m["version"] == 5)
         .cloned()
-        .expect("migration 3");
+        .expect("migration 5");
     // Recorded as interrupted (not failed): nothing is half-applied and migrate resumes.
-    assert_eq!(third["state"], "interrupted", "{report:#}");
+    assert_eq!(fifth["state"], "interrupted", "{report:#}");
     let status_text = db.rvbbit(&["training", "status"]);
     status_text.expect_code(0);
     assert!(
         status_text
             .stdout
-            .contains("0003_trainable_examples: interrupted at step ")
+            .contains("0005_studio_state_table: interrupted at step ")
             && status_text
                 .stdout
                 .contains("`rvbbit training migrate` resumes it"),
@@ -632,14 +633,16 @@ async fn ctrl_c_after_the_backfill_stops_between_statements_and_the_next_migrate
         .join(" ");
     assert!(
         words.contains(
-            "resuming: migration 0003_trainable_examples was left interrupted after step "
+            "resuming: migration 0005_studio_state_table was left interrupted after step "
         ),
         "{}",
         resumed.stdout
     );
     db.rvbbit(&["training", "verify"]).expect_code(0);
-    let examples: u64 = db.scalar("SELECT count() FROM training_examples").await;
-    assert_eq!(examples, 200, "every example once");
+    let examples: (u64, u64) = db
+        .scalar("SELECT count(), uniqExact(trace_id) FROM training_examples_current FINAL")
+        .await;
+    assert_eq!(examples, (200, 200), "every example once");
     db.drop().await;
 }
 
@@ -649,35 +652,35 @@ async fn verify_reports_examples_stored_twice_and_its_advice_clears_them() {
     db.exec(&rvbbit_tests::logs::history_sql(30)).await;
     db.rvbbit(&["training", "migrate"]).expect_code(0);
     db.rvbbit(&["training", "verify"]).expect_code(0);
-    // Two examples written a second time (as a backfill racing the materialized view
-    // could): verify names the count and the way to merge them.
-    // (Merges stopped first: a background merge of this small table would collapse
-    // the copies before verify looks.)
-    db.exec("SYSTEM STOP MERGES training_examples").await;
+    // A row written again is one example (the table keeps the latest row of a trace at
+    // a time, and verify reads it so). Two traces stored at a second time each are not:
+    // Studio would list them twice. verify names the count and the way out.
     db.exec(
-        "INSERT INTO training_examples SELECT * FROM training_examples WHERE trace_id IN ('h-1', 'h-2')",
+        "INSERT INTO training_examples_current SELECT * FROM training_examples_current WHERE trace_id IN ('h-1', 'h-2', 'h-3')",
+    )
+    .await;
+    db.rvbbit(&["training", "verify"]).expect_code(0);
+    db.exec(
+        "INSERT INTO training_examples_current SELECT * REPLACE (timestamp + INTERVAL 1 SECOND AS timestamp) \
+         FROM training_examples_current WHERE trace_id IN ('h-1', 'h-2')",
     )
     .await;
     let twice = db.rvbbit(&["training", "verify"]);
     twice.expect_code(1);
+    let said = rvbbit_tests::unwrapped(&twice.stdout);
     assert!(
-        rvbbit_tests::unwrapped(&twice.stdout)
-            .contains("2 examples are stored more than once (same trace_id)"),
+        said.contains("2 traces have examples at more than one time"),
         "{}",
         twice.stdout
     );
-    assert!(
-        rvbbit_tests::unwrapped(&twice.stdout)
-            .contains("`OPTIMIZE TABLE training_examples FINAL` merges them now"),
-        "{}",
-        twice.stdout
-    );
+    let advice = "ALTER TABLE training_examples_current DELETE WHERE (trace_id, timestamp) NOT IN (SELECT trace_id, min(timestamp) FROM training_examples_current GROUP BY trace_id)";
+    assert!(said.contains(advice), "{}", twice.stdout);
     // The advice works: after it, verify passes and each example is there once.
-    db.exec("SYSTEM START MERGES training_examples").await;
-    db.exec("OPTIMIZE TABLE training_examples FINAL").await;
+    db.exec(&format!("{advice} SETTINGS mutations_sync = 2"))
+        .await;
     db.rvbbit(&["training", "verify"]).expect_code(0);
     let (rows, traces): (u64, u64) = db
-        .rows("SELECT count(), uniqExact(trace_id) FROM training_examples")
+        .rows("SELECT count(), uniqExact(trace_id) FROM training_examples_current FINAL")
         .await
         .into_iter()
         .next()
@@ -736,7 +739,8 @@ async fn verify_reports_a_trainable_copy_behind_its_annotation_and_migrate_copie
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn annotations_written_while_the_filter_view_was_missing_reach_the_copies_after_migrate() {
+async fn annotations_written_while_the_annotation_view_was_missing_reach_the_examples_after_migrate(
+) {
     let db = rvbbit_tests::TestDb::with_logs("filter_missing").await;
     db.exec(&rvbbit_tests::logs::history_sql(10)).await;
     db.rvbbit(&["training", "migrate", "-q"]).expect_code(0);
@@ -751,9 +755,11 @@ async fn annotations_written_while_the_filter_view_was_missing_reach_the_copies_
         "-q",
     ])
     .expect_code(0);
-    // The view that sends annotations on to the copies rvbbit's retrieval reads goes
-    // missing; meanwhile h-1 is taken back and h-3 marked.
-    db.exec("DROP VIEW training_trainable_annotations_mv").await;
+    // The view that writes each annotation into the examples (and from there into the
+    // copies rvbbit's retrieval reads) goes missing; meanwhile h-1 is taken back and h-3
+    // marked.
+    db.exec("DROP VIEW training_examples_current_by_annotation_mv")
+        .await;
     db.rvbbit(&[
         "training",
         "annotate",
@@ -777,11 +783,13 @@ async fn annotations_written_while_the_filter_view_was_missing_reach_the_copies_
     let missing = db.rvbbit(&["training", "verify"]);
     missing.expect_code(1);
     assert!(
-        rvbbit_tests::unwrapped(&missing.stdout).contains("training_trainable_annotations_mv"),
+        rvbbit_tests::unwrapped(&missing.stdout)
+            .contains("training_examples_current_by_annotation_mv"),
         "{}",
         missing.stdout
     );
-    // migrate creates the view again and catches the copies up with what it missed.
+    // migrate creates the view again and catches the examples and the copies up with
+    // what it missed.
     db.rvbbit(&["training", "migrate", "-q"]).expect_code(0);
     db.rvbbit(&["training", "verify", "-q"]).expect_code(0);
     let trainable: Vec<String> = db

@@ -590,7 +590,7 @@ async fn example_counts(db: &TestDb) -> (u64, u64, u64) {
         .scalar("SELECT count() FROM training_examples_with_annotations")
         .await;
     let (stored, traces): (u64, u64) = db
-        .scalar("SELECT count(), uniqExact(trace_id) FROM training_examples_mv")
+        .scalar("SELECT count(), uniqExact(trace_id) FROM training_examples_current FINAL")
         .await;
     (in_view, stored, traces)
 }
@@ -721,8 +721,18 @@ async fn upgrade_in_place(shape: Shape) {
 
     // The objects are the current ones.
     assert_eq!(
-        engine_of(&db, "training_examples_mv").await,
+        engine_of(&db, "training_examples_current_by_log_mv").await,
         "MaterializedView"
+    );
+    // rvbbit's plain view of that name, which re-parsed the whole log on every read,
+    // is gone.
+    assert_eq!(
+        db.scalar::<u64>(&format!(
+            "SELECT count() FROM system.tables WHERE database = '{}' AND name = 'training_examples_mv'",
+            db.name
+        ))
+        .await,
+        0
     );
     assert_eq!(
         engine_of(&db, "training_annotations").await,

@@ -57,16 +57,34 @@ pub fn migration_statements() -> &'static Vec<Vec<String>> {
     })
 }
 
-/// Steps of each migration on a fresh install: its statements, and for 0001 its
-/// backfill as well (checked against the ledger by
-/// `a_fresh_install_takes_exactly_the_steps_the_crash_tests_cover`). Statements that a
-/// later migration drops or replaces are skipped on a fresh install, but are steps all
-/// the same.
+/// The examples' state table and the materialized view that extracts an example from
+/// each log row as it is logged: the migration that creates the view ends with the
+/// backfill of the table from history.
+pub const EXAMPLES_TABLE: &str = "training_examples_current";
+pub const EXAMPLES_MV: &str = "training_examples_current_by_log_mv";
+
+/// Whether `statements` (one migration's) create the examples' materialized view, and
+/// so end with the backfill.
+fn backfills(statements: &[String]) -> bool {
+    let create = format!("CREATE MATERIALIZED VIEW IF NOT EXISTS {EXAMPLES_MV} ");
+    statements.iter().any(|s| s.starts_with(&create))
+}
+
+/// Steps of each migration on a fresh install: its statements, and for the migration
+/// that creates the examples' materialized view its backfill as well (checked against
+/// the ledger by `a_fresh_install_takes_exactly_the_steps_the_crash_tests_cover`).
+/// Statements that a later migration drops or replaces, or that read what a later
+/// migration drops, are skipped on a fresh install, but are steps all the same.
 pub fn migration_steps() -> Vec<u32> {
-    migration_statements()
+    let statements = migration_statements();
+    assert_eq!(
+        statements.iter().filter(|s| backfills(s)).count(),
+        1,
+        "one migration creates {EXAMPLES_MV}"
+    );
+    statements
         .iter()
-        .enumerate()
-        .map(|(i, statements)| statements.len() as u32 + u32::from(i == 0))
+        .map(|statements| statements.len() as u32 + u32::from(backfills(statements)))
         .collect()
 }
 
@@ -489,22 +507,30 @@ pub async fn assert_converged_to(
         assert_eq!(m["steps_done"], m["steps_total"], "{context}: {m:#}");
         assert_eq!(m["checksum"], m["applied_checksum"], "{context}: {m:#}");
     }
-    // Every qualifying log row is an example, exactly once, and nothing else is.
+    // Every qualifying log row is an example, exactly once, and nothing else is. The
+    // state table holds a row per annotation of an example (the latest version wins),
+    // so an example is one row read with FINAL; and no row is written twice: no trace
+    // has two rows of the same version (its extraction, or one annotation, twice).
     let stored: Vec<String> = db
-        .rows("SELECT trace_id FROM training_examples ORDER BY trace_id")
+        .rows(&format!(
+            "SELECT trace_id FROM {EXAMPLES_TABLE} FINAL ORDER BY trace_id"
+        ))
         .await;
     assert_same_traces(
         &stored,
         &truth.examples,
-        &format!("{context}: training_examples"),
+        &format!("{context}: {EXAMPLES_TABLE} FINAL"),
     );
-    let (final_count, traces): (u64, u64) = db
-        .scalar("SELECT count(), uniqExact(trace_id) FROM training_examples FINAL")
+    let twice: Vec<String> = db
+        .rows(&format!(
+            "SELECT concat(trace_id, ' x', toString(count()), ' at ', toString(version)) \
+             FROM {EXAMPLES_TABLE} GROUP BY trace_id, version HAVING count() > 1 \
+             ORDER BY trace_id, version LIMIT 20"
+        ))
         .await;
-    assert_eq!(
-        (final_count, traces),
-        (truth.examples.len() as u64, truth.examples.len() as u64),
-        "{context}: examples FINAL"
+    assert!(
+        twice.is_empty(),
+        "{context}: {EXAMPLES_TABLE} holds rows written twice: {twice:?}"
     );
     // The trainable examples: each trace with an example whose latest annotation makes
     // it trainable, with that annotation; and no row but those of traces marked
@@ -544,7 +570,7 @@ pub async fn assert_converged_to(
              e.cascade_id, e.cell_name, e.species_hash, e.user_input, e.assistant_output, \
              l.model, l.cost, l.tokens_in, l.tokens_out, l.duration_ms, l.caller_id, \
              CAST(l.node_type AS String), CAST(l.role AS String)) \
-             FROM (SELECT * FROM training_examples FINAL) AS e \
+             FROM (SELECT * FROM training_examples_current FINAL) AS e \
              INNER JOIN (SELECT * FROM unified_logs WHERE role = 'assistant') AS l \
              ON l.trace_id = e.trace_id \
              WHERE e.trace_id IN (SELECT trace_id FROM training_trainable_examples) \

@@ -169,22 +169,22 @@ pub async fn missing(db: &Db, view_query: &str) -> anyhow::Result<u64> {
 }
 
 pub async fn count(db: &Db) -> anyhow::Result<u64> {
-    db.fetch_one::<u64>(db.query(&format!("SELECT count() FROM {EXAMPLES_TABLE}")))
+    // A row per annotation until merged: FINAL counts each example once.
+    db.fetch_one::<u64>(db.query(&format!("SELECT count() FROM {EXAMPLES_TABLE} FINAL")))
         .await
         .with_context(|| format!("counting {EXAMPLES_TABLE}"))
 }
 
-/// Examples stored more than once (same trace id) once merged: the table holds a row
-/// per annotation until its merges keep the latest, so it is read with FINAL.
+/// Traces with examples at more than one time. The table holds a row per annotation
+/// of a trace until its merges keep the latest (it is read with FINAL, which does the
+/// same), so only a trace stored under two timestamps counts.
 pub async fn duplicates(db: &Db) -> anyhow::Result<u64> {
     let sql = format!(
-        "SELECT toInt64(count()) - toInt64(uniqExact(trace_id)) FROM {EXAMPLES_TABLE} FINAL"
+        "SELECT count() FROM (SELECT trace_id FROM {EXAMPLES_TABLE} FINAL GROUP BY trace_id HAVING count() > 1)"
     );
-    let extra = db
-        .fetch_one::<i64>(db.query(&sql))
+    db.fetch_one::<u64>(db.query(&sql))
         .await
-        .context("looking for duplicate examples")?;
-    Ok(extra.max(0).unsigned_abs())
+        .context("looking for duplicate examples")
 }
 
 /// Copies into `training_trainable_examples` every trainable example it lacks, with

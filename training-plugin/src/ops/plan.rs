@@ -193,6 +193,9 @@ pub fn plan(
     let mut mismatched = Vec::new();
     let fix_now = hand_applied || repair;
     let mut dropped: Vec<String> = Vec::new();
+    // The statements earlier runs did (of migrations applied, or left in progress), to
+    // tell what they skipped: see [`supersede_after`].
+    let mut earlier: Vec<Step> = Vec::new();
     if fix_now {
         // Before the migrations: columns of tables (later statements read them) and
         // plain views standing where a materialized view belongs (its CREATE ... IF NOT
@@ -235,6 +238,7 @@ pub fn plan(
                 if entry.checksum != ledger::checksum(migration.sql) {
                     mismatched.push((entry.clone(), migration));
                 }
+                earlier.extend(statement_steps(migration, live, &dropped)?);
                 continue;
             }
             if entry.checksum == ledger::checksum(migration.sql) && entry.statements_total == total
@@ -262,33 +266,12 @@ pub fn plan(
                 }
             ));
         }
-        for (index, (sql, target)) in migration_steps(migration)?.into_iter().enumerate() {
-            let index = u32::try_from(index).unwrap_or(u32::MAX);
-            if index < done {
-                continue;
+        for step in statement_steps(migration, live, &dropped)? {
+            if step.index() < done {
+                earlier.push(step);
+            } else {
+                steps.push(step);
             }
-            let exists = match &target {
-                Some(Creates::Object { name, .. }) => {
-                    live.engines.contains_key(name) && !dropped.contains(name)
-                }
-                Some(Creates::Index { table, name }) => {
-                    live.indexes.contains(&(table.clone(), name.clone()))
-                }
-                // For a removal: whether there is anything to remove.
-                Some(Creates::Drop { name }) => live.engines.contains_key(name),
-                _ => false,
-            };
-            let what = target
-                .as_ref()
-                .map_or_else(|| format!("statement {}", index + 1), ToString::to_string);
-            steps.push(Step::Statement {
-                version: migration.version,
-                index,
-                sql,
-                what,
-                exists,
-                superseded_by: None,
-            });
         }
         if backfills(migration)? && total > done {
             steps.push(Step::Backfill {
@@ -303,7 +286,7 @@ pub fn plan(
             });
         }
     }
-    supersede(&mut steps);
+    supersede_after(&mut steps, earlier);
     Ok(Plan {
         found,
         findings: existing,
@@ -311,6 +294,83 @@ pub fn plan(
         resuming,
         mismatched,
     })
+}
+
+/// The statements of `migration` as steps, none superseded yet.
+fn statement_steps(
+    migration: &Migration,
+    live: &Live,
+    dropped: &[String],
+) -> anyhow::Result<Vec<Step>> {
+    let mut steps = Vec::new();
+    for (index, (sql, target)) in migration_steps(migration)?.into_iter().enumerate() {
+        let index = u32::try_from(index).unwrap_or(u32::MAX);
+        let exists = match &target {
+            Some(Creates::Object { name, .. }) => {
+                live.engines.contains_key(name) && !dropped.contains(name)
+            }
+            Some(Creates::Index { table, name }) => {
+                live.indexes.contains(&(table.clone(), name.clone()))
+            }
+            // For a removal: whether there is anything to remove.
+            Some(Creates::Drop { name }) => live.engines.contains_key(name),
+            _ => false,
+        };
+        let what = target
+            .as_ref()
+            .map_or_else(|| format!("statement {}", index + 1), ToString::to_string);
+        steps.push(Step::Statement {
+            version: migration.version,
+            index,
+            sql,
+            what,
+            exists,
+            superseded_by: None,
+        });
+    }
+    Ok(steps)
+}
+
+/// [`supersede`], with the statements earlier runs did before `steps` (`earlier`) taken
+/// into account: a resumed install skips what reads an object whose creation an
+/// earlier run skipped (it is not there, and this run does not create it), as the run
+/// that began the install would have.
+fn supersede_after(steps: &mut [Step], earlier: Vec<Step>) {
+    if earlier.is_empty() {
+        supersede(steps);
+        return;
+    }
+    let mut all: Vec<Step> = earlier
+        .into_iter()
+        .chain(
+            steps
+                .iter()
+                .filter(|s| matches!(s, Step::Statement { .. }))
+                .cloned(),
+        )
+        .collect();
+    all.sort_by_key(|s| (s.version(), s.index()));
+    supersede(&mut all);
+    for step in steps.iter_mut() {
+        let Step::Statement {
+            version,
+            index,
+            superseded_by,
+            ..
+        } = step
+        else {
+            continue;
+        };
+        *superseded_by = all.iter().find_map(|s| match s {
+            Step::Statement {
+                version: v,
+                index: i,
+                superseded_by: by,
+                ..
+            } if v == version && i == index => *by,
+            _ => None,
+        });
+    }
 }
 
 /// The object a statement makes or fills, and whether it only replaces a view.

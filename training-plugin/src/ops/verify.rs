@@ -121,7 +121,7 @@ pub async fn checks(db: &Db) -> anyhow::Result<Report> {
                 if duplicates == 0 {
                     "one example per trace".to_string()
                 } else {
-                    format!("{duplicates} examples are stored more than once (same trace_id, different times); run `rvbbit training migrate --repair`, or remove the extra rows from {EXAMPLES_TABLE}")
+                    format!("{duplicates} traces have examples at more than one time (same trace_id, another timestamp), so Studio lists them more than once; keep the first of each with `ALTER TABLE {EXAMPLES_TABLE} DELETE WHERE (trace_id, timestamp) NOT IN (SELECT trace_id, min(timestamp) FROM {EXAMPLES_TABLE} GROUP BY trace_id)`")
                 },
             ));
             let lagging = examples::lagging_examples(db).await?;
