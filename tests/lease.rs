@@ -34,7 +34,9 @@ async fn three_migrates_at_once_apply_each_migration_once() {
     );
     assert_eq!(
         runs.iter()
-            .filter(|r| r.stdout.contains("created  table training_examples"))
+            .filter(|r| r
+                .stdout
+                .contains("created  table training_examples_current"))
             .count(),
         1,
         "exactly one run created the schema:\n{all}"

@@ -91,15 +91,37 @@ async fn uninstall_drops_what_migrate_created_keeps_the_annotations_and_migrate_
         .filter_map(|r| r["name"].as_str())
         .collect();
     for object in [
-        "training_examples",
-        "training_examples_mv",
+        "training_examples_current",
+        "training_examples_current_by_log_mv",
+        "training_examples_current_by_annotation_mv",
+        "training_trainable_examples_by_current_mv",
         "training_examples_with_annotations",
+        "training_stats_by_cascade",
         "training_trainable_examples",
-        "training_trainable_annotations",
-        "training_trainable_annotations_mv",
     ] {
         assert!(dropped.contains(&object), "{object} in {dropped:?}");
     }
+    // What 0005 removed is not there to drop; what is there is dropped, all of it.
+    for object in [
+        "training_examples",
+        "training_examples_mv",
+        "training_trainable_examples_by_example_mv",
+        "training_trainable_annotations",
+        "training_trainable_annotations_mv",
+        "training_trainable_examples_by_mark_mv",
+    ] {
+        assert!(!dropped.contains(&object), "{object} in {dropped:?}");
+    }
+    let mut every: Vec<&str> = dropped.clone();
+    every.sort_unstable();
+    let created: Vec<&str> = installed
+        .iter()
+        .map(String::as_str)
+        .filter(|t| {
+            !t.starts_with("_rvbbit") && !["unified_logs", "training_annotations"].contains(t)
+        })
+        .collect();
+    assert_eq!(every, created, "every object migrate created, once");
     assert!(!dropped.contains(&"unified_logs") && !dropped.contains(&"training_annotations"));
     let at = |name: &str| {
         dropped
@@ -107,12 +129,35 @@ async fn uninstall_drops_what_migrate_created_keeps_the_annotations_and_migrate_
             .position(|d| *d == name)
             .unwrap_or(usize::MAX)
     };
-    assert!(
-        at("training_examples_mv") < at("training_examples"),
-        "{dropped:?}"
-    );
+    // A view goes before the tables it reads and writes.
+    for (view, tables) in [
+        (
+            "training_examples_current_by_log_mv",
+            &["training_examples_current"][..],
+        ),
+        (
+            "training_examples_current_by_annotation_mv",
+            &["training_examples_current"][..],
+        ),
+        (
+            "training_trainable_examples_by_current_mv",
+            &["training_examples_current", "training_trainable_examples"][..],
+        ),
+        (
+            "training_examples_with_annotations",
+            &["training_examples_current", "training_trainable_examples"][..],
+        ),
+        (
+            "training_stats_by_cascade",
+            &["training_examples_current"][..],
+        ),
+    ] {
+        for table in tables {
+            assert!(at(view) < at(table), "{view} before {table}: {dropped:?}");
+        }
+    }
     assert_eq!(data["kept"], serde_json::json!(["training_annotations"]));
-    assert_eq!(data["ledger_entries"].as_u64(), Some(4), "0001 to 0004");
+    assert_eq!(data["ledger_entries"].as_u64(), Some(5), "0001 to 0005");
     assert_eq!(tables(&db).await, installed, "--dry-run changes nothing");
 
     // Dropping the annotations needs a confirmation; without a terminal to ask on,
@@ -132,7 +177,7 @@ async fn uninstall_drops_what_migrate_created_keeps_the_annotations_and_migrate_
     run.expect_code(0);
     assert!(
         run.stdout
-            .contains("dropped training_examples (ReplacingMergeTree)"),
+            .contains("dropped training_examples_current (ReplacingMergeTree)"),
         "{}",
         run.stdout
     );
