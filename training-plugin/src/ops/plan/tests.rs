@@ -545,3 +545,39 @@ fn the_backfill_ends_the_migration_that_creates_the_examples_view() {
         .collect();
     assert_eq!(backfilling, vec![5]);
 }
+
+#[test]
+fn a_resumed_install_skips_what_reads_an_object_an_earlier_run_did_not_create() {
+    // Migrations 1-4 applied by a run that skipped 0001's examples table (a new
+    // database): 0005's copy out of that table is skipped too.
+    let applied: Vec<u32> = every_version()
+        .into_iter()
+        .filter(|v| *v != MIGRATIONS.last().unwrap().version)
+        .collect();
+    let copy = |plan: &Plan| {
+        plan.steps.iter().find_map(|s| match s {
+            Step::Statement {
+                what,
+                superseded_by,
+                ..
+            } if what == "rows of training_examples_current" => Some(*superseded_by),
+            _ => None,
+        })
+    };
+    let resumed = plan(&installed(&applied), MIGRATIONS, false, None).unwrap();
+    assert_eq!(
+        copy(&resumed),
+        Some(Some(Superseded {
+            by: 5,
+            why: SupersededWhy::RemovesWhatItReads
+        }))
+    );
+    // An install that has the table (an upgrade from version 4) copies it.
+    let mut upgrade = installed(&applied);
+    upgrade
+        .live
+        .engines
+        .insert("training_examples".into(), "ReplacingMergeTree".into());
+    let upgraded = plan(&upgrade, MIGRATIONS, false, None).unwrap();
+    assert_eq!(copy(&upgraded), Some(None));
+}
