@@ -285,14 +285,25 @@ fn example_log_values() -> String {
 /// Examples whose model, cost, tokens or duration lag behind their log row: rvbbit
 /// writes them by `ALTER TABLE unified_logs UPDATE` after the row, which runs no view.
 pub async fn lagging_examples(db: &Db) -> anyhow::Result<u64> {
+    count_lagging(
+        db,
+        &format!("SELECT * FROM {EXAMPLES_TABLE} FINAL"),
+        &example_log_values(),
+        "the examples'",
+    )
+    .await
+}
+
+/// How many rows of `rows` (a query with the compared columns and `trace_id`) differ
+/// from their log row in `values` ([`VALUES_DIFFER`]); `whose` names them for errors.
+async fn count_lagging(db: &Db, rows: &str, values: &str, whose: &str) -> anyhow::Result<u64> {
     let sql = format!(
-        "SELECT count() FROM (SELECT * FROM {EXAMPLES_TABLE} FINAL) AS t \
-         INNER JOIN ({values}) AS l ON t.trace_id = l.trace_id WHERE {VALUES_DIFFER}",
-        values = example_log_values()
+        "SELECT count() FROM ({rows}) AS t \
+         INNER JOIN ({values}) AS l ON t.trace_id = l.trace_id WHERE {VALUES_DIFFER}"
     );
     db.fetch_one::<u64>(db.query(&sql))
         .await
-        .context("comparing the examples' values with unified_logs")
+        .with_context(|| format!("comparing {whose} values with unified_logs"))
 }
 
 /// Brings the examples' lagging values up to date: writes each row again with its log
@@ -450,14 +461,13 @@ fn current_values() -> String {
 /// Trainable examples whose model, cost, tokens or duration lag behind their log row
 /// (the log row changed after the trace was marked).
 pub async fn lagging_values(db: &Db) -> anyhow::Result<u64> {
-    let sql = format!(
-        "SELECT count() FROM (SELECT * FROM {TRAINABLE_EXAMPLES} FINAL WHERE trainable) AS t \
-         INNER JOIN ({values}) AS l ON t.trace_id = l.trace_id WHERE {VALUES_DIFFER}",
-        values = current_values()
-    );
-    db.fetch_one::<u64>(db.query(&sql))
-        .await
-        .context("comparing the trainable examples' values with unified_logs")
+    count_lagging(
+        db,
+        &format!("SELECT * FROM {TRAINABLE_EXAMPLES} FINAL WHERE trainable"),
+        &current_values(),
+        "the trainable examples'",
+    )
+    .await
 }
 
 /// Brings the lagging values up to date: writes the copy again with the log row's
