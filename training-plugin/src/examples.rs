@@ -332,20 +332,12 @@ pub async fn refresh_examples(db: &Db) -> anyhow::Result<()> {
 }
 
 /// After annotations of `trace_id` were deleted: writes its example's row again with
-/// what is now its latest annotation (or none), then removes the rows of the deleted
-/// ones, whose versions are higher.
+/// what is now its latest annotation (or none), under a version newer than any row of
+/// the trace, so that it wins over the rows of the deleted annotations. (Deleting those
+/// rows instead would not do: a merge may already have folded the example's older rows
+/// into them.) Its `annotated_at` stays the annotation's own time.
 pub async fn rewind_example(db: &Db, trace_id: &str) -> anyhow::Result<()> {
     let columns = example_columns().collect::<Vec<_>>().join(", ");
-    let none: &[(&str, &str)] = &[
-        ("trainable", "false"),
-        ("verified", "false"),
-        ("confidence", "NULL"),
-        ("notes", "''"),
-        ("tags", "[]"),
-        ("annotated_at", "NULL"),
-        ("annotated_by", "''"),
-        ("version", "toDateTime64(0, 6)"),
-    ];
     let latest = format!(
         "SELECT trace_id, \
          argMax(tuple(trainable, verified, confidence, notes, tags, annotated_by), annotated_at) AS latest, \
@@ -364,36 +356,40 @@ pub async fn rewind_example(db: &Db, trace_id: &str) -> anyhow::Result<()> {
     let one_row = format!(
         "(SELECT * FROM {EXAMPLES_TABLE} FINAL WHERE trace_id = {{id:String}} LIMIT 1) AS s"
     );
-    let (insert, keep) = if annotated > 0 {
-        (
-            format!(
-                "INSERT INTO {EXAMPLES_TABLE} ({columns}) SELECT {} FROM {one_row} \
-                 INNER JOIN ({latest}) AS a ON a.trace_id = s.trace_id",
-                example_select(FROM_LATEST)
-            ),
-            format!("(SELECT max(annotated_at) FROM {ANNOTATIONS} WHERE trace_id = {{id:String}})"),
+    let newest = (
+        "version",
+        "greatest(now64(6), s.version + toIntervalMicrosecond(1))",
+    );
+    let insert = if annotated > 0 {
+        let mut values: Vec<(&str, &str)> = FROM_LATEST
+            .iter()
+            .copied()
+            .filter(|(c, _)| *c != "version")
+            .collect();
+        values.push(newest);
+        format!(
+            "INSERT INTO {EXAMPLES_TABLE} ({columns}) SELECT {} FROM {one_row} \
+             INNER JOIN ({latest}) AS a ON a.trace_id = s.trace_id",
+            example_select(&values)
         )
     } else {
-        (
-            format!(
-                "INSERT INTO {EXAMPLES_TABLE} ({columns}) SELECT {} FROM {one_row}",
-                example_select(none)
-            ),
-            "toDateTime64(0, 6)".to_string(),
+        format!(
+            "INSERT INTO {EXAMPLES_TABLE} ({columns}) SELECT {} FROM {one_row}",
+            example_select(&[
+                ("trainable", "false"),
+                ("verified", "false"),
+                ("confidence", "NULL"),
+                ("notes", "''"),
+                ("tags", "[]"),
+                ("annotated_at", "NULL"),
+                ("annotated_by", "''"),
+                newest,
+            ])
         )
     };
     db.execute(db.query(&insert).param("id", trace_id))
         .await
-        .with_context(|| format!("writing the example of trace {trace_id:?} again"))?;
-    db.execute(
-        db.query(&format!(
-            "DELETE FROM {EXAMPLES_TABLE} WHERE trace_id = {{id:String}} AND version > {keep}"
-        ))
-        .param("id", trace_id)
-        .with_setting("mutations_sync", "2"),
-    )
-    .await
-    .with_context(|| format!("removing the rows of trace {trace_id:?}'s deleted annotations"))
+        .with_context(|| format!("writing the example of trace {trace_id:?} again"))
 }
 
 /// After annotations of `trace_id` were deleted: drops its copies and copies it
