@@ -230,14 +230,15 @@ fn example_select(replaced: &[(&str, &str)]) -> String {
         .join(", ")
 }
 
-/// The latest annotation of each trace that has an example, as `a.latest` (the tuple
-/// trainable, verified, confidence, notes, tags, annotated_by) and `a.last_annotated_at`.
-fn latest_annotation_tuples() -> String {
+/// The latest annotation of each trace `traces` (a condition) selects, as `latest` (the
+/// tuple trainable, verified, confidence, notes, tags, annotated_by) and
+/// `last_annotated_at`.
+fn latest_annotation_tuples(traces: &str) -> String {
     format!(
         "SELECT trace_id, \
          argMax(tuple(trainable, verified, confidence, notes, tags, annotated_by), annotated_at) AS latest, \
          max(annotated_at) AS last_annotated_at \
-         FROM {ANNOTATIONS} WHERE trace_id IN (SELECT trace_id FROM {EXAMPLES_TABLE}) GROUP BY trace_id"
+         FROM {ANNOTATIONS} WHERE {traces} GROUP BY trace_id"
     )
 }
 
@@ -267,7 +268,9 @@ pub async fn catch_up_examples(db: &Db) -> anyhow::Result<()> {
          INNER JOIN ({latest}) AS a ON a.trace_id = s.trace_id \
          WHERE a.last_annotated_at > s.version",
         select = example_select(FROM_LATEST),
-        latest = latest_annotation_tuples()
+        latest = latest_annotation_tuples(&format!(
+            "trace_id IN (SELECT trace_id FROM {EXAMPLES_TABLE})"
+        ))
     );
     db.execute(db.query(&sql))
         .await
@@ -338,12 +341,7 @@ pub async fn refresh_examples(db: &Db) -> anyhow::Result<()> {
 /// into them.) Its `annotated_at` stays the annotation's own time.
 pub async fn rewind_example(db: &Db, trace_id: &str) -> anyhow::Result<()> {
     let columns = example_columns().collect::<Vec<_>>().join(", ");
-    let latest = format!(
-        "SELECT trace_id, \
-         argMax(tuple(trainable, verified, confidence, notes, tags, annotated_by), annotated_at) AS latest, \
-         max(annotated_at) AS last_annotated_at \
-         FROM {ANNOTATIONS} WHERE trace_id = {{id:String}} GROUP BY trace_id"
-    );
+    let latest = latest_annotation_tuples("trace_id = {id:String}");
     let annotated = db
         .fetch_one::<u64>(
             db.query(&format!(
