@@ -431,6 +431,8 @@ fn grid_row(v: &Value) -> Expected {
 }
 
 async fn retrieval_matches(db: &TestDb, truth: &Truth, context: &str) {
+    // The worker's scores reach the examples within 2 seconds (migration 6).
+    db.settle_scores().await;
     for (cascade, cell) in [("support", "answer"), ("report", "summarise")] {
         for strategy in [Strategy::Recent, Strategy::HighConfidence, Strategy::Random] {
             for (limit, min, verified_only) in [(5, 0.8, false), (100, 0.5, true)] {
@@ -492,6 +494,7 @@ type Cell = (String, String);
 type StatsRow = (u64, u64, Option<f64>, u64);
 
 async fn studio_matches(db: &TestDb, truth: &Truth, context: &str) {
+    db.settle_scores().await;
     let examples = truth.examples();
     let filters: Vec<GridFilters> = vec![
         GridFilters::default(),

@@ -500,6 +500,36 @@ impl TestDb {
         }
     }
 
+    /// Waits until the confidence worker's annotations waiting in
+    /// `training_scores_buffer` (migration 6) have been applied: the buffer passes them
+    /// on within 2 seconds, which is when Studio shows them. Nothing to wait for where
+    /// the buffer does not exist.
+    pub async fn settle_scores(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let exists: u64 = self
+            .scalar(&format!(
+                "SELECT count() FROM system.tables WHERE database = '{}' AND name = 'training_scores_buffer'",
+                self.name
+            ))
+            .await;
+        if exists == 0 {
+            return;
+        }
+        loop {
+            let waiting: u64 = self
+                .scalar("SELECT count() FROM training_scores_buffer")
+                .await;
+            if waiting == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{waiting} scores still in training_scores_buffer after 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn exec(&self, sql: &str) {
         self.client
             .query_raw(sql)

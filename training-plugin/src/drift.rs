@@ -240,7 +240,9 @@ impl Finding {
 fn refill_for(name: &str) -> Refill {
     match name {
         crate::schema::EXAMPLES_MV => Refill::Examples,
-        crate::schema::EXAMPLES_BY_ANNOTATION_MV => Refill::Annotations,
+        crate::schema::EXAMPLES_BY_ANNOTATION_MV
+        | crate::schema::SCORES_MV
+        | crate::schema::MARKS_MV => Refill::Annotations,
         n if n.starts_with("training_trainable_examples_by_") => Refill::Trainable,
         _ => Refill::None,
     }

@@ -4,8 +4,8 @@
 
 use crate::db::Db;
 use crate::schema::{
-    example_columns, ANNOTATIONS, EXAMPLES_MV, EXAMPLES_TABLE, LOGS, TRAINABLE_ANNOTATIONS,
-    TRAINABLE_EXAMPLES,
+    example_columns, ANNOTATIONS, EXAMPLES_MV, EXAMPLES_TABLE, LOGS, SCORES_BUFFER,
+    TRAINABLE_ANNOTATIONS, TRAINABLE_EXAMPLES,
 };
 use anyhow::Context;
 
@@ -166,6 +166,32 @@ pub async fn missing(db: &Db, view_query: &str) -> anyhow::Result<u64> {
     db.fetch_one::<u64>(db.query(&sql))
         .await
         .context("counting log rows without an example")
+}
+
+/// How long [`settle_scores`] waits for the buffer: it passes its rows on within 2
+/// seconds (migration 6), so this is ample unless the server cannot apply them.
+const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Waits until the confidence worker's annotations waiting in the buffer have been
+/// applied (it passes them on within 2 seconds), so that what is then read or compared
+/// does not count them as lagging. Returns how many are still waiting after
+/// [`SETTLE_LIMIT`] (0 when the buffer does not exist).
+pub async fn settle_scores(db: &Db) -> anyhow::Result<u64> {
+    if !db.objects().await?.contains_key(SCORES_BUFFER) {
+        return Ok(0);
+    }
+    let started = std::time::Instant::now();
+    loop {
+        // A Buffer table reads its waiting rows plus its destination's (Null: none).
+        let waiting = db
+            .fetch_one::<u64>(db.query(&format!("SELECT count() FROM {SCORES_BUFFER}")))
+            .await
+            .with_context(|| format!("counting the scores waiting in {SCORES_BUFFER}"))?;
+        if waiting == 0 || started.elapsed() >= SETTLE_LIMIT {
+            return Ok(waiting);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 pub async fn count(db: &Db) -> anyhow::Result<u64> {

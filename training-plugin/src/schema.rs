@@ -120,8 +120,18 @@ pub const EXAMPLES_TABLE: &str = "training_examples_current";
 /// The view that makes an example of each qualifying log row (its query is the
 /// backfill's).
 pub const EXAMPLES_MV: &str = "training_examples_current_by_log_mv";
-/// The view that writes an example's row again for each annotation.
-pub const EXAMPLES_BY_ANNOTATION_MV: &str = "training_examples_current_by_annotation_mv";
+/// The view that writes an example's row again for each annotation it is given
+/// (migration 6; migration 5's `training_examples_current_by_annotation_mv` before it).
+pub const EXAMPLES_BY_ANNOTATION_MV: &str = "training_examples_current_by_applied_annotation_mv";
+/// The annotations on their way to [`EXAMPLES_BY_ANNOTATION_MV`] (engine Null).
+pub const ANNOTATIONS_TO_APPLY: &str = "training_annotations_to_apply";
+/// Where the confidence worker's annotations wait, up to 2 seconds, before they are
+/// applied in one block (engine Buffer, passing them on to [`ANNOTATIONS_TO_APPLY`]).
+pub const SCORES_BUFFER: &str = "training_scores_buffer";
+/// The views that send annotations on to be applied: the worker's through the buffer,
+/// every other at once.
+pub const SCORES_MV: &str = "training_annotations_to_apply_scores_mv";
+pub const MARKS_MV: &str = "training_annotations_to_apply_marks_mv";
 pub const LOGS: &str = "unified_logs";
 
 pub const OBJECTS: &[Expected] = &[
@@ -150,10 +160,34 @@ pub const OBJECTS: &[Expected] = &[
         columns: TRAINABLE_EXAMPLE_COLUMNS,
     },
     Expected {
+        name: ANNOTATIONS_TO_APPLY,
+        engine: "Null",
+        kind: Kind::Table,
+        columns: ANNOTATION_COLUMNS,
+    },
+    Expected {
         name: EXAMPLES_BY_ANNOTATION_MV,
         engine: "MaterializedView",
         kind: Kind::MaterializedView,
         columns: EXAMPLE_COLUMNS,
+    },
+    Expected {
+        name: SCORES_BUFFER,
+        engine: "Buffer",
+        kind: Kind::Table,
+        columns: ANNOTATION_COLUMNS,
+    },
+    Expected {
+        name: SCORES_MV,
+        engine: "MaterializedView",
+        kind: Kind::MaterializedView,
+        columns: ANNOTATION_COLUMNS,
+    },
+    Expected {
+        name: MARKS_MV,
+        engine: "MaterializedView",
+        kind: Kind::MaterializedView,
+        columns: ANNOTATION_COLUMNS,
     },
     Expected {
         name: "training_trainable_examples_by_current_mv",

@@ -139,7 +139,7 @@ def main():
         n = int(sys.argv[3]); dbs = sys.argv[4].split(",")
         traces = [r[0] for r in s.rows(
             "SELECT trace_id FROM training_annotations WHERE annotated_by = 'confidence_worker' "
-            "AND cityHash64(trace_id, 'mark') % 1000 >= 30 AND trace_id IN (SELECT trace_id FROM training_examples) "
+            "AND cityHash64(trace_id, 'mark') % 1000 >= 30 AND trace_id IN (SELECT trace_id FROM training_examples_current) "
             f"ORDER BY cityHash64(trace_id, 'insert2') LIMIT {n}", "rvbbit")]
         res = {d: [] for d in dbs}; wall = {d: [] for d in dbs}
         for i, t in enumerate(traces):

@@ -279,6 +279,8 @@ impl Applier<'_, '_> {
             // Annotations the state table has not seen (written while its view was
             // missing, or before their example was copied in), then the log values
             // rvbbit wrote after the rows (docs/MIGRATION_GUIDE.md, "Late log values").
+            // The worker's scores still in their buffer are applied first.
+            examples::settle_scores(db).await?;
             examples::catch_up_examples(db).await?;
             examples::refresh_examples(db).await?;
         }

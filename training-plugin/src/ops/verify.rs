@@ -124,6 +124,8 @@ pub async fn checks(db: &Db) -> anyhow::Result<Report> {
                     format!("{duplicates} traces have examples at more than one time (same trace_id, another timestamp), so Studio lists them more than once; keep the first of each with `ALTER TABLE {EXAMPLES_TABLE} DELETE WHERE (trace_id, timestamp) NOT IN (SELECT trace_id, min(timestamp) FROM {EXAMPLES_TABLE} GROUP BY trace_id)`")
                 },
             ));
+            // The worker's scores wait up to 2 seconds in their buffer: not a lag.
+            examples::settle_scores(db).await?;
             let lagging = examples::lagging_examples(db).await?;
             out.push(check(
                 "examples' values current",
