@@ -117,7 +117,7 @@ async fn a_dropped_annotation_view_comes_back_with_the_annotations_made_meanwhil
     let (db, truth) = seeded("drift_annotation_mv").await;
     db.rvbbit(&["training", "migrate", "-q"]).expect_code(0);
     let schema_before = schema(&db).await;
-    db.exec("DROP VIEW training_examples_current_by_annotation_mv")
+    db.exec("DROP VIEW training_examples_current_by_applied_annotation_mv")
         .await;
     // Annotated while the view was missing: an example marked trainable for the first
     // time, a trainable one taken back and another re-scored.
@@ -144,7 +144,7 @@ async fn a_dropped_annotation_view_comes_back_with_the_annotations_made_meanwhil
     // latest annotations.
     assert_eq!(failing.len(), 2, "{}", verify.stdout);
     assert!(
-        failing[0].contains("materialized view training_examples_current_by_annotation_mv")
+        failing[0].contains("materialized view training_examples_current_by_applied_annotation_mv")
             && failing[1].contains("trainable examples current")
             && verify_text.contains("3 traces' copies"),
         "{}",
@@ -155,7 +155,7 @@ async fn a_dropped_annotation_view_comes_back_with_the_annotations_made_meanwhil
     assert_eq!(
         db.scalar::<String>(&format!(
             "SELECT engine FROM system.tables WHERE database = '{}' \
-             AND name = 'training_examples_current_by_annotation_mv'",
+             AND name = 'training_examples_current_by_applied_annotation_mv'",
             db.name
         ))
         .await,

@@ -30,7 +30,8 @@ async fn fresh_database_gets_every_object_and_verify_passes() {
         "skipped  materialized view training_trainable_examples_by_mark_mv (migration 0005 removes or replaces it)",
         "skipped  materialized view training_trainable_annotations_mv (migration 0005 removes or replaces it)",
         "created  table training_examples_current",
-        "created  materialized view training_examples_current_by_annotation_mv",
+        // Version 6 replaces 0005's view for annotations by its two paths.
+        "skipped  materialized view training_examples_current_by_annotation_mv (migration 0006 removes or replaces it)",
         "created  materialized view training_trainable_examples_by_current_mv",
         "created  materialized view training_examples_current_by_log_mv",
         // A new database has no version 1 copy to take the examples from: the backfill does.
@@ -41,6 +42,12 @@ async fn fresh_database_gets_every_object_and_verify_passes() {
         "absent   training_examples",
         "absent   training_trainable_annotations",
         "ran      rows of training_trainable_examples",
+        "created  table training_annotations_to_apply",
+        "created  materialized view training_examples_current_by_applied_annotation_mv",
+        "created  table training_scores_buffer",
+        "created  materialized view training_annotations_to_apply_scores_mv",
+        "created  materialized view training_annotations_to_apply_marks_mv",
+        "absent   training_examples_current_by_annotation_mv",
     ] {
         // A line wider than 80 columns goes on below, indented (free text, then
         // names, at spaces): compared word by word.
@@ -72,12 +79,21 @@ async fn fresh_database_gets_every_object_and_verify_passes() {
         engines,
         vec![
             ("training_annotations".into(), "ReplacingMergeTree".into()),
+            ("training_annotations_to_apply".into(), "Null".into()),
+            (
+                "training_annotations_to_apply_marks_mv".into(),
+                "MaterializedView".into()
+            ),
+            (
+                "training_annotations_to_apply_scores_mv".into(),
+                "MaterializedView".into()
+            ),
             (
                 "training_examples_current".into(),
                 "ReplacingMergeTree".into()
             ),
             (
-                "training_examples_current_by_annotation_mv".into(),
+                "training_examples_current_by_applied_annotation_mv".into(),
                 "MaterializedView".into()
             ),
             (
@@ -85,6 +101,7 @@ async fn fresh_database_gets_every_object_and_verify_passes() {
                 "MaterializedView".into()
             ),
             ("training_examples_with_annotations".into(), "View".into()),
+            ("training_scores_buffer".into(), "Buffer".into()),
             ("training_stats_by_cascade".into(), "View".into()),
             (
                 "training_trainable_examples".into(),
@@ -110,7 +127,11 @@ async fn fresh_database_gets_every_object_and_verify_passes() {
         "table training_annotations",
         "table training_examples_current",
         "materialized view training_examples_current_by_log_mv",
-        "materialized view training_examples_current_by_annotation_mv",
+        "table training_annotations_to_apply",
+        "materialized view training_examples_current_by_applied_annotation_mv",
+        "table training_scores_buffer",
+        "materialized view training_annotations_to_apply_scores_mv",
+        "materialized view training_annotations_to_apply_marks_mv",
         "table training_trainable_examples",
         "materialized view training_trainable_examples_by_current_mv",
         "view training_examples_with_annotations",
@@ -1007,7 +1028,14 @@ async fn dry_run_as_json_is_the_plan_and_changes_nothing() {
         .map(|s| &s["migration"])
         .collect();
     assert_eq!(backfills, [5], "{plan:#}");
-    assert_eq!(steps.last().map(|s| &s["would"]), Some(&json!("backfill")));
+    assert_eq!(
+        steps
+            .iter()
+            .rfind(|s| s["migration"] == 5)
+            .map(|s| &s["would"]),
+        Some(&json!("backfill")),
+        "migration 5 ends with the backfill: {plan:#}"
+    );
     // A new database skips what migration 3 removes (version 2's copy), and version 1's
     // copy of the examples, which migration 5 removes.
     assert!(
@@ -1036,7 +1064,7 @@ async fn dry_run_as_json_is_the_plan_and_changes_nothing() {
     db.drop().await;
 }
 
-/// An annotation written while `training_examples_current_by_annotation_mv` is missing
+/// An annotation written while `training_examples_current_by_applied_annotation_mv` is missing
 /// (dropped by hand, or written during an upgrade before migration 0005 creates it)
 /// reaches no view: the state table keeps the example's older row, so neither the
 /// joined view nor the trainable copy sees it. `migrate` creates the view again and
@@ -1081,7 +1109,7 @@ async fn annotations_written_while_the_annotation_view_is_missing_are_caught_up(
         vec![row("cu-2", true, "human")],
         "the state table's view copies it"
     );
-    db.exec("DROP VIEW training_examples_current_by_annotation_mv SYNC")
+    db.exec("DROP VIEW training_examples_current_by_applied_annotation_mv SYNC")
         .await;
     db.exec(&format!(
         "INSERT INTO training_annotations ({columns}) VALUES \
@@ -1103,7 +1131,8 @@ async fn annotations_written_while_the_annotation_view_is_missing_are_caught_up(
     stale.expect_code(1);
     let report = rvbbit_tests::unwrapped(&stale.stdout);
     assert!(
-        report.contains("FAIL materialized view training_examples_current_by_annotation_mv")
+        report
+            .contains("FAIL materialized view training_examples_current_by_applied_annotation_mv")
             && report.contains("2 traces' copies"),
         "verify sees the missing view and the two annotations the copy lacks:\n{}",
         stale.stdout
@@ -1111,9 +1140,9 @@ async fn annotations_written_while_the_annotation_view_is_missing_are_caught_up(
     let migrate = db.rvbbit(&["training", "migrate"]);
     migrate.expect_code(0);
     assert!(
-        migrate
-            .stdout
-            .contains("created  materialized view training_examples_current_by_annotation_mv"),
+        migrate.stdout.contains(
+            "created  materialized view training_examples_current_by_applied_annotation_mv"
+        ),
         "{}",
         migrate.stdout
     );

@@ -758,7 +758,7 @@ async fn annotations_written_while_the_annotation_view_was_missing_reach_the_exa
     // The view that writes each annotation into the examples (and from there into the
     // copies rvbbit's retrieval reads) goes missing; meanwhile h-1 is taken back and h-3
     // marked.
-    db.exec("DROP VIEW training_examples_current_by_annotation_mv")
+    db.exec("DROP VIEW training_examples_current_by_applied_annotation_mv")
         .await;
     db.rvbbit(&[
         "training",
@@ -784,7 +784,7 @@ async fn annotations_written_while_the_annotation_view_was_missing_reach_the_exa
     missing.expect_code(1);
     assert!(
         rvbbit_tests::unwrapped(&missing.stdout)
-            .contains("training_examples_current_by_annotation_mv"),
+            .contains("training_examples_current_by_applied_annotation_mv"),
         "{}",
         missing.stdout
     );

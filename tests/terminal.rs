@@ -423,7 +423,7 @@ async fn migrate_and_test_annotation_speak_json() {
         .filter(|a| a["action"] == "created")
         .map(|a| a["object"].as_str().unwrap())
         .collect();
-    assert_eq!(created.len(), 9, "{created:?}");
+    assert_eq!(created.len(), 13, "{created:?}");
     assert!(
         !created
             .iter()
@@ -635,7 +635,7 @@ async fn reports_fit_an_80_column_terminal_names_whole() {
     let verify = screen_lines(&on_80(&["training", "verify"]));
     assert!(
         verify.iter().any(|l| l.trim_end()
-            == "  ok   materialized view training_examples_current_by_annotation_mv"),
+            == "  ok   materialized view training_examples_current_by_applied_annotation_mv"),
         "{verify:#?}"
     );
     // annotate: trace ids whole, the confidence as set, the notes give way.
@@ -836,7 +836,7 @@ async fn migrate_verify_stats_and_examples_fit_a_60_column_terminal() {
         "{migrate:#?}"
     );
     // An object's name longer than the line's room goes below its kind, whole.
-    let name = "training_examples_current_by_annotation_mv";
+    let name = "training_examples_current_by_applied_annotation_mv";
     assert!(
         migrate.iter().any(|l| l.trim() == name),
         "{name} whole on a line: {migrate:#?}"

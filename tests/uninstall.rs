@@ -93,7 +93,11 @@ async fn uninstall_drops_what_migrate_created_keeps_the_annotations_and_migrate_
     for object in [
         "training_examples_current",
         "training_examples_current_by_log_mv",
-        "training_examples_current_by_annotation_mv",
+        "training_annotations_to_apply",
+        "training_examples_current_by_applied_annotation_mv",
+        "training_scores_buffer",
+        "training_annotations_to_apply_scores_mv",
+        "training_annotations_to_apply_marks_mv",
         "training_trainable_examples_by_current_mv",
         "training_examples_with_annotations",
         "training_stats_by_cascade",
@@ -136,8 +140,22 @@ async fn uninstall_drops_what_migrate_created_keeps_the_annotations_and_migrate_
             &["training_examples_current"][..],
         ),
         (
-            "training_examples_current_by_annotation_mv",
-            &["training_examples_current"][..],
+            "training_examples_current_by_applied_annotation_mv",
+            &["training_examples_current", "training_annotations_to_apply"][..],
+        ),
+        // The buffer goes before the table it passes its rows on to (dropping it
+        // passes them on), and the views that feed it before it.
+        (
+            "training_scores_buffer",
+            &["training_annotations_to_apply"][..],
+        ),
+        (
+            "training_annotations_to_apply_scores_mv",
+            &["training_scores_buffer"][..],
+        ),
+        (
+            "training_annotations_to_apply_marks_mv",
+            &["training_annotations_to_apply"][..],
         ),
         (
             "training_trainable_examples_by_current_mv",
@@ -157,7 +175,7 @@ async fn uninstall_drops_what_migrate_created_keeps_the_annotations_and_migrate_
         }
     }
     assert_eq!(data["kept"], serde_json::json!(["training_annotations"]));
-    assert_eq!(data["ledger_entries"].as_u64(), Some(5), "0001 to 0005");
+    assert_eq!(data["ledger_entries"].as_u64(), Some(6), "0001 to 0006");
     assert_eq!(tables(&db).await, installed, "--dry-run changes nothing");
 
     // Dropping the annotations needs a confirmation; without a terminal to ask on,

@@ -355,6 +355,8 @@ async fn count(db: &Db, options: &ExportOptions) -> anyhow::Result<u64> {
 /// (unless quiet); exit 0. Ctrl-C stops it and leaves `-o FILE` as it was.
 pub async fn export(db: &Db, options: &ExportOptions) -> anyhow::Result<i32> {
     crate::prerequisite::require_installed(db, &[VIEW]).await?;
+    // The worker's latest scores first (they reach the examples within 2 seconds).
+    crate::examples::settle_scores(db).await?;
     if options.dataset == Dataset::Parquet
         && options.output.is_none()
         && std::io::IsTerminal::is_terminal(&std::io::stdout())

@@ -780,6 +780,8 @@ fn failpoint(key: Key) {
 /// summary after giving the terminal back, whatever ended the review.
 pub async fn review(db: &Db, options: &ReviewOptions) -> anyhow::Result<i32> {
     crate::prerequisite::require_installed(db, &[JOINED_VIEW, ANNOTATIONS]).await?;
+    // The worker's latest scores first (they reach the examples within 2 seconds).
+    crate::examples::settle_scores(db).await?;
     let by = annotate::annotator(options.by.as_deref());
     let since: i64 = db
         .fetch_one(db.query("SELECT toUnixTimestamp64Micro(now64(6))"))

@@ -67,6 +67,8 @@ pub fn cells(r: &Stat) -> Vec<String> {
 /// Reads the numbers and prints them as `options.format` asks; exit 0.
 pub async fn stats(db: &Db, options: &StatsOptions) -> anyhow::Result<i32> {
     crate::prerequisite::require_installed(db, &[VIEW]).await?;
+    // The worker's latest scores first (they reach the examples within 2 seconds).
+    crate::examples::settle_scores(db).await?;
     let rows = db
         .fetch_all::<Stat>(
             db.query(STATS_SQL)
