@@ -190,9 +190,10 @@ macro_rules! stopped_after {
 // or that reads such an object, is skipped, not sent: 0001's examples table, its view
 // and the two views that read it (4-7), all of 0002 (8-14), 0003's views into the
 // trainable copy, its copy and its joined view (16-19), 0004's relay, its views and its
-// catch-up (23-25, 27), and 0005's copy of 0001's examples (32). Each is a step of the
-// ledger all the same. The backfill of the state table ends 0005 (44), the migration
-// that creates the view it reads through.
+// catch-up (23-25, 27), 0005's view for annotations, which 0006 replaces (29), and
+// 0005's copy of 0001's examples (32). Each is a step of the ledger all the same. The
+// backfill of the state table ends 0005 (44), the migration that creates the view it
+// reads through; 0006 (45-50) follows it.
 
 stopped_after! {
     stopped_after_step_01_annotations_table_resumes: 1,
@@ -223,7 +224,7 @@ stopped_after! {
     stopped_after_step_26_drop_trainable_annotation_view_resumes: 26,
     stopped_after_step_27_skipped_catch_up_end_of_0004_resumes: 27,
     stopped_after_step_28_state_table_resumes: 28,
-    stopped_after_step_29_state_by_annotation_view_resumes: 29,
+    stopped_after_step_29_skipped_state_by_annotation_view_resumes: 29,
     stopped_after_step_30_state_to_trainable_view_resumes: 30,
     stopped_after_step_31_state_by_log_view_resumes: 31,
     stopped_after_step_32_skipped_examples_copy_resumes: 32,
@@ -239,6 +240,12 @@ stopped_after! {
     stopped_after_step_42_drop_examples_table_resumes: 42,
     stopped_after_step_43_trainable_copy_resumes: 43,
     stopped_after_step_44_backfill_end_of_0005_resumes: 44,
+    stopped_after_step_45_annotations_to_apply_table_resumes: 45,
+    stopped_after_step_46_applied_annotation_view_resumes: 46,
+    stopped_after_step_47_scores_buffer_resumes: 47,
+    stopped_after_step_48_scores_view_resumes: 48,
+    stopped_after_step_49_marks_view_resumes: 49,
+    stopped_after_step_50_drop_state_by_annotation_view_end_of_0006_resumes: 50,
 }
 
 /// The upgrade of a hand-applied install (`tests/fixtures/installs/v2_float32.sql`:

@@ -154,7 +154,7 @@ async fn dry_run_prints_the_statements_in_order_and_changes_nothing() {
     );
     assert!(
         !dry.stdout
-            .contains("CREATE TABLE IF NOT EXISTS training_annotations"),
+            .contains("CREATE TABLE IF NOT EXISTS training_annotations\n"),
         "a statement that is skipped is not printed:\n{}",
         dry.stdout
     );
