@@ -354,7 +354,10 @@ fn pending_migrations_are_planned_alone_and_what_exists_is_marked() {
         .collect();
     let plan = plan(&installed(&earlier), MIGRATIONS, false, None).unwrap();
     assert_eq!(plan.found, Found::Installed);
-    assert!(plan.steps.iter().all(|s| s.version() >= Some(examples.version)));
+    assert!(plan
+        .steps
+        .iter()
+        .all(|s| s.version() >= Some(examples.version)));
     let pending: usize = MIGRATIONS
         .iter()
         .filter(|m| m.version >= examples.version)
