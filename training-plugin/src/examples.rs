@@ -174,11 +174,12 @@ const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Waits until the confidence worker's annotations waiting in the buffer have been
 /// applied (it passes them on within 2 seconds), so that what is then read or compared
-/// does not count them as lagging. Returns how many are still waiting after
-/// [`SETTLE_LIMIT`] (0 when the buffer does not exist).
-pub async fn settle_scores(db: &Db) -> anyhow::Result<u64> {
+/// does not count them as lagging. Gives up after [`SETTLE_LIMIT`]: what is still
+/// waiting then is reported as lagging by whoever reads next. Nothing to wait for
+/// where the buffer does not exist.
+pub async fn settle_scores(db: &Db) -> anyhow::Result<()> {
     if !db.objects().await?.contains_key(SCORES_BUFFER) {
-        return Ok(0);
+        return Ok(());
     }
     let started = std::time::Instant::now();
     loop {
@@ -188,7 +189,7 @@ pub async fn settle_scores(db: &Db) -> anyhow::Result<u64> {
             .await
             .with_context(|| format!("counting the scores waiting in {SCORES_BUFFER}"))?;
         if waiting == 0 || started.elapsed() >= SETTLE_LIMIT {
-            return Ok(waiting);
+            return Ok(());
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
