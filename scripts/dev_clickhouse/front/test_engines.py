@@ -1,7 +1,8 @@
 """Tests of what the engine adapters (engines/) hide of each chdb release: relative file()
 paths, DROP ... SYNC, Memory tables across requests, the settings each request
-starts with (FreshSettingsTest), and how 26.x's per-block JSON documents make one
-(JsonEnvelopeTest, no server).
+starts with (FreshSettingsTest), how 26.x's per-block JSON documents make one
+(JsonEnvelopeTest, no server), and which failures to open 25.8's engine are tried again
+(EngineOpeningTest, no server).
 """
 
 import os
@@ -10,6 +11,7 @@ import tempfile
 import unittest
 
 from .engines.base import EngineError
+from .engines.reopening import ReopeningEngineAPI
 from .engines.streaming import _float_text, _JsonEnvelope
 from .testing import Server, ServerTestCase
 
@@ -123,3 +125,47 @@ class JsonEnvelopeTest(unittest.TestCase):
         for value, text in ((0.003330826, "0.003330826"), (12.5, "12.5"), (1.0, "1"), (0.13648122, "0.13648122"),
                             (0.00001234, "0.00001234")):
             self.assertEqual(_float_text(value), text)
+
+
+class EngineOpeningTest(unittest.TestCase):
+    """chdb 3.7.2 (25.8) now and then fails to open its engine with no reason given;
+    the front, which opens it for every request, tries again. Any other failure to open
+    it is the request's error at once. (The opening itself is replaced here: the
+    failure cannot be brought about on purpose.)"""
+
+    NO_REASON = "bgClickHouseLocal Code: 36. DB::Exception: Error running bgClickHouseLocal: . (BAD_ARGUMENTS)"
+
+    def api(self, outcomes):
+        api = ReopeningEngineAPI.__new__(ReopeningEngineAPI)
+        api._conn_str, api._fresh, api.OPEN_PAUSES = "data", None, (0, 0, 0)
+        calls = []
+
+        def connect(conn_str):
+            calls.append(conn_str)
+            outcome = outcomes.pop(0)
+            if isinstance(outcome, Exception):
+                raise outcome
+            return outcome
+
+        api._connect = connect
+        return api, calls
+
+    def test_an_opening_that_fails_with_no_reason_is_tried_again(self):
+        api, calls = self.api([RuntimeError(self.NO_REASON), RuntimeError(self.NO_REASON), "conn"])
+        self.assertEqual(api.connect(), "conn")
+        self.assertEqual(calls, ["data"] * 3)
+
+    def test_it_is_tried_four_times_at_most(self):
+        api, calls = self.api([RuntimeError(self.NO_REASON)] * 5)
+        with self.assertRaises(EngineError) as raised:
+            api.connect()
+        self.assertIn("Error running bgClickHouseLocal", str(raised.exception))
+        self.assertEqual(len(calls), 4)
+
+    def test_a_failure_with_a_reason_is_not_tried_again(self):
+        reason = "bgClickHouseLocal Code: 552. DB::Exception: Unrecognized option '--bogus=1'. (UNRECOGNIZED_ARGUMENTS)"
+        api, calls = self.api([RuntimeError(reason), "conn"])
+        with self.assertRaises(EngineError) as raised:
+            api.connect()
+        self.assertIn("Unrecognized option", str(raised.exception))
+        self.assertEqual(len(calls), 1)
