@@ -221,6 +221,48 @@ async fn migrating_twice_changes_no_definition_and_duplicates_no_example() {
     db.drop().await;
 }
 
+/// The backfill writes each month into `training_examples_backfill`, a table shaped like
+/// the state table that no view reads, and attaches it to the state table; the table is
+/// gone when migrate ends. One a stopped backfill left, whatever its shape, is replaced;
+/// uninstall drops one that is left.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_backfills_staging_table_is_replaced_then_dropped_and_uninstall_drops_a_leftover() {
+    let db = TestDb::with_logs("staging").await;
+    db.exec(&rvbbit_tests::logs::history_sql(110)).await;
+    db.exec("CREATE TABLE training_examples_backfill (x UInt8) ENGINE = MergeTree ORDER BY x")
+        .await;
+    db.rvbbit(&["training", "migrate", "-q"]).expect_code(0);
+    let staging = "SELECT count() FROM system.tables WHERE database = currentDatabase() \
+                   AND name = 'training_examples_backfill'";
+    assert_eq!(db.scalar::<u64>(staging).await, 0);
+    assert_eq!(
+        db.scalar::<u64>(
+            "SELECT count() FROM training_examples_current FINAL WHERE trace_id LIKE 'h-%'"
+        )
+        .await,
+        110
+    );
+    assert_eq!(
+        db.scalar::<u64>("SELECT uniqExact(toYYYYMM(timestamp)) FROM training_examples_current")
+            .await,
+        db.scalar::<u64>("SELECT uniqExact(toYYYYMM(timestamp)) FROM unified_logs")
+            .await,
+        "every month attached"
+    );
+    db.exec("CREATE TABLE training_examples_backfill AS training_examples_current")
+        .await;
+    let run = db.rvbbit(&["training", "uninstall"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout
+            .contains("dropped training_examples_backfill (ReplacingMergeTree)"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(db.scalar::<u64>(staging).await, 0);
+    db.drop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backfill_over_its_memory_cap_stops_keeps_its_work_and_resumes() {
     let db = TestDb::with_logs("memcap").await;

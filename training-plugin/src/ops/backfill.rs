@@ -118,12 +118,13 @@ async fn backfill(
     let months = examples::log_months(db).await?;
     let total: u64 = months.iter().map(|(_, rows)| rows).sum();
     let bar = terminal_bar("backfill", total);
+    let route = examples::prepare_backfill(db).await?;
     for (done, (month, rows)) in months.iter().enumerate() {
         let label = format!("{}-{:02}", month / 100, month % 100);
         if let Some(bar) = &bar {
             bar.set_message(label.clone());
         }
-        let step = examples::backfill_month(db, view_query, *month, limits);
+        let step = examples::backfill_month(db, view_query, *month, limits, route);
         let result = interrupt
             .guard(step, || {
                 format!(
@@ -152,6 +153,7 @@ async fn backfill(
             }
         }
     }
+    examples::finish_backfill(db, route).await?;
     if let Some(bar) = bar {
         bar.finish_with_message("done");
         // The bar leaves the cursor at the right edge of its line, relying on the

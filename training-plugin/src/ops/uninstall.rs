@@ -18,7 +18,7 @@ use crate::migrations::{creates, Creates, MIGRATIONS};
 use crate::model::Kind;
 use crate::output::{self, Format};
 use crate::say;
-use crate::schema::{ANNOTATIONS, LOGS};
+use crate::schema::{ANNOTATIONS, BACKFILL_STAGING, LOGS};
 use rvbbit_plugin_api::exit;
 use std::collections::BTreeMap;
 
@@ -64,7 +64,8 @@ pub struct Plan {
 }
 
 /// Every object any version's migrations create, in the order they are created (the
-/// first time each name appears), with the kind the statement gives it.
+/// first time each name appears), with the kind the statement gives it; then the
+/// backfill's staging table.
 pub fn created_objects() -> Vec<(Kind, String)> {
     let mut seen: Vec<(Kind, String)> = Vec::new();
     for migration in MIGRATIONS {
@@ -89,6 +90,8 @@ pub fn created_objects() -> Vec<(Kind, String)> {
             }
         }
     }
+    // Not a migration's: the backfill's staging table, which a stopped backfill leaves.
+    seen.push((Kind::Table, BACKFILL_STAGING.to_string()));
     seen
 }
 
