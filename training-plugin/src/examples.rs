@@ -53,10 +53,13 @@ impl BackfillLimits {
     /// parsing of one block holds to a few MiB whatever the log's size (measured: one
     /// month of 172,266 log rows needs more than 512 MiB with the defaults, and fits
     /// in less than 1 GiB with these); the cap bounds the rest, mostly the month's
-    /// set of trace ids already done.
-    pub fn settings(&self) -> [(&'static str, String); 4] {
+    /// set of trace ids already done. Two insert threads compress and write while the
+    /// JSON is parsed (one month of the benchmark's 1M rows, five rounds each: median
+    /// 55,800 examples/s against 52,000/s with one; docs/PERFORMANCE.md).
+    pub fn settings(&self) -> [(&'static str, String); 5] {
         [
             ("max_memory_usage", self.max_memory.to_string()),
+            ("max_insert_threads", "2".to_string()),
             ("max_block_size", "8192".to_string()),
             ("min_insert_block_size_rows", "262144".to_string()),
             ("min_insert_block_size_bytes", (64u64 << 20).to_string()),
@@ -165,7 +168,11 @@ async fn drop_staging(db: &Db) -> anyhow::Result<()> {
         .with_context(|| format!("dropping {BACKFILL_STAGING}"))
 }
 
-/// Inserts an example for every qualifying log row of `month` that has none.
+/// Inserts an example for every qualifying log row of `month` that has none, with its
+/// trace's latest annotation: on an upgrade nearly every trace is annotated already
+/// (rvbbit's confidence worker scores each one), and an example written once here is
+/// one the run's catch-up need not write again. Staged, the trainable ones reach
+/// `training_trainable_examples` through [`copy_trainable`] at the end of the run.
 /// Idempotent: rows already present are skipped, so running it again adds nothing.
 /// Staged, the month is written to the emptied staging table and its partition
 /// attached to the state table, also when the server stopped the insert midway (what
@@ -189,9 +196,16 @@ pub async fn backfill_month(
     };
     let columns = example_columns().collect::<Vec<_>>().join(", ");
     let sql = format!(
-        "INSERT INTO {target} ({columns}) SELECT {columns} FROM ({view_query}) \
-         WHERE toYYYYMM(timestamp) = {{month:UInt32}} \
-         AND trace_id NOT IN (SELECT trace_id FROM {EXAMPLES_TABLE} WHERE toYYYYMM(timestamp) = {{month:UInt32}})"
+        "INSERT INTO {target} ({columns}) SELECT {select} FROM \
+         (SELECT * FROM ({view_query}) WHERE toYYYYMM(timestamp) = {{month:UInt32}} \
+         AND trace_id NOT IN (SELECT trace_id FROM {EXAMPLES_TABLE} WHERE toYYYYMM(timestamp) = {{month:UInt32}})) AS s \
+         LEFT ANY JOIN ({latest}) AS a ON a.trace_id = s.trace_id \
+         SETTINGS join_use_nulls = 0",
+        select = example_select(WITH_LATEST),
+        latest = latest_annotation_tuples(&format!(
+            "trace_id IN (SELECT trace_id FROM {LOGS} \
+             WHERE toYYYYMM(timestamp) = {{month:UInt32}} AND role = 'assistant')"
+        )),
     );
     let mut query = db.query(&sql).param("month", month);
     for (name, value) in limits.settings() {
@@ -369,20 +383,45 @@ const FROM_LATEST: &[(&str, &str)] = &[
     ("version", "a.last_annotated_at"),
 ];
 
+/// The annotation columns of a new example's row, from `a` (latest_annotation_tuples)
+/// joined with `join_use_nulls = 0`: as the log's view writes them (no annotation,
+/// version 0) where its trace has none.
+const WITH_LATEST: &[(&str, &str)] = &[
+    ("trainable", "tupleElement(a.latest, 1)"),
+    ("verified", "tupleElement(a.latest, 2)"),
+    ("confidence", "tupleElement(a.latest, 3)"),
+    ("notes", "tupleElement(a.latest, 4)"),
+    ("tags", "tupleElement(a.latest, 5)"),
+    (
+        "annotated_at",
+        "if(a.trace_id = '', NULL, CAST(a.last_annotated_at AS Nullable(DateTime64(6))))",
+    ),
+    ("annotated_by", "tupleElement(a.latest, 6)"),
+    (
+        "version",
+        "if(a.trace_id = '', toDateTime64(0, 6), CAST(a.last_annotated_at AS DateTime64(6)))",
+    ),
+];
+
 /// Writes again, with its trace's latest annotation, every example whose row is older
 /// than that annotation: annotations written while the view that follows them was
 /// missing, or before their example was copied in.
 pub async fn catch_up_examples(db: &Db) -> anyhow::Result<()> {
     let columns = example_columns().collect::<Vec<_>>().join(", ");
+    // Found first on the narrow columns: reading every example's texts to write none
+    // again took most of an upgrade's catch-up.
+    let behind = format!(
+        "SELECT s.trace_id FROM (SELECT trace_id, version FROM {EXAMPLES_TABLE} FINAL) AS s \
+         INNER JOIN (SELECT trace_id, max(annotated_at) AS last FROM {ANNOTATIONS} GROUP BY trace_id) AS a \
+         ON a.trace_id = s.trace_id WHERE a.last > s.version"
+    );
     let sql = format!(
         "INSERT INTO {EXAMPLES_TABLE} ({columns}) SELECT {select} \
-         FROM (SELECT * FROM {EXAMPLES_TABLE} FINAL) AS s \
+         FROM (SELECT * FROM {EXAMPLES_TABLE} FINAL PREWHERE trace_id IN ({behind})) AS s \
          INNER JOIN ({latest}) AS a ON a.trace_id = s.trace_id \
          WHERE a.last_annotated_at > s.version",
         select = example_select(FROM_LATEST),
-        latest = latest_annotation_tuples(&format!(
-            "trace_id IN (SELECT trace_id FROM {EXAMPLES_TABLE})"
-        ))
+        latest = latest_annotation_tuples(&format!("trace_id IN ({behind})"))
     );
     db.execute(db.query(&sql))
         .await
@@ -402,11 +441,18 @@ fn example_log_values() -> String {
 pub async fn lagging_examples(db: &Db) -> anyhow::Result<u64> {
     count_lagging(
         db,
-        &format!("SELECT * FROM {EXAMPLES_TABLE} FINAL"),
+        &example_values(),
         &example_log_values(),
         "the examples'",
     )
     .await
+}
+
+/// The examples' copies of their log row's values, with no texts.
+fn example_values() -> String {
+    format!(
+        "SELECT trace_id, model, cost, tokens_in, tokens_out, duration_ms FROM {EXAMPLES_TABLE} FINAL"
+    )
 }
 
 /// How many rows of `rows` (a query with the compared columns and `trace_id`) differ
@@ -434,9 +480,16 @@ pub async fn refresh_examples(db: &Db) -> anyhow::Result<()> {
         ("duration_ms", "l.duration_ms"),
         ("captured_at", "now64(6)"),
     ]);
+    // The lagging examples are found on the narrow columns first, as in the catch-up.
+    let lagging = format!(
+        "SELECT t.trace_id FROM ({rows}) AS t INNER JOIN ({values}) AS l \
+         ON t.trace_id = l.trace_id WHERE {VALUES_DIFFER}",
+        rows = example_values(),
+        values = example_log_values(),
+    );
     let sql = format!(
         "INSERT INTO {EXAMPLES_TABLE} ({columns}) SELECT {select} \
-         FROM (SELECT * FROM {EXAMPLES_TABLE} FINAL) AS s \
+         FROM (SELECT * FROM {EXAMPLES_TABLE} FINAL PREWHERE trace_id IN ({lagging})) AS s \
          INNER JOIN ({values}) AS l ON s.trace_id = l.trace_id WHERE {differ}",
         values = example_log_values(),
         differ = VALUES_DIFFER.replace("t.", "s.")
