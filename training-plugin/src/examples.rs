@@ -201,7 +201,13 @@ pub async fn backfill_month(
          AND trace_id NOT IN (SELECT trace_id FROM {EXAMPLES_TABLE} WHERE toYYYYMM(timestamp) = {{month:UInt32}})) AS s \
          LEFT ANY JOIN ({latest}) AS a ON a.trace_id = s.trace_id \
          SETTINGS join_use_nulls = 0",
-        select = example_select(WITH_LATEST),
+        select = example_select(
+            &NEW_WITH_LATEST
+                .iter()
+                .chain(FROM_LATEST)
+                .copied()
+                .collect::<Vec<_>>()
+        ),
         latest = latest_annotation_tuples(&format!(
             "trace_id IN (SELECT trace_id FROM {LOGS} \
              WHERE toYYYYMM(timestamp) = {{month:UInt32}} AND role = 'assistant')"
@@ -343,7 +349,7 @@ pub async fn catch_up_annotations(db: &Db) -> anyhow::Result<()> {
 }
 
 /// The examples' columns, each taken from `s.` (the example's row read with FINAL)
-/// unless `replaced` gives another expression for it.
+/// unless `replaced` gives another expression for it (the first one given wins).
 fn example_select(replaced: &[(&str, &str)]) -> String {
     example_columns()
         .map(|c| {
@@ -384,19 +390,13 @@ const FROM_LATEST: &[(&str, &str)] = &[
 ];
 
 /// The annotation columns of a new example's row, from `a` (latest_annotation_tuples)
-/// joined with `join_use_nulls = 0`: as the log's view writes them (no annotation,
-/// version 0) where its trace has none.
-const WITH_LATEST: &[(&str, &str)] = &[
-    ("trainable", "tupleElement(a.latest, 1)"),
-    ("verified", "tupleElement(a.latest, 2)"),
-    ("confidence", "tupleElement(a.latest, 3)"),
-    ("notes", "tupleElement(a.latest, 4)"),
-    ("tags", "tupleElement(a.latest, 5)"),
+/// joined with `join_use_nulls = 0`: [`FROM_LATEST`], except that where its trace has
+/// no annotation the row has none, version 0, as the log's view writes it.
+const NEW_WITH_LATEST: &[(&str, &str)] = &[
     (
         "annotated_at",
         "if(a.trace_id = '', NULL, CAST(a.last_annotated_at AS Nullable(DateTime64(6))))",
     ),
-    ("annotated_by", "tupleElement(a.latest, 6)"),
     (
         "version",
         "if(a.trace_id = '', toDateTime64(0, 6), CAST(a.last_annotated_at AS DateTime64(6)))",
@@ -686,6 +686,28 @@ mod tests {
         assert_eq!(human_size(768 << 20), "768 MiB");
         assert_eq!(human_size((1 << 30) + (1 << 29)), "1536 MiB");
         assert_eq!(human_size(1000), "1000 bytes");
+    }
+
+    #[test]
+    fn a_new_example_without_annotation_gets_none_and_version_zero() {
+        let replaced = NEW_WITH_LATEST
+            .iter()
+            .chain(FROM_LATEST)
+            .copied()
+            .collect::<Vec<_>>();
+        let select = example_select(&replaced);
+        // tags, annotated_at, annotated_by, version: the overrides win over FROM_LATEST.
+        assert!(
+            select.contains(
+                "tupleElement(a.latest, 5), \
+                 if(a.trace_id = '', NULL, CAST(a.last_annotated_at AS Nullable(DateTime64(6)))), \
+                 tupleElement(a.latest, 6), \
+                 if(a.trace_id = '', toDateTime64(0, 6), CAST(a.last_annotated_at AS DateTime64(6))), \
+                 s.captured_at"
+            ),
+            "{select}"
+        );
+        assert!(select.starts_with("s.timestamp, s.trace_id, "), "{select}");
     }
 
     #[test]
