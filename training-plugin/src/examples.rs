@@ -201,13 +201,7 @@ pub async fn backfill_month(
          AND trace_id NOT IN (SELECT trace_id FROM {EXAMPLES_TABLE} WHERE toYYYYMM(timestamp) = {{month:UInt32}})) AS s \
          LEFT ANY JOIN ({latest}) AS a ON a.trace_id = s.trace_id \
          SETTINGS join_use_nulls = 0",
-        select = example_select(
-            &NEW_WITH_LATEST
-                .iter()
-                .chain(FROM_LATEST)
-                .copied()
-                .collect::<Vec<_>>()
-        ),
+        select = new_example_select(),
         latest = latest_annotation_tuples(&format!(
             "trace_id IN (SELECT trace_id FROM {LOGS} \
              WHERE toYYYYMM(timestamp) = {{month:UInt32}} AND role = 'assistant')"
@@ -403,6 +397,18 @@ const NEW_WITH_LATEST: &[(&str, &str)] = &[
     ),
 ];
 
+/// The columns of a new example's row: the log view's row `s` with the latest
+/// annotation `a` ([`NEW_WITH_LATEST`] over [`FROM_LATEST`]).
+fn new_example_select() -> String {
+    example_select(
+        &NEW_WITH_LATEST
+            .iter()
+            .chain(FROM_LATEST)
+            .copied()
+            .collect::<Vec<_>>(),
+    )
+}
+
 /// Writes again, with its trace's latest annotation, every example whose row is older
 /// than that annotation: annotations written while the view that follows them was
 /// missing, or before their example was copied in.
@@ -458,13 +464,18 @@ fn example_values() -> String {
 /// How many rows of `rows` (a query with the compared columns and `trace_id`) differ
 /// from their log row in `values` ([`VALUES_DIFFER`]); `whose` names them for errors.
 async fn count_lagging(db: &Db, rows: &str, values: &str, whose: &str) -> anyhow::Result<u64> {
-    let sql = format!(
-        "SELECT count() FROM ({rows}) AS t \
-         INNER JOIN ({values}) AS l ON t.trace_id = l.trace_id WHERE {VALUES_DIFFER}"
-    );
+    let sql = format!("SELECT count() {}", lagging_join(rows, values));
     db.fetch_one::<u64>(db.query(&sql))
         .await
         .with_context(|| format!("comparing {whose} values with unified_logs"))
+}
+
+/// `FROM … WHERE …` of the rows of `rows` (as `t`) whose values differ from their log
+/// row's in `values` (as `l`).
+fn lagging_join(rows: &str, values: &str) -> String {
+    format!(
+        "FROM ({rows}) AS t INNER JOIN ({values}) AS l ON t.trace_id = l.trace_id WHERE {VALUES_DIFFER}"
+    )
 }
 
 /// Brings the examples' lagging values up to date: writes each row again with its log
@@ -482,10 +493,8 @@ pub async fn refresh_examples(db: &Db) -> anyhow::Result<()> {
     ]);
     // The lagging examples are found on the narrow columns first, as in the catch-up.
     let lagging = format!(
-        "SELECT t.trace_id FROM ({rows}) AS t INNER JOIN ({values}) AS l \
-         ON t.trace_id = l.trace_id WHERE {VALUES_DIFFER}",
-        rows = example_values(),
-        values = example_log_values(),
+        "SELECT t.trace_id {}",
+        lagging_join(&example_values(), &example_log_values())
     );
     let sql = format!(
         "INSERT INTO {EXAMPLES_TABLE} ({columns}) SELECT {select} \
@@ -649,11 +658,12 @@ pub async fn refresh_values(db: &Db) -> anyhow::Result<()> {
         })
         .collect();
     let sql = format!(
-        "INSERT INTO {TRAINABLE_EXAMPLES} ({TRAINABLE_COLUMNS}) SELECT {} \
-         FROM (SELECT * FROM {TRAINABLE_EXAMPLES} FINAL) AS t \
-         INNER JOIN ({values}) AS l ON t.trace_id = l.trace_id WHERE {VALUES_DIFFER}",
+        "INSERT INTO {TRAINABLE_EXAMPLES} ({TRAINABLE_COLUMNS}) SELECT {} {}",
         columns.join(", "),
-        values = current_values()
+        lagging_join(
+            &format!("SELECT * FROM {TRAINABLE_EXAMPLES} FINAL"),
+            &current_values()
+        )
     );
     db.execute(db.query(&sql))
         .await
@@ -690,12 +700,7 @@ mod tests {
 
     #[test]
     fn a_new_example_without_annotation_gets_none_and_version_zero() {
-        let replaced = NEW_WITH_LATEST
-            .iter()
-            .chain(FROM_LATEST)
-            .copied()
-            .collect::<Vec<_>>();
-        let select = example_select(&replaced);
+        let select = new_example_select();
         // tags, annotated_at, annotated_by, version: the overrides win over FROM_LATEST.
         assert!(
             select.contains(
