@@ -150,6 +150,31 @@ class ExecutionTest(ServerTestCase):
         self.assertGreaterEqual(len(progress), 1)
         self.assertTrue(0 < int(progress[-1]["read_rows"]) <= 400000000)
 
+    def test_the_process_list_holds_the_clients_statements_only(self):
+        # The front checks each statement with the engine's formatQuery() before running it;
+        # that check must not show in system.processes as another query holding the
+        # statement's text (a client finding its query there by its text found the check).
+        self.require_concurrent_engine()
+        sql = "SELECT sleep(0.05) AS `process-list-marker` FORMAT Null"
+        seen = set()
+        done = threading.Event()
+
+        def watch():
+            while not done.is_set():
+                seen.update(self.server.ok(
+                    "SELECT query FROM system.processes WHERE query LIKE '%process-list-marker%' "
+                    "AND query NOT LIKE '%system.processes%' FORMAT TSVRaw").decode().splitlines())
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            for _ in range(40):
+                self.server.ok(sql)
+        finally:
+            done.set()
+            watcher.join()
+        self.assertEqual(seen, {sql})
+
     def test_large_results_are_sent_as_produced(self):
         self.require_streaming_engine()
         sql = "SELECT number FROM numbers(400000)"  # 2.6 MB

@@ -7,7 +7,7 @@ import sys
 
 from .base import CheckFailed, Ending, engine_release, EngineAPI, EngineError, EngineSession, RawResult
 from ..params import last_value
-from ..sql import escape_parameter, PARAM_PREFIX, quote_identifier, quote_string, tsv_rows
+from ..sql import PARAM_PREFIX, quote_identifier, quote_string, tsv_rows
 from .streaming import StreamingSession
 
 
@@ -97,12 +97,15 @@ class _ConnectionSession(StreamingSession, EngineSession):
 
     def format_query(self, sql):
         try:
-            text = sql.decode("utf-8")
+            sql.decode("utf-8")
         except UnicodeDecodeError:
             return None
+        # The statement goes in hex: system.processes lists a query with its parameters
+        # substituted, and a check holding the statement's text would show there, beside
+        # the client's own queries, as another query with that text.
         try:
-            result = self.conn.query("SELECT formatQuery({q:String})", "RawBLOB",
-                                     params={"q": escape_parameter(text)})
+            result = self.conn.query("SELECT formatQuery(unhex({q:String}))", "RawBLOB",
+                                     params={"q": sql.hex()})
         except RuntimeError as exc:
             raise CheckFailed(str(exc)) from None
         return result.bytes().decode("utf-8", "replace")
