@@ -249,6 +249,19 @@ async fn the_backfills_staging_table_is_replaced_then_dropped_and_uninstall_drop
             .await,
         "every month attached"
     );
+    // The staging table merges nothing (its month's rows are merged once, in the state
+    // table); the state table keeps merging on its own.
+    let state_table = db
+        .scalar::<String>(
+            "SELECT engine_full FROM system.tables WHERE database = currentDatabase() \
+             AND name = 'training_examples_current'",
+        )
+        .await;
+    assert!(
+        state_table.contains("min_age_to_force_merge_seconds = 60")
+            && !state_table.contains("max_bytes_to_merge_at"),
+        "{state_table}"
+    );
     db.exec("CREATE TABLE training_examples_backfill AS training_examples_current")
         .await;
     let run = db.rvbbit(&["training", "uninstall"]);
