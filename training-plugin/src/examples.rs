@@ -465,12 +465,21 @@ async fn any_rows(db: &Db, name: &str, rows: &str) -> anyhow::Result<bool> {
     Ok(db.fetch_one::<u64>(db.query(&sql)).await? > 0)
 }
 
-/// The log rows of the examples, their current values.
-fn example_log_values() -> String {
+/// The log row's values an example copies, with its `trace_id`: what the lagging
+/// comparisons read on each side.
+const COMPARED_VALUES: &str = "trace_id, model, cost, tokens_in, tokens_out, duration_ms";
+
+/// The current values of the log rows of the traces in `copies` (a table).
+fn log_values_of(copies: &str) -> String {
     format!(
-        "SELECT trace_id, model, cost, tokens_in, tokens_out, duration_ms FROM {LOGS} \
-         WHERE role = 'assistant' AND trace_id IN (SELECT trace_id FROM {EXAMPLES_TABLE})"
+        "SELECT {COMPARED_VALUES} FROM {LOGS} \
+         WHERE role = 'assistant' AND trace_id IN (SELECT trace_id FROM {copies})"
     )
+}
+
+/// The copied values of every row of `table` (read with FINAL), with no texts.
+fn copied_values(table: &str) -> String {
+    format!("SELECT {COMPARED_VALUES} FROM {table} FINAL")
 }
 
 /// Examples whose model, cost, tokens or duration lag behind their log row: rvbbit
@@ -478,18 +487,11 @@ fn example_log_values() -> String {
 pub async fn lagging_examples(db: &Db) -> anyhow::Result<u64> {
     count_lagging(
         db,
-        &example_values(),
-        &example_log_values(),
+        &copied_values(EXAMPLES_TABLE),
+        &log_values_of(EXAMPLES_TABLE),
         "the examples'",
     )
     .await
-}
-
-/// The examples' copies of their log row's values, with no texts.
-fn example_values() -> String {
-    format!(
-        "SELECT trace_id, model, cost, tokens_in, tokens_out, duration_ms FROM {EXAMPLES_TABLE} FINAL"
-    )
 }
 
 /// How many rows of `rows` (a query with the compared columns and `trace_id`) differ
@@ -499,6 +501,12 @@ async fn count_lagging(db: &Db, rows: &str, values: &str, whose: &str) -> anyhow
     db.fetch_one::<u64>(db.query(&sql))
         .await
         .with_context(|| format!("comparing {whose} values with unified_logs"))
+}
+
+/// The `trace_id`s of the rows of `rows` whose values differ from their log row's in
+/// `values` ([`lagging_join`]).
+fn lagging_traces(rows: &str, values: &str) -> String {
+    format!("SELECT t.trace_id {}", lagging_join(rows, values))
 }
 
 /// `FROM … WHERE …` of the rows of `rows` (as `t`) whose values differ from their log
@@ -523,9 +531,9 @@ pub async fn refresh_examples(db: &Db) -> anyhow::Result<()> {
         ("captured_at", "now64(6)"),
     ]);
     // The lagging examples are found on the narrow columns first, as in the catch-up.
-    let lagging = format!(
-        "SELECT t.trace_id {}",
-        lagging_join(&example_values(), &example_log_values())
+    let lagging = lagging_traces(
+        &copied_values(EXAMPLES_TABLE),
+        &log_values_of(EXAMPLES_TABLE),
     );
     if !any_rows(db, "examples_lagging", &lagging)
         .await
@@ -537,7 +545,7 @@ pub async fn refresh_examples(db: &Db) -> anyhow::Result<()> {
         "INSERT INTO {EXAMPLES_TABLE} ({columns}) SELECT {select} \
          FROM (SELECT * FROM {EXAMPLES_TABLE} FINAL PREWHERE trace_id IN ({lagging})) AS s \
          INNER JOIN ({values}) AS l ON s.trace_id = l.trace_id WHERE {differ}",
-        values = example_log_values(),
+        values = log_values_of(EXAMPLES_TABLE),
         differ = VALUES_DIFFER.replace("t.", "s.")
     );
     db.execute(db.query(&sql))
@@ -655,21 +663,13 @@ const TRAINABLE_COLUMNS: &str = "trace_id, timestamp, session_id, cascade_id, ce
      user_input, assistant_output, model, cost, tokens_in, tokens_out, duration_ms, caller_id, node_type, role, \
      trainable, verified, confidence, notes, tags, annotated_at, annotated_by";
 
-/// The log rows of the trainable copies, current values.
-fn current_values() -> String {
-    format!(
-        "SELECT trace_id, model, cost, tokens_in, tokens_out, duration_ms FROM {LOGS} \
-         WHERE role = 'assistant' AND trace_id IN (SELECT trace_id FROM {TRAINABLE_EXAMPLES})"
-    )
-}
-
 /// Trainable examples whose model, cost, tokens or duration lag behind their log row
 /// (the log row changed after the trace was marked).
 pub async fn lagging_values(db: &Db) -> anyhow::Result<u64> {
     count_lagging(
         db,
         &format!("SELECT * FROM {TRAINABLE_EXAMPLES} FINAL WHERE trainable"),
-        &current_values(),
+        &log_values_of(TRAINABLE_EXAMPLES),
         "the trainable examples'",
     )
     .await
@@ -694,15 +694,9 @@ pub async fn refresh_values(db: &Db) -> anyhow::Result<()> {
             }
         })
         .collect();
-    let lagging = format!(
-        "SELECT t.trace_id {}",
-        lagging_join(
-            &format!(
-                "SELECT trace_id, model, cost, tokens_in, tokens_out, duration_ms \
-                 FROM {TRAINABLE_EXAMPLES} FINAL"
-            ),
-            &current_values()
-        )
+    let lagging = lagging_traces(
+        &copied_values(TRAINABLE_EXAMPLES),
+        &log_values_of(TRAINABLE_EXAMPLES),
     );
     if !any_rows(db, "copies_lagging", &lagging)
         .await
@@ -715,7 +709,7 @@ pub async fn refresh_values(db: &Db) -> anyhow::Result<()> {
         columns.join(", "),
         lagging_join(
             &format!("SELECT * FROM {TRAINABLE_EXAMPLES} FINAL"),
-            &current_values()
+            &log_values_of(TRAINABLE_EXAMPLES)
         )
     );
     db.execute(db.query(&sql))
