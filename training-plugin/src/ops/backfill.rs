@@ -119,12 +119,13 @@ async fn backfill(
     let total: u64 = months.iter().map(|(_, rows)| rows).sum();
     let bar = terminal_bar("backfill", total);
     let route = examples::prepare_backfill(db).await?;
+    let spill = examples::sort_spill(db).await?;
     for (done, (month, rows)) in months.iter().enumerate() {
         let label = format!("{}-{:02}", month / 100, month % 100);
         if let Some(bar) = &bar {
             bar.set_message(label.clone());
         }
-        let step = examples::backfill_month(db, view_query, *month, limits, route);
+        let step = examples::backfill_month(db, view_query, *month, limits, route, spill);
         let result = interrupt
             .guard(step, || {
                 format!(
