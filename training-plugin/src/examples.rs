@@ -58,7 +58,11 @@ impl BackfillLimits {
     /// 55,800 examples/s against 52,000/s with one; docs/PERFORMANCE.md); each gathers
     /// rows into parts of up to a 32nd of the cap (64 MiB by default). The month is
     /// written in time order (see [`backfill_month`]); its sort goes to disk past an
-    /// eighth of the cap, so a month of any size sorts within it (see [`SortSpill`]).
+    /// eighth of the cap (see [`SortSpill`]), and reading its spilled runs back costs
+    /// memory that grows with the month and with the block: blocks of 2,048 rows keep
+    /// the benchmark's largest 10M-row month (1.09M examples) within the 2 GiB default,
+    /// where 4,096 and 8,192 went over it; a bigger month needs a bigger cap, which the
+    /// error says (docs/PERFORMANCE.md, "Each month in time order").
     pub fn settings(&self, spill: SortSpill) -> Vec<(&'static str, String)> {
         let mut settings = vec![
             ("max_memory_usage", self.max_memory.to_string()),
@@ -67,7 +71,7 @@ impl BackfillLimits {
                 (self.max_memory / 8).to_string(),
             ),
             ("max_insert_threads", "2".to_string()),
-            ("max_block_size", "8192".to_string()),
+            ("max_block_size", "2048".to_string()),
             ("min_insert_block_size_rows", "262144".to_string()),
             (
                 "min_insert_block_size_bytes",
