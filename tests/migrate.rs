@@ -222,9 +222,9 @@ async fn migrating_twice_changes_no_definition_and_duplicates_no_example() {
 }
 
 /// The backfill writes each month into `training_examples_backfill`, a table shaped like
-/// the state table that no view reads, and attaches it to the state table; the table is
-/// gone when migrate ends. One a stopped backfill left, whatever its shape, is replaced;
-/// uninstall drops one that is left.
+/// the state table that no view reads, and moves the months to the state table when it
+/// ends; the table is gone when migrate ends. One of another shape that a stopped
+/// backfill left is replaced; uninstall drops one that is left.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_backfills_staging_table_is_replaced_then_dropped_and_uninstall_drops_a_leftover() {
     let db = TestDb::with_logs("staging").await;
@@ -273,6 +273,54 @@ async fn the_backfills_staging_table_is_replaced_then_dropped_and_uninstall_drop
         run.stdout
     );
     assert_eq!(db.scalar::<u64>(staging).await, 0);
+    db.drop().await;
+}
+
+/// The months a stopped backfill left in `training_examples_backfill` are examples like
+/// any other: the next run moves them to the state table whole (not written again, not
+/// lost, not duplicated) before it backfills the rest.
+#[tokio::test(flavor = "multi_thread")]
+async fn months_a_stopped_backfill_left_staged_are_moved_not_written_again() {
+    let db = TestDb::with_logs("staged").await;
+    db.exec(&rvbbit_tests::logs::history_sql(110)).await;
+    db.rvbbit(&["training", "migrate", "-q"]).expect_code(0);
+    let month: u32 = db
+        .scalar("SELECT toYYYYMM(min(timestamp)) FROM training_examples_current WHERE trace_id LIKE 'h-%'")
+        .await;
+    let of_month = format!(
+        "SELECT count(), toString(max(captured_at)) FROM training_examples_current \
+         WHERE toYYYYMM(timestamp) = {month}"
+    );
+    let before: (u64, String) = db.scalar(&of_month).await;
+    assert!(before.0 > 0, "{before:?}");
+    // What a backfill killed after this month leaves: the month in the staging table,
+    // not in the state table.
+    db.exec("CREATE TABLE training_examples_backfill AS training_examples_current")
+        .await;
+    db.exec(&format!(
+        "ALTER TABLE training_examples_current MOVE PARTITION {month} TO TABLE training_examples_backfill"
+    ))
+    .await;
+    assert_eq!(db.scalar::<(u64, String)>(&of_month).await.0, 0);
+    db.rvbbit(&["training", "migrate", "-q"]).expect_code(0);
+    // Moved back as it was written (the same capture time), not backfilled again.
+    assert_eq!(db.scalar::<(u64, String)>(&of_month).await, before);
+    assert_eq!(
+        db.scalar::<u64>(
+            "SELECT count() FROM system.tables WHERE database = currentDatabase() \
+             AND name = 'training_examples_backfill'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        db.scalar::<(u64, u64)>(
+            "SELECT count(), uniqExact(trace_id) FROM training_examples_current WHERE trace_id LIKE 'h-%'"
+        )
+        .await,
+        (110, 110)
+    );
+    db.rvbbit(&["training", "verify", "-q"]).expect_code(0);
     db.drop().await;
 }
 

@@ -163,7 +163,7 @@ pub fn human_size(bytes: u64) -> String {
 /// Where the backfill writes each month's examples.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BackfillRoute {
-    /// Into [`BACKFILL_STAGING`], then attached to the state table: its views never see
+    /// Into [`BACKFILL_STAGING`], then moved to the state table: its views never see
     /// the rows. Measured on one month of the benchmark's 1M rows, written through the
     /// state table's trainable-copy view the backfill ran at half the rate of the same
     /// rows written to the table alone (docs/PERFORMANCE.md).
@@ -174,7 +174,9 @@ pub enum BackfillRoute {
 }
 
 /// Gets the backfill's route ready: on a state table that is not replicated, a fresh
-/// staging table shaped exactly like it (one a stopped backfill left is replaced).
+/// staging table shaped exactly like it. The months a stopped backfill left there are
+/// moved to the state table first (they are examples like any other, and the months
+/// then resume from them); a leftover that cannot be moved (another shape) is replaced.
 pub async fn prepare_backfill(db: &Db) -> anyhow::Result<BackfillRoute> {
     let objects = db.objects().await?;
     let replicated = objects
@@ -186,6 +188,10 @@ pub async fn prepare_backfill(db: &Db) -> anyhow::Result<BackfillRoute> {
         BackfillRoute::Staged
     };
     if objects.contains_key(BACKFILL_STAGING) {
+        if route == BackfillRoute::Staged {
+            // What cannot be moved is written again by this backfill.
+            let _ = move_staged_months(db, None).await;
+        }
         drop_staging(db).await?;
     }
     if route == BackfillRoute::Staged {
@@ -205,22 +211,73 @@ pub async fn prepare_backfill(db: &Db) -> anyhow::Result<BackfillRoute> {
     Ok(route)
 }
 
+/// Moves months from the staging table to the state table, each whole and at once
+/// (`MOVE PARTITION ... TO TABLE`: a month is in one table or the other, never in both
+/// nor in neither, so a backfill stopped at any point resumes without duplicates):
+/// every month there, or those of `only`.
+pub async fn move_staged_months(db: &Db, only: Option<&[u32]>) -> anyhow::Result<()> {
+    let staged = db
+        .fetch_all::<String>(
+            db.server_query(
+                "SELECT DISTINCT partition_id FROM system.parts \
+                 WHERE database = {db:String} AND table = {table:String} AND active ORDER BY partition_id",
+            )
+            .param("db", &db.target.database)
+            .param("table", BACKFILL_STAGING),
+        )
+        .await
+        .with_context(|| format!("listing the months in {BACKFILL_STAGING}"))?;
+    for month in months_to_move(&staged, only) {
+        db.execute(db.query(&format!(
+            "ALTER TABLE {BACKFILL_STAGING} MOVE PARTITION {month} TO TABLE {EXAMPLES_TABLE}"
+        )))
+        .await
+        .with_context(|| {
+            format!(
+                "moving the examples of {} from {BACKFILL_STAGING} to {EXAMPLES_TABLE}",
+                month_label(month)
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// The months (`YYYYMM`) among the staging table's partitions (`staged`, their ids) to
+/// move: all, or those of `only`. An id that is not a month is not one of ours.
+fn months_to_move(staged: &[String], only: Option<&[u32]>) -> Vec<u32> {
+    staged
+        .iter()
+        .filter_map(|id| id.parse::<u32>().ok())
+        .filter(|month| only.is_none_or(|only| only.contains(month)))
+        .collect()
+}
+
+/// `2026-08` for the month `202608`.
+pub fn month_label(month: u32) -> String {
+    format!("{}-{:02}", month / 100, month % 100)
+}
+
 /// The staging table merges nothing: a month is written there in one statement, and
 /// merges that start while it runs rewrite the month's rows again and again (a month of
 /// 1.09M examples of the benchmark's 10M rows: the insert 24.5-26.8 s with merges off,
 /// 32.2-33.8 s with them, and the later merge of its parts 21-22 s against 24-31 s;
 /// docs/PERFORMANCE.md). The parts are merged once, in the state table, after the
-/// attach. A month leaves about one part per 28,000 examples (64 MiB insert blocks, a
+/// move. A month leaves about one part per 28,000 examples (64 MiB insert blocks, a
 /// 32nd of the default `--backfill-max-memory`), so
 /// the state table's limit before it slows inserts (1,000 parts in a partition, in
 /// every supported release) is reached only by a month of about 28 million examples.
 const STAGING_WITHOUT_MERGES: &str =
     "max_bytes_to_merge_at_max_space_in_pool = 1, max_bytes_to_merge_at_min_space_in_pool = 1";
 
-/// Drops the staging table once the backfill is done (nothing when it does not exist).
+/// Ends the backfill: staged, every month written is moved to the state table and the
+/// staging table dropped. Also after a failed or interrupted month, so that what was
+/// written is kept (a month a stopped statement left half written resumes from it).
 pub async fn finish_backfill(db: &Db, route: BackfillRoute) -> anyhow::Result<()> {
     match route {
-        BackfillRoute::Staged => drop_staging(db).await,
+        BackfillRoute::Staged => {
+            move_staged_months(db, None).await?;
+            drop_staging(db).await
+        }
         BackfillRoute::Direct => Ok(()),
     }
 }
@@ -256,9 +313,12 @@ fn backfill_statement(target: &str, view_query: &str) -> String {
 /// one the run's catch-up need not write again. Staged, the trainable ones reach
 /// `training_trainable_examples` through [`copy_trainable`] at the end of the run.
 /// Idempotent: rows already present are skipped, so running it again adds nothing.
-/// Staged, the month is written to the emptied staging table and its partition
-/// attached to the state table, also when the server stopped the insert midway (what
-/// it wrote is kept, as it is when written directly).
+/// Staged, the month is written to the staging table, which keeps it until
+/// [`finish_backfill`] moves every month to the state table at the end of the
+/// backfill: the engine's merges of the months written (about 20 s of both cores for
+/// each of the benchmark's 10M-row months) then run after the backfill instead of
+/// beside its next month's statement. When the server stopped the insert midway, the
+/// month is moved at once (what it wrote is kept, as it is when written directly).
 ///
 /// The month is written in time order. Its parts are then slices of the month, disjoint
 /// in time, and `FINAL` reads the newest rows of Studio's grid without merging them;
@@ -273,14 +333,9 @@ pub async fn backfill_month(
     route: BackfillRoute,
     spill: SortSpill,
 ) -> anyhow::Result<()> {
-    let label = format!("{}-{:02}", month / 100, month % 100);
+    let label = month_label(month);
     let target = match route {
-        BackfillRoute::Staged => {
-            db.execute(db.query(&format!("TRUNCATE TABLE {BACKFILL_STAGING}")))
-                .await
-                .with_context(|| format!("emptying {BACKFILL_STAGING} before {label}"))?;
-            BACKFILL_STAGING
-        }
+        BackfillRoute::Staged => BACKFILL_STAGING,
         BackfillRoute::Direct => EXAMPLES_TABLE,
     };
     let sql = backfill_statement(target, view_query);
@@ -288,51 +343,42 @@ pub async fn backfill_month(
     for (name, value) in limits.settings(spill) {
         query = query.with_setting(name, value);
     }
-    let written = db.execute_bounded(query).await;
-    if route == BackfillRoute::Staged {
-        // The partition is the month (`PARTITION BY toYYYYMM(timestamp)`).
-        let attached = db
-            .execute(db.query(&format!(
-                "ALTER TABLE {EXAMPLES_TABLE} ATTACH PARTITION {month} FROM {BACKFILL_STAGING}"
-            )))
-            .await
-            .with_context(|| {
-                format!(
-                    "attaching the examples of {label} from {BACKFILL_STAGING} to {EXAMPLES_TABLE}"
-                )
-            });
-        // When the insert failed, its error is the one to report.
-        if written.is_ok() {
-            attached?;
-        }
+    let Err(e) = db.execute_bounded(query).await else {
+        return Ok(());
+    };
+    let message = format!("{e:#}");
+    let timed_out = message.contains("TIMEOUT_EXCEEDED");
+    let out_of_memory = message.contains("MEMORY_LIMIT_EXCEEDED");
+    if (timed_out || out_of_memory) && route == BackfillRoute::Staged {
+        // The server ended the statement: what it wrote is kept where the views read
+        // it. (After any other error it may still be running; the month stays staged,
+        // and the next backfill moves it before it starts.)
+        let _ = move_staged_months(db, Some(&[month])).await;
     }
-    written.map_err(|e| {
-        let message = format!("{e:#}");
-        if message.contains("TIMEOUT_EXCEEDED") {
-            let seconds = db.server_limit_seconds();
-            crate::failure::classified(
-                rvbbit_plugin_api::exit::CONNECTION,
-                format!(
-                    "backfilling {EXAMPLES_TABLE} for {label} took longer than --timeout ({seconds} s) allows, and \
-                     the server stopped it; the examples written so far are kept: run migrate again with a \
-                     larger --timeout (for example {}) to resume",
-                    seconds.saturating_mul(10).max(300),
-                ),
-            )
-        } else if message.contains("MEMORY_LIMIT_EXCEEDED") {
-            crate::failure::classified(
-                rvbbit_plugin_api::exit::SERVER_ERROR,
-                format!(
-                    "backfilling {EXAMPLES_TABLE} for {label} needed more than the {} the backfill may use; \
-                     the examples written so far are kept: run migrate again with a larger --backfill-max-memory \
-                     (for example {}) to resume",
-                    human_size(limits.max_memory),
-                    human_size(limits.max_memory.saturating_mul(2)),
-                ),
-            )
-        } else {
-            e.context(format!("backfilling {EXAMPLES_TABLE} for {label}"))
-        }
+    Err(if timed_out {
+        let seconds = db.server_limit_seconds();
+        crate::failure::classified(
+            rvbbit_plugin_api::exit::CONNECTION,
+            format!(
+                "backfilling {EXAMPLES_TABLE} for {label} took longer than --timeout ({seconds} s) allows, and \
+                 the server stopped it; the examples written so far are kept: run migrate again with a \
+                 larger --timeout (for example {}) to resume",
+                seconds.saturating_mul(10).max(300),
+            ),
+        )
+    } else if out_of_memory {
+        crate::failure::classified(
+            rvbbit_plugin_api::exit::SERVER_ERROR,
+            format!(
+                "backfilling {EXAMPLES_TABLE} for {label} needed more than the {} the backfill may use; \
+                 the examples written so far are kept: run migrate again with a larger --backfill-max-memory \
+                 (for example {}) to resume",
+                human_size(limits.max_memory),
+                human_size(limits.max_memory.saturating_mul(2)),
+            ),
+        )
+    } else {
+        e.context(format!("backfilling {EXAMPLES_TABLE} for {label}"))
     })
 }
 
@@ -840,6 +886,18 @@ mod tests {
             "{sql}"
         );
         assert_eq!(sql.matches("ORDER BY s.timestamp").count(), 1, "{sql}");
+    }
+
+    #[test]
+    fn staged_months_to_move_are_ours_and_those_asked_for() {
+        let staged = ["202605", "202606", "all", "202608"].map(String::from);
+        assert_eq!(months_to_move(&staged, None), [202605, 202606, 202608]);
+        assert_eq!(
+            months_to_move(&staged, Some(&[202606, 202607, 202608])),
+            [202606, 202608]
+        );
+        assert!(months_to_move(&staged, Some(&[])).is_empty());
+        assert_eq!(month_label(202608), "2026-08");
     }
 
     #[test]

@@ -117,11 +117,12 @@ pub const JOINED_VIEW: &str = "training_examples_with_annotations";
 /// The examples: one row per example with its log values and latest annotation (the
 /// state table of migration 5; migration 1's `training_examples` before it).
 pub const EXAMPLES_TABLE: &str = "training_examples_current";
-/// Where the backfill writes a month of examples before it attaches them to
-/// [`EXAMPLES_TABLE`] (`ATTACH PARTITION ... FROM`): a table of the same structure that no
-/// view reads, so the trainable copy's view does not run over rows that cannot be
-/// trainable (they have no annotation yet). Created by the backfill, not by a migration,
-/// and dropped when it ends; uninstall drops one a stopped backfill left.
+/// Where the backfill writes its months of examples before it moves them to
+/// [`EXAMPLES_TABLE`] (`MOVE PARTITION ... TO TABLE`, when it ends): a table of the same
+/// structure that no view reads, so the trainable copy's view does not run over rows that
+/// cannot be trainable (they have no annotation yet). Created by the backfill, not by a
+/// migration, and dropped when it ends; the next backfill moves the months one a stopped
+/// backfill left, and uninstall drops it.
 pub const BACKFILL_STAGING: &str = "training_examples_backfill";
 /// The view that makes an example of each qualifying log row (its query is the
 /// backfill's).

@@ -121,7 +121,7 @@ async fn backfill(
     let route = examples::prepare_backfill(db).await?;
     let spill = examples::sort_spill(db).await?;
     for (done, (month, rows)) in months.iter().enumerate() {
-        let label = format!("{}-{:02}", month / 100, month % 100);
+        let label = examples::month_label(*month);
         if let Some(bar) = &bar {
             bar.set_message(label.clone());
         }
@@ -138,6 +138,13 @@ async fn backfill(
             // Cleared, so the error that follows starts a line of its own.
             if let Some(bar) = &bar {
                 bar.finish_and_clear();
+            }
+            if route == examples::BackfillRoute::Staged {
+                // The months done are kept where the views read them; the month that
+                // failed may still be written on the server (an interruption does not
+                // stop its statement there), so it stays staged for the next backfill.
+                let finished: Vec<u32> = months[..done].iter().map(|(m, _)| *m).collect();
+                let _ = examples::move_staged_months(db, Some(&finished)).await;
             }
             return Err(e);
         }
