@@ -301,6 +301,11 @@ async fn months_a_stopped_backfill_left_staged_are_moved_not_written_again() {
         "ALTER TABLE training_examples_current MOVE PARTITION {month} TO TABLE training_examples_backfill"
     ))
     .await;
+    // The local engines of 23.10 and 24.8 copy the parts instead of moving them.
+    db.exec(&format!(
+        "ALTER TABLE training_examples_current DROP PARTITION {month}"
+    ))
+    .await;
     assert_eq!(db.scalar::<(u64, String)>(&of_month).await.0, 0);
     db.rvbbit(&["training", "migrate", "-q"]).expect_code(0);
     // Moved back as it was written (the same capture time), not backfilled again.

@@ -190,7 +190,7 @@ pub async fn prepare_backfill(db: &Db) -> anyhow::Result<BackfillRoute> {
     if objects.contains_key(BACKFILL_STAGING) {
         if route == BackfillRoute::Staged {
             // What cannot be moved is written again by this backfill.
-            let _ = move_staged_months(db, None).await;
+            let _ = move_staged_months(db, None, true).await;
         }
         drop_staging(db).await?;
     }
@@ -212,32 +212,54 @@ pub async fn prepare_backfill(db: &Db) -> anyhow::Result<BackfillRoute> {
 }
 
 /// Moves months from the staging table to the state table, each whole and at once
-/// (`MOVE PARTITION ... TO TABLE`: a month is in one table or the other, never in both
-/// nor in neither, so a backfill stopped at any point resumes without duplicates):
-/// every month there, or those of `only`.
-pub async fn move_staged_months(db: &Db, only: Option<&[u32]>) -> anyhow::Result<()> {
+/// (`MOVE PARTITION ... TO TABLE`): every month there, or those of `only`. The local
+/// engines of ClickHouse 23.10 and 24.8 copy the parts instead of moving them, so the
+/// month is then dropped from the staging table. `leftover`: the months a stopped
+/// backfill left, which may have been moved already on those engines (stopped between
+/// the two statements); a month of which the state table has any trace is dropped, not
+/// moved again (what it lacks, the backfill writes).
+pub async fn move_staged_months(
+    db: &Db,
+    only: Option<&[u32]>,
+    leftover: bool,
+) -> anyhow::Result<()> {
     let staged = db
         .fetch_all::<String>(
-            db.server_query(
-                "SELECT DISTINCT partition_id FROM system.parts \
-                 WHERE database = {db:String} AND table = {table:String} AND active ORDER BY partition_id",
-            )
-            .param("db", &db.target.database)
-            .param("table", BACKFILL_STAGING),
+            // From the table itself: the local engine of ClickHouse 23.10 has no
+            // system.parts.
+            db.query(&format!(
+                "SELECT DISTINCT _partition_id AS month FROM {BACKFILL_STAGING} ORDER BY month"
+            )),
         )
         .await
         .with_context(|| format!("listing the months in {BACKFILL_STAGING}"))?;
     for month in months_to_move(&staged, only) {
+        let label = month_label(month);
+        let moved_before = leftover
+            && db
+                .fetch_one::<u64>(db.query(&format!(
+                    "SELECT count() FROM {BACKFILL_STAGING} WHERE toYYYYMM(timestamp) = {month} \
+                     AND trace_id IN (SELECT trace_id FROM {EXAMPLES_TABLE} WHERE toYYYYMM(timestamp) = {month})"
+                )))
+                .await
+                .with_context(|| format!("checking whether {label} was moved already"))?
+                > 0;
+        if !moved_before {
+            db.execute(db.query(&format!(
+                "ALTER TABLE {BACKFILL_STAGING} MOVE PARTITION {month} TO TABLE {EXAMPLES_TABLE}"
+            )))
+            .await
+            .with_context(|| {
+                format!(
+                    "moving the examples of {label} from {BACKFILL_STAGING} to {EXAMPLES_TABLE}"
+                )
+            })?;
+        }
         db.execute(db.query(&format!(
-            "ALTER TABLE {BACKFILL_STAGING} MOVE PARTITION {month} TO TABLE {EXAMPLES_TABLE}"
+            "ALTER TABLE {BACKFILL_STAGING} DROP PARTITION {month}"
         )))
         .await
-        .with_context(|| {
-            format!(
-                "moving the examples of {} from {BACKFILL_STAGING} to {EXAMPLES_TABLE}",
-                month_label(month)
-            )
-        })?;
+        .with_context(|| format!("dropping {label} from {BACKFILL_STAGING} once moved"))?;
     }
     Ok(())
 }
@@ -275,7 +297,7 @@ const STAGING_WITHOUT_MERGES: &str =
 pub async fn finish_backfill(db: &Db, route: BackfillRoute) -> anyhow::Result<()> {
     match route {
         BackfillRoute::Staged => {
-            move_staged_months(db, None).await?;
+            move_staged_months(db, None, false).await?;
             drop_staging(db).await
         }
         BackfillRoute::Direct => Ok(()),
@@ -353,7 +375,7 @@ pub async fn backfill_month(
         // The server ended the statement: what it wrote is kept where the views read
         // it. (After any other error it may still be running; the month stays staged,
         // and the next backfill moves it before it starts.)
-        let _ = move_staged_months(db, Some(&[month])).await;
+        let _ = move_staged_months(db, Some(&[month]), false).await;
     }
     Err(if timed_out {
         let seconds = db.server_limit_seconds();

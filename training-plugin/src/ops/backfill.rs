@@ -144,7 +144,7 @@ async fn backfill(
                 // failed may still be written on the server (an interruption does not
                 // stop its statement there), so it stays staged for the next backfill.
                 let finished: Vec<u32> = months[..done].iter().map(|(m, _)| *m).collect();
-                let _ = examples::move_staged_months(db, Some(&finished)).await;
+                let _ = examples::move_staged_months(db, Some(&finished), false).await;
             }
             return Err(e);
         }
