@@ -4,7 +4,8 @@
 //! (`OPTIMIZE ... FINAL` after each batch), the confidence worker's one-row inserts
 //! (automatic and on demand), the late cost mutation of `unified_logs`, and Studio's
 //! Training API (grid with filters, search and paging; filter options; session view;
-//! stats). It runs on a fresh database and on each install in rvbbit's history,
+//! stats; "assess confidence", which picks the grid's traces for the on-demand
+//! scorer, and the scorer's look-up of those scored already). It runs on a fresh database and on each install in rvbbit's history,
 //! upgraded by `migrate`, and compares every answer with a ground truth computed in
 //! this file from the rows the test wrote.
 
@@ -578,7 +579,45 @@ async fn studio_matches(db: &TestDb, truth: &Truth, context: &str) {
                 "{context}: Studio grid {f:?} limit {limit} offset {offset}"
             );
         }
+        // Studio's "assess confidence" queues the traces the grid shows, in its order.
+        if let Some(sql) = f.assess_confidence_selection(500, 0) {
+            let got: Vec<String> = db
+                .json_rows(&sql)
+                .await
+                .iter()
+                .map(|r| text(r, "trace_id"))
+                .collect();
+            let queued: Vec<String> = want.iter().take(500).map(|e| e.trace_id.clone()).collect();
+            assert_eq!(
+                got, queued,
+                "{context}: Studio's assess-confidence selection {f:?}"
+            );
+        }
     }
+
+    // The on-demand scorer then skips the traces scored already (any annotation row
+    // with a confidence; rvbbit's markings and scores always carry one).
+    let mut queued: Vec<&str> = examples.iter().map(|e| e.trace_id.as_str()).collect();
+    queued.push("trace-never-logged");
+    let mut got: Vec<String> = db
+        .json_rows(&client::already_assessed(&queued))
+        .await
+        .iter()
+        .map(|r| text(r, "trace_id"))
+        .collect();
+    got.sort();
+    got.dedup();
+    let mut scored: Vec<String> = examples
+        .iter()
+        .filter(|e| truth.latest(&e.trace_id).is_some())
+        .map(|e| e.trace_id.clone())
+        .collect();
+    scored.sort();
+    assert!(!scored.is_empty(), "{context}: the traffic scores examples");
+    assert_eq!(
+        got, scored,
+        "{context}: the on-demand scorer's already-assessed read"
+    );
 
     // Filter options.
     for (cascades, cells, trainable, search) in [

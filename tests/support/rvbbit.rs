@@ -289,6 +289,32 @@ impl GridFilters<'_> {
     }
 }
 
+impl GridFilters<'_> {
+    /// What Studio's "assess confidence" (`POST /api/training/assess-confidence`, with
+    /// the grid's filters) sends to choose the traces it queues for the on-demand
+    /// scorer: the grid's `WHERE` and order, the trace ids only, at most 500. `None`
+    /// for a session filter, which that endpoint does not take.
+    pub fn assess_confidence_selection(&self, limit: u32, offset: u32) -> Option<String> {
+        if self.session_id.is_some() {
+            return None;
+        }
+        Some(format!(
+            "\n                SELECT trace_id\n                FROM training_examples_with_annotations\n                WHERE {}\n                  AND LENGTH(assistant_output) > 0\n                ORDER BY timestamp DESC\n                LIMIT {} OFFSET {offset}\n            ",
+            self.where_sql(),
+            limit.min(500),
+        ))
+    }
+}
+
+/// What the on-demand scorer (`assess_trace_ids_confidence`, without `force`) reads
+/// first: which of the queued traces have a score already (they are skipped).
+pub fn already_assessed(trace_ids: &[&str]) -> String {
+    format!(
+        "\n                SELECT trace_id FROM training_annotations\n                WHERE trace_id IN ({})\n                  AND confidence IS NOT NULL\n            ",
+        doubled(trace_ids)
+    )
+}
+
 /// Studio's filter options (`GET /api/training/filter-options`): the cascades (given
 /// the selected cells) and the cells (given the selected cascades).
 pub fn filter_options(
