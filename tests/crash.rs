@@ -193,7 +193,7 @@ macro_rules! stopped_after {
 // catch-up (23-25, 27), 0005's view for annotations, which 0006 replaces (29), and
 // 0005's copy of 0001's examples (32). Each is a step of the ledger all the same. The
 // backfill of the state table ends 0005 (44), the migration that creates the view it
-// reads through; 0006 (45-50) follows it.
+// reads through; 0006 (45-50) and 0007 (51-52) follow it.
 
 stopped_after! {
     stopped_after_step_01_annotations_table_resumes: 1,
@@ -246,6 +246,8 @@ stopped_after! {
     stopped_after_step_48_scores_view_resumes: 48,
     stopped_after_step_49_marks_view_resumes: 49,
     stopped_after_step_50_drop_state_by_annotation_view_end_of_0006_resumes: 50,
+    stopped_after_step_51_trainable_copy_settings_resumes: 51,
+    stopped_after_step_52_trainable_copy_rewrite_end_of_0007_resumes: 52,
 }
 
 /// The upgrade of a hand-applied install (`tests/fixtures/installs/v2_float32.sql`:

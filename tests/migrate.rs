@@ -276,6 +276,34 @@ async fn the_backfills_staging_table_is_replaced_then_dropped_and_uninstall_drop
     db.drop().await;
 }
 
+/// Version 7 stores the trainable copy in wide parts from 10 MiB on (Studio's grid reads
+/// it whole), keeping its other settings; a second migrate changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_trainable_copy_takes_wide_parts_from_10_mib() {
+    let db = TestDb::with_logs("wide").await;
+    db.exec(&rvbbit_tests::logs::history_sql(20)).await;
+    let copy = "SELECT engine_full FROM system.tables WHERE database = currentDatabase() \
+                AND name = 'training_trainable_examples'";
+    let run = db.rvbbit(&["training", "migrate"]);
+    run.expect_code(0);
+    for line in [
+        "ran      MODIFY SETTING of training_trainable_examples",
+        "ran      OPTIMIZE FINAL of training_trainable_examples",
+    ] {
+        assert!(run.stdout.contains(line), "{line}\n{}", run.stdout);
+    }
+    let settings = db.scalar::<String>(copy).await;
+    assert!(
+        settings.contains("min_bytes_for_wide_part = 10485760")
+            && settings.contains("index_granularity = 64")
+            && settings.contains("min_age_to_force_merge_seconds = 300"),
+        "{settings}"
+    );
+    db.rvbbit(&["training", "migrate", "-q"]).expect_code(0);
+    assert_eq!(db.scalar::<String>(copy).await, settings);
+    db.drop().await;
+}
+
 /// The months a stopped backfill left in `training_examples_backfill` are examples like
 /// any other: the next run moves them to the state table whole (not written again, not
 /// lost, not duplicated) before it backfills the rest.

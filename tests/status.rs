@@ -43,7 +43,7 @@ fn migration_files() -> Vec<(u64, String, String)> {
 async fn status_shows_pending_then_applied_migrations_with_their_checksums() {
     let db = TestDb::with_logs("status").await;
     let files = migration_files();
-    assert_eq!(files.len(), 6, "{files:?}");
+    assert_eq!(files.len(), 7, "{files:?}");
 
     let document = rvbbit_tests::ledger_fixture::status_document(&db);
     assert_eq!(document["database"], db.name);

@@ -175,7 +175,7 @@ async fn uninstall_drops_what_migrate_created_keeps_the_annotations_and_migrate_
         }
     }
     assert_eq!(data["kept"], serde_json::json!(["training_annotations"]));
-    assert_eq!(data["ledger_entries"].as_u64(), Some(6), "0001 to 0006");
+    assert_eq!(data["ledger_entries"].as_u64(), Some(7), "0001 to 0007");
     assert_eq!(tables(&db).await, installed, "--dry-run changes nothing");
 
     // Dropping the annotations needs a confirmation; without a terminal to ask on,

@@ -32,6 +32,10 @@ pub enum Creates {
     /// `DROP TABLE|VIEW IF EXISTS name`: removes an object an earlier migration
     /// created and this version no longer has.
     Drop { name: String },
+    /// `ALTER TABLE table MODIFY SETTING …`: changes a table's settings (its later parts).
+    Settings { table: String },
+    /// `OPTIMIZE TABLE table … FINAL`: rewrites a table's parts as they are.
+    Rewrite { table: String },
 }
 
 /// The name at token `i`, parts joined with `.`.
@@ -88,7 +92,16 @@ pub fn creates(statement: &str) -> Option<Creates> {
                 name: name_at(&l, next + 2)?,
             });
         }
+        if l.kws(next, &["MODIFY", "SETTING"]) {
+            return Some(Creates::Settings { table });
+        }
         return None;
+    }
+    if l.kws(0, &["OPTIMIZE", "TABLE"]) {
+        let table = name_at(&l, 2)?;
+        let next = after_name(&l, 2)?;
+        let fin = (next..l.len()).any(|i| l.kw(i, "FINAL"));
+        return fin.then_some(Creates::Rewrite { table });
     }
     if (l.kw(1, "TABLE") || l.kw(1, "VIEW")) && l.kws(0, &["DROP"]) && l.kws(2, &["IF", "EXISTS"]) {
         return Some(Creates::Drop {
@@ -290,6 +303,21 @@ mod tests {
             creates("INSERT INTO t SELECT x FROM s"),
             None,
             "not idempotent"
+        );
+        assert_eq!(
+            creates("ALTER TABLE t MODIFY SETTING min_bytes_for_wide_part = 10485760"),
+            Some(Creates::Settings { table: "t".into() })
+        );
+        assert_eq!(
+            creates("OPTIMIZE TABLE db.`t` FINAL"),
+            Some(Creates::Rewrite {
+                table: "db.t".into()
+            })
+        );
+        assert_eq!(
+            creates("OPTIMIZE TABLE t -- FINAL\n"),
+            None,
+            "a merge that may do nothing rewrites nothing"
         );
         assert_eq!(creates("SELECT 1"), None);
     }

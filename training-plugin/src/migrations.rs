@@ -29,6 +29,10 @@ pub enum Creates {
     /// `DROP TABLE|VIEW IF EXISTS name`: removes an object an earlier migration
     /// created and this version no longer has.
     Drop { name: String },
+    /// `ALTER TABLE table MODIFY SETTING …`: the table's settings (its later parts).
+    Settings { table: String },
+    /// `OPTIMIZE TABLE table … FINAL`: the table's parts, rewritten as they are.
+    Rewrite { table: String },
 }
 
 impl std::fmt::Display for Creates {
@@ -42,6 +46,8 @@ impl std::fmt::Display for Creates {
             }
             Creates::Fill { table } => write!(f, "rows of {table}"),
             Creates::Drop { name } => write!(f, "{name}"),
+            Creates::Settings { table } => write!(f, "MODIFY SETTING of {table}"),
+            Creates::Rewrite { table } => write!(f, "OPTIMIZE FINAL of {table}"),
         }
     }
 }
@@ -77,6 +83,8 @@ pub fn creates(statement: &str) -> Option<Creates> {
         ddl::Creates::Materialize { table, name } => Creates::Materialize { table, name },
         ddl::Creates::Fill { table } => Creates::Fill { table },
         ddl::Creates::Drop { name } => Creates::Drop { name },
+        ddl::Creates::Settings { table } => Creates::Settings { table },
+        ddl::Creates::Rewrite { table } => Creates::Rewrite { table },
     })
 }
 

@@ -377,7 +377,10 @@ fn supersede_after(steps: &mut [Step], earlier: Vec<Step>) {
 fn target_of(sql: &str) -> Option<(String, bool)> {
     match creates(sql)? {
         Creates::Object { name, .. } | Creates::Fill { table: name } => Some((name, false)),
-        Creates::Index { table, .. } | Creates::Materialize { table, .. } => Some((table, false)),
+        Creates::Index { table, .. }
+        | Creates::Materialize { table, .. }
+        | Creates::Settings { table }
+        | Creates::Rewrite { table } => Some((table, false)),
         Creates::Replace { name } => Some((name, true)),
         Creates::Drop { .. } => None,
     }
