@@ -28,6 +28,9 @@ pub struct Definition {
     pub kind: Kind,
     /// The creating statement, as written in the migration.
     pub statement: String,
+    /// For tables: the `ALTER TABLE ... MODIFY SETTING` statements later migrations
+    /// run on it, in order (a table created again gets them too).
+    pub settings: Vec<String>,
     /// For views: the query after `AS`.
     pub select: Option<String>,
 }
@@ -49,6 +52,12 @@ pub fn definitions() -> Vec<Definition> {
                     order.retain(|n| n != &name);
                     continue;
                 }
+                Some(Creates::Settings { table }) => {
+                    if let Some(def) = by_name.get_mut(&table) {
+                        def.settings.push(statement.text.clone());
+                    }
+                    continue;
+                }
                 _ => continue,
             };
             let select = (kind != Kind::Table)
@@ -63,6 +72,7 @@ pub fn definitions() -> Vec<Definition> {
                     name,
                     kind,
                     statement: statement.text.clone(),
+                    settings: Vec::new(),
                     select,
                 },
             );
@@ -304,7 +314,11 @@ pub fn compare_with(live: &Live, same: &SameQueries, include_missing: bool) -> V
                     object: name.to_string(),
                     problem: Problem::Missing,
                     repair: match def.kind {
-                        Kind::Table => Repair::Run(vec![def.statement.clone()]),
+                        Kind::Table => Repair::Run(
+                            std::iter::once(def.statement.clone())
+                                .chain(def.settings.iter().cloned())
+                                .collect(),
+                        ),
                         _ => Repair::Recreate {
                             drop: None,
                             create: def.statement.clone(),
@@ -607,6 +621,32 @@ mod tests {
             "its query differs from this version's"
         );
         assert!(matches!(findings[0].repair, Repair::Run(_)));
+    }
+
+    #[test]
+    fn a_missing_table_is_created_again_with_the_settings_later_migrations_gave_it() {
+        let mut live = as_this_version();
+        let copy = crate::schema::TRAINABLE_EXAMPLES;
+        live.engines.remove(copy);
+        let findings = compare_with(&live, &SameQueries::new(), true);
+        let finding = findings.iter().find(|f| f.object == copy).unwrap();
+        let Repair::Run(sql) = &finding.repair else {
+            panic!("{:?}", finding.repair);
+        };
+        assert_eq!(sql.len(), 2, "{sql:#?}");
+        assert!(sql[0].starts_with("CREATE TABLE IF NOT EXISTS training_trainable_examples"));
+        assert_eq!(
+            sql[1],
+            "ALTER TABLE training_trainable_examples MODIFY SETTING min_bytes_for_wide_part = 10485760"
+        );
+        // A table no later migration alters is created by its statement alone.
+        live.engines.remove(crate::schema::ANNOTATIONS);
+        let findings = compare_with(&live, &SameQueries::new(), true);
+        let finding = findings
+            .iter()
+            .find(|f| f.object == crate::schema::ANNOTATIONS)
+            .unwrap();
+        assert!(matches!(&finding.repair, Repair::Run(sql) if sql.len() == 1));
     }
 
     const JOINED: &str = crate::schema::JOINED_VIEW;
