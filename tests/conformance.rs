@@ -392,6 +392,15 @@ async fn mark(
     db.exec(client::OPTIMIZE_ANNOTATIONS).await;
 }
 
+/// One column of a query's rows as text, in the order the server sent them.
+async fn column(db: &TestDb, sql: &str, key: &str) -> Vec<String> {
+    db.json_rows(sql)
+        .await
+        .iter()
+        .map(|r| text(r, key))
+        .collect()
+}
+
 fn text(v: &Value, key: &str) -> String {
     match &v[key] {
         Value::String(s) => s.clone(),
@@ -581,12 +590,7 @@ async fn studio_matches(db: &TestDb, truth: &Truth, context: &str) {
         }
         // Studio's "assess confidence" queues the traces the grid shows, in its order.
         if let Some(sql) = f.assess_confidence_selection(500, 0) {
-            let got: Vec<String> = db
-                .json_rows(&sql)
-                .await
-                .iter()
-                .map(|r| text(r, "trace_id"))
-                .collect();
+            let got = column(db, &sql, "trace_id").await;
             let queued: Vec<String> = want.iter().take(500).map(|e| e.trace_id.clone()).collect();
             assert_eq!(
                 got, queued,
@@ -599,12 +603,7 @@ async fn studio_matches(db: &TestDb, truth: &Truth, context: &str) {
     // with a confidence; rvbbit's markings and scores always carry one).
     let mut queued: Vec<&str> = examples.iter().map(|e| e.trace_id.as_str()).collect();
     queued.push("trace-never-logged");
-    let mut got: Vec<String> = db
-        .json_rows(&client::already_assessed(&queued))
-        .await
-        .iter()
-        .map(|r| text(r, "trace_id"))
-        .collect();
+    let mut got = column(db, &client::already_assessed(&queued), "trace_id").await;
     got.sort();
     got.dedup();
     let mut scored: Vec<String> = examples
@@ -650,19 +649,9 @@ async fn studio_matches(db: &TestDb, truth: &Truth, context: &str) {
             .collect();
         want_cells.sort();
         want_cells.dedup();
-        let got: Vec<String> = db
-            .json_rows(&cascade_sql)
-            .await
-            .iter()
-            .map(|r| text(r, "cascade_id"))
-            .collect();
+        let got = column(db, &cascade_sql, "cascade_id").await;
         assert_eq!(got, want_cascades, "{context}: filter options (cascades)");
-        let got: Vec<String> = db
-            .json_rows(&cell_sql)
-            .await
-            .iter()
-            .map(|r| text(r, "cell_name"))
-            .collect();
+        let got = column(db, &cell_sql, "cell_name").await;
         assert_eq!(got, want_cells, "{context}: filter options (cells)");
     }
 
@@ -883,12 +872,7 @@ async fn second_traffic(db: &TestDb, truth: &mut Truth, context: &str) {
     // Mark once, retrieve at once.
     mark(db, truth, &["b-0"], true, false, None, "", &[]).await;
     let sql = client::retrieval(Strategy::Recent, "support", "answer", 5, 0.8, false);
-    let got: Vec<String> = db
-        .json_rows(&sql)
-        .await
-        .iter()
-        .map(|r| text(r, "trace_id"))
-        .collect();
+    let got = column(db, &sql, "trace_id").await;
     assert_eq!(
         got.first().map(String::as_str),
         Some("b-0"),
@@ -922,12 +906,7 @@ async fn second_traffic(db: &TestDb, truth: &mut Truth, context: &str) {
     for _ in 0..3 {
         for strategy in [Strategy::Recent, Strategy::HighConfidence, Strategy::Random] {
             let sql = client::retrieval(strategy, "support", "answer", 100, 0.0, false);
-            let got: Vec<String> = db
-                .json_rows(&sql)
-                .await
-                .iter()
-                .map(|r| text(r, "trace_id"))
-                .collect();
+            let got = column(db, &sql, "trace_id").await;
             assert!(
                 !got.contains(&"b-2".to_string()) && !got.contains(&"a-0".to_string()),
                 "{context}: a trace taken back is never retrieved again ({strategy:?}): {got:?}"
