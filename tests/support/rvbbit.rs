@@ -287,9 +287,7 @@ impl GridFilters<'_> {
             self.where_sql()
         )
     }
-}
 
-impl GridFilters<'_> {
     /// What Studio's "assess confidence" (`POST /api/training/assess-confidence`, with
     /// the grid's filters) sends to choose the traces it queues for the on-demand
     /// scorer: the grid's `WHERE` and order, the trace ids only, at most 500. `None`
